@@ -11,6 +11,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
+          sequence: { groupOrder: 0 },
           include: ['packages/*/test/**/*.test.ts', 'tools/*/test/**/*.test.ts'],
           exclude: ['**/*.netns.test.ts', '**/node_modules/**'],
           testTimeout: 30_000,
@@ -20,6 +21,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'netns',
+          sequence: { groupOrder: 1 },
           include: ['packages/*/test/**/*.netns.test.ts'],
           exclude: ['**/node_modules/**'],
           fileParallelism: false,
