@@ -37,3 +37,5 @@ export type {
   NetworkConflict,
   LoadedState,
 } from './state.js'
+export { NullDriver, HostDriver, nullDriver, hostDriver } from './singleton-driver.js'
+export type { SingletonDriverComponents } from './singleton-driver.js'

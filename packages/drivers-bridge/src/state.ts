@@ -1,5 +1,5 @@
 import type { AbortOptions } from '@cnm/types'
-import { isCnmError, parseCidr, parsePrefix, prefixOverlaps, type Logger } from '@cnm/types'
+import { isCnmError, throwIfAborted, parseCidr, parsePrefix, prefixOverlaps, type Logger } from '@cnm/types'
 import type { Store } from '@cnm/datastore'
 import { BridgeStoreError } from './errors.js'
 import { DEFAULT_BRIDGE_NETWORK_OPTIONS, parseBridgeNetworkOptions, type BridgeNetworkOptions } from './options.js'
@@ -314,7 +314,7 @@ export class BridgeStateStore {
     const store = this.store
     if (store === undefined) return
     for (let attempt = 1; ; attempt++) {
-      options?.signal?.throwIfAborted()
+      throwIfAborted(options?.signal)
       const known = this.indexes.get(key)
       try {
         const idx = known === undefined ? await store.create(key, value, options) : await store.update(key, value, known, options)
@@ -336,7 +336,7 @@ export class BridgeStateStore {
     const store = this.store
     if (store === undefined) return
     for (let attempt = 1; ; attempt++) {
-      options?.signal?.throwIfAborted()
+      throwIfAborted(options?.signal)
       const known = this.indexes.get(key)
       try {
         if (known === undefined) await store.delete(key, options)
