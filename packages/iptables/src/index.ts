@@ -1,1 +1,37 @@
-export {}
+export { Iptables, iptables, DEFAULT_IPTABLES_INIT } from './iptables.js'
+export type {
+  IptablesInit,
+  IptablesComponents,
+  IptablesBackend,
+  Table,
+  Change,
+  RuleChange,
+  EnsureRuleChange,
+  DeleteRuleChange,
+  InsertRuleChange,
+  EnsureChainChange,
+  DeleteChainChange,
+  FlushChainChange,
+  PolicyChange,
+  ApplyOptions,
+  ApplyResult,
+  SaveOptions,
+  CommandRunner,
+  CommandResult,
+  RunOptions,
+} from './iptables.js'
+export {
+  CommandFailure,
+  InvalidRuleError,
+  InvalidChainError,
+  ChainNotFoundError,
+  IptablesNotFoundError,
+  IptablesCommandError,
+  InvalidFirewallOptionError,
+  PortAlreadyAllocatedError,
+  AllPortsAllocatedError,
+  InvalidPortRangeError,
+  UnknownProtocolError,
+  PortAlreadyMappedError,
+  PortNotMappedError,
+} from './errors.js'

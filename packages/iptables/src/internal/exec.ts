@@ -1,0 +1,70 @@
+import { spawn } from 'node:child_process'
+import { AbortError } from '@cnm/types'
+
+/** What running one command produced. A non-zero exit is a result, not an exception. */
+export interface CommandResult {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+export interface RunOptions {
+  /** Written to the command's stdin, which is then closed. */
+  input?: string
+  signal?: AbortSignal
+}
+
+/**
+ * Runs `argv[0]` with `argv[1..]` (never through a shell). Rejects only when the program cannot be
+ * started (`code: 'ENOENT'` on the error) or the signal aborts; otherwise resolves with the exit status.
+ */
+export type CommandRunner = (argv: readonly string[], options?: RunOptions) => Promise<CommandResult>
+
+/** The default CommandRunner: child_process.spawn without a shell. */
+export const spawnCommand: CommandRunner = async (argv, options = {}) => {
+  const [cmd, ...args] = argv
+  if (cmd === undefined) throw new TypeError('empty argv')
+  const { signal } = options
+  if (signal?.aborted === true) throw new AbortError(undefined, { cause: signal.reason })
+  return await new Promise<CommandResult>((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { LC_ALL: 'C', PATH: defaultPath } })
+    const out: Buffer[] = []
+    const err: Buffer[] = []
+    let settled = false
+    const onAbort = (): void => {
+      child.kill('SIGKILL')
+      finish(() => reject(new AbortError(undefined, { cause: signal?.reason })))
+    }
+    const finish = (fn: () => void): void => {
+      if (settled) return
+      settled = true
+      signal?.removeEventListener('abort', onAbort)
+      fn()
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    child.stdout.on('data', (d: Buffer) => out.push(d))
+    child.stderr.on('data', (d: Buffer) => err.push(d))
+    child.on('error', (e) => finish(() => reject(e)))
+    child.on('close', (code) =>
+      finish(() =>
+        resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }),
+      ),
+    )
+    // EPIPE when the program exits before reading stdin is reported through 'close'; ignore it here.
+    child.stdin.on('error', () => undefined)
+    child.stdin.end(options.input ?? '')
+  })
+}
+
+// iptables, ip and sysctl live in sbin; a library must not read process.env, so the search path is fixed.
+const defaultPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+/** Prefixes argv so that it runs inside the named network namespace (undefined = this process's one). */
+export function inNetns(netns: string | undefined, argv: readonly string[]): string[] {
+  return netns === undefined ? [...argv] : ['ip', 'netns', 'exec', netns, ...argv]
+}
+
+/** Namespace names as `ip netns` accepts them (a file name under /run/netns). */
+export function isValidNetnsName(name: string): boolean {
+  return /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,254}$/.test(name) && name !== '.' && name !== '..'
+}

@@ -1,0 +1,584 @@
+import { AbortError, isCnmError, throwIfAborted } from '@cnm/types'
+import type { AbortOptions, ComponentLogger, IpVersion, Logger } from '@cnm/types'
+import {
+  ChainNotFoundError,
+  CommandFailure,
+  InvalidChainError,
+  InvalidFirewallOptionError,
+  InvalidRuleError,
+  IptablesCommandError,
+  IptablesNotFoundError,
+} from './errors.js'
+import { inNetns, isValidNetnsName, spawnCommand } from './internal/exec.js'
+import type { CommandResult, CommandRunner } from './internal/exec.js'
+import { cloneModel, parseSave, savedRule } from './internal/model.js'
+import type { ChainModel, TablesModel } from './internal/model.js'
+import { assertChain, assertRuleArgs, assertTable, isBuiltinChain, quoteArg, ruleKey, targetOf } from './internal/rule.js'
+import type { Table } from './internal/rule.js'
+
+export type { Table } from './internal/rule.js'
+export type { CommandRunner, CommandResult, RunOptions } from './internal/exec.js'
+
+/** Which iptables implementation talks to the kernel. */
+export type IptablesBackend = 'nft' | 'legacy'
+
+export interface IptablesInit {
+  /**
+   * Network namespace (a name under /run/netns) every command runs in, through `ip netns exec`.
+   * @default undefined (the namespace of this process)
+   */
+  netns?: string
+  /** 4 → iptables, 6 → ip6tables. */
+  family: IpVersion
+  /**
+   * `auto` asks `iptables --version` (`ip6tables` for family 6) which variant the system's
+   * alternatives point at; `nft` and `legacy` force `iptables-nft*` / `iptables-legacy*`.
+   * @default 'auto'
+   */
+  backend?: 'auto' | IptablesBackend
+  /**
+   * Seconds to wait for the xtables lock (legacy backend; passed as `--wait`).
+   * @default 10
+   */
+  waitSeconds?: number
+}
+
+export interface IptablesComponents {
+  logger: ComponentLogger
+  /** Runs one command without a shell. @default child_process.spawn */
+  runCommand?: CommandRunner
+}
+
+export const DEFAULT_IPTABLES_INIT = Object.freeze({ backend: 'auto' as const, waitSeconds: 10 })
+
+/** Append the rule unless an identical rule is already in the chain. */
+export interface EnsureRuleChange {
+  op: 'ensure'
+  table: Table
+  chain: string
+  rule: readonly string[]
+}
+/** Delete the rule if it is in the chain (the first copy). */
+export interface DeleteRuleChange {
+  op: 'delete'
+  table: Table
+  chain: string
+  rule: readonly string[]
+}
+/**
+ * Insert the rule at `position` (1-based, default 1) unless it is already in the chain. With
+ * `pin: true` a copy found elsewhere is moved to `position` (libnetwork's ensureJumpRule).
+ */
+export interface InsertRuleChange {
+  op: 'insert'
+  table: Table
+  chain: string
+  rule: readonly string[]
+  position?: number
+  pin?: boolean
+}
+/** Create a user-defined chain unless it exists (an existing chain keeps its rules). */
+export interface EnsureChainChange {
+  op: 'ensureChain'
+  table: Table
+  chain: string
+}
+/** Remove every rule that jumps (-j/-g) to the chain, flush it and delete it; no-op if absent. */
+export interface DeleteChainChange {
+  op: 'deleteChain'
+  table: Table
+  chain: string
+}
+/** Remove all rules of a chain (no-op when absent or empty). */
+export interface FlushChainChange {
+  op: 'flushChain'
+  table: Table
+  chain: string
+}
+/** Set a built-in chain's policy. */
+export interface PolicyChange {
+  op: 'policy'
+  table: Table
+  chain: string
+  policy: 'ACCEPT' | 'DROP'
+}
+
+export type RuleChange = EnsureRuleChange | DeleteRuleChange | InsertRuleChange
+export type Change = RuleChange | EnsureChainChange | DeleteChainChange | FlushChainChange | PolicyChange
+
+export interface ApplyOptions extends AbortOptions {
+  /**
+   * Plan only: read the current state and return the script that would run, without running it.
+   * @default false
+   */
+  dryRun?: boolean
+}
+
+export interface ApplyResult {
+  /** Changes that altered the ruleset. */
+  readonly applied: number
+  /** Changes that were already satisfied. */
+  readonly skipped: number
+  /** The iptables-restore input that ran (empty when nothing had to change). */
+  readonly script: string
+}
+
+export interface SaveOptions extends AbortOptions {
+  /** One table only. @default all tables */
+  table?: Table
+}
+
+interface Block {
+  lines: string[]
+  /** Inverse steps in the order they were produced; rollback runs them last-first. */
+  inverse: string[][]
+}
+
+interface Plan {
+  blocks: Map<Table, Block>
+  applied: number
+  skipped: number
+}
+
+/**
+ * iptables (or ip6tables) for one network namespace. Every change goes through `apply()`, which
+ * reads the current rules once, drops what is already satisfied and runs the rest as one
+ * `iptables-restore --noflush`. Calls on one instance are serialised; share one instance per
+ * namespace and family.
+ */
+export class Iptables {
+  readonly netns: string | undefined
+  readonly family: IpVersion
+  private readonly log: Logger
+  private readonly runCommand: CommandRunner
+  private readonly config: { backend: 'auto' | IptablesBackend; waitSeconds: number }
+  private detected: Promise<IptablesBackend> | undefined
+  private queue: Promise<unknown> = Promise.resolve()
+
+  constructor(init: IptablesInit, components: IptablesComponents) {
+    if (init === null || typeof init !== 'object') throw new InvalidFirewallOptionError('init must be an object')
+    if (init.family !== 4 && init.family !== 6) {
+      throw new InvalidFirewallOptionError(`family must be 4 or 6, got ${JSON.stringify(init.family)}`)
+    }
+    if (init.netns !== undefined && (typeof init.netns !== 'string' || !isValidNetnsName(init.netns))) {
+      throw new InvalidFirewallOptionError(`invalid netns name ${JSON.stringify(init.netns)}`)
+    }
+    const config = { ...DEFAULT_IPTABLES_INIT, ...stripUndefined(init) }
+    if (!['auto', 'nft', 'legacy'].includes(config.backend)) {
+      throw new InvalidFirewallOptionError(`backend must be auto, nft or legacy, got ${JSON.stringify(config.backend)}`)
+    }
+    if (!Number.isInteger(config.waitSeconds) || config.waitSeconds < 0 || config.waitSeconds > 3600) {
+      throw new InvalidFirewallOptionError(`waitSeconds must be an integer in 0..3600, got ${config.waitSeconds}`)
+    }
+    this.netns = init.netns
+    this.family = init.family
+    this.config = { backend: config.backend, waitSeconds: config.waitSeconds }
+    this.runCommand = components.runCommand ?? spawnCommand
+    const base = components.logger.forComponent('cnm:iptables')
+    this.log = base.child(`${init.netns ?? 'root'}:v${init.family}`)
+  }
+
+  /** The backend in use (detected once, on first use, and logged). */
+  async backend(options: AbortOptions = {}): Promise<IptablesBackend> {
+    throwIfAborted(options.signal)
+    if (this.detected === undefined) {
+      const p = this.detect(options.signal)
+      this.detected = p
+      // a failed detection (e.g. aborted) may be retried by the next call
+      p.catch(() => {
+        if (this.detected === p) this.detected = undefined
+      })
+    }
+    return await this.detected
+  }
+
+  /** Creates the chain unless it exists. */
+  async ensureChain(table: Table, chain: string, options: AbortOptions = {}): Promise<ApplyResult> {
+    return await this.apply([{ op: 'ensureChain', table, chain }], options)
+  }
+
+  /** Removes jumps into the chain, flushes and deletes it; no-op when absent. */
+  async deleteChain(table: Table, chain: string, options: AbortOptions = {}): Promise<ApplyResult> {
+    return await this.apply([{ op: 'deleteChain', table, chain }], options)
+  }
+
+  /** True when the chain exists in the table. */
+  async hasChain(table: Table, chain: string, options: AbortOptions = {}): Promise<boolean> {
+    assertTable(table)
+    assertChain(chain)
+    const model = await this.read([table], options.signal)
+    return model.get(table)?.has(chain) ?? false
+  }
+
+  /** True when the rule is in the chain, as iptables itself decides (`-C`). False when the chain is missing. */
+  async exists(table: Table, chain: string, rule: readonly string[], options: AbortOptions = {}): Promise<boolean> {
+    throwIfAborted(options.signal)
+    assertTable(table)
+    assertChain(chain)
+    assertRuleArgs(rule)
+    ruleKey(rule, this.family)
+    const backend = await this.backend(options)
+    const argv = [this.bin(backend, ''), '-w', String(this.config.waitSeconds), '-t', table, '-C', chain, ...rule]
+    const r = await this.exec(argv, undefined, options.signal)
+    if (r.code === 0) return true
+    if (r.code === 1) return false
+    throw new IptablesCommandError(`checking a rule in ${table}/${chain} failed`, {
+      cause: new CommandFailure(inNetns(this.netns, argv), r.code, r.stderr, r.stdout),
+    })
+  }
+
+  /** Raw iptables-save output (for diagnostics and tests). */
+  async save(options: SaveOptions = {}): Promise<string> {
+    throwIfAborted(options.signal)
+    if (options.table !== undefined) assertTable(options.table)
+    const backend = await this.backend(options)
+    const argv = [this.bin(backend, '-save')]
+    if (options.table !== undefined) argv.push('-t', options.table)
+    const r = await this.exec(argv, undefined, options.signal)
+    if (r.code !== 0) {
+      throw new IptablesCommandError('iptables-save failed', {
+        cause: new CommandFailure(inNetns(this.netns, argv), r.code, r.stderr, r.stdout),
+      })
+    }
+    return r.stdout
+  }
+
+  /** Rules of one chain as iptables-save prints them (tokens after `-A <chain>`); undefined if no such chain. */
+  async listRules(table: Table, chain: string, options: AbortOptions = {}): Promise<string[][] | undefined> {
+    assertTable(table)
+    assertChain(chain)
+    const model = await this.read([table], options.signal)
+    return model
+      .get(table)
+      ?.get(chain)
+      ?.rules.map((r) => [...r.tokens])
+  }
+
+  /** Names of all chains of a table (built-in first, as saved). */
+  async listChains(table: Table, options: AbortOptions = {}): Promise<string[]> {
+    assertTable(table)
+    const model = await this.read([table], options.signal)
+    return [...(model.get(table)?.keys() ?? [])]
+  }
+
+  /**
+   * Applies a change set as one `iptables-restore --noflush`, after dropping what the current
+   * ruleset (one iptables-save read) already satisfies. Everything is validated first: invalid input
+   * throws before anything is read or changed. iptables commits table by table; if a later table
+   * fails, the tables already committed are rolled back, so the change set is all or nothing.
+   */
+  async apply(changes: readonly Change[], options: ApplyOptions = {}): Promise<ApplyResult> {
+    throwIfAborted(options.signal)
+    if (!Array.isArray(changes)) throw new InvalidRuleError('changes must be an array')
+    for (const c of changes) this.validate(c)
+    return await this.serialize(async () => {
+      throwIfAborted(options.signal)
+      if (changes.length === 0) return { applied: 0, skipped: 0, script: '' }
+      const tables: Table[] = []
+      for (const c of changes) if (!tables.includes(c.table)) tables.push(c.table)
+      const model = await this.read(tables, options.signal)
+      const plan = this.plan(changes, model)
+      const { script, commitLines } = render(plan.blocks)
+      const result = { applied: plan.applied, skipped: plan.skipped, script }
+      if (script.length === 0 || options.dryRun === true) return result
+      await this.restore(script, plan, commitLines, options.signal)
+      this.log.trace('applied %d changes (%d already satisfied)', plan.applied, plan.skipped)
+      return result
+    })
+  }
+
+  private validate(c: Change): void {
+    if (c === null || typeof c !== 'object') throw new InvalidRuleError('a change must be an object')
+    assertTable(c.table)
+    assertChain(c.chain)
+    switch (c.op) {
+      case 'ensure':
+      case 'delete':
+      case 'insert':
+        assertRuleArgs(c.rule)
+        ruleKey(c.rule, this.family)
+        if (c.op === 'insert' && c.position !== undefined && (!Number.isInteger(c.position) || c.position < 1)) {
+          throw new InvalidRuleError(`insert position must be an integer >= 1, got ${String(c.position)}`)
+        }
+        return
+      case 'ensureChain':
+      case 'deleteChain':
+      case 'flushChain':
+        if (c.op !== 'flushChain' && isBuiltinChain(c.table, c.chain)) {
+          throw new InvalidChainError(`${c.chain} is a built-in chain of ${c.table}`)
+        }
+        return
+      case 'policy':
+        if (!isBuiltinChain(c.table, c.chain)) throw new InvalidChainError(`${c.chain} is not a built-in chain of ${c.table}`)
+        if (c.policy !== 'ACCEPT' && c.policy !== 'DROP') {
+          throw new InvalidRuleError(`policy must be ACCEPT or DROP, got ${JSON.stringify(c.policy)}`)
+        }
+        return
+      default:
+        throw new InvalidRuleError(`unknown op ${JSON.stringify((c as { op?: unknown }).op)}`)
+    }
+  }
+
+  private plan(changes: readonly Change[], current: TablesModel): Plan {
+    const model = cloneModel(current)
+    const blocks = new Map<Table, Block>()
+    let applied = 0
+    let skipped = 0
+    const block = (t: Table): Block => {
+      let b = blocks.get(t)
+      if (b === undefined) {
+        b = { lines: [], inverse: [] }
+        blocks.set(t, b)
+      }
+      return b
+    }
+    const line = (tokens: readonly string[]): string => tokens.map(quoteArg).join(' ')
+
+    for (const c of changes) {
+      const chains = model.get(c.table) as Map<string, ChainModel>
+      const chain = chains.get(c.chain)
+      const b = (): Block => block(c.table)
+      switch (c.op) {
+        case 'ensureChain':
+          if (chain !== undefined) {
+            skipped++
+            break
+          }
+          chains.set(c.chain, { policy: undefined, rules: [] })
+          b().lines.push(`:${c.chain} - [0:0]`)
+          b().inverse.push([`-X ${c.chain}`])
+          applied++
+          break
+        case 'deleteChain': {
+          if (chain === undefined) {
+            skipped++
+            break
+          }
+          for (const [name, other] of chains) {
+            if (name === c.chain) continue
+            for (let i = 0; i < other.rules.length; ) {
+              const r = other.rules[i] as (typeof other.rules)[number]
+              if (targetOf(r.tokens) !== c.chain) {
+                i++
+                continue
+              }
+              b().lines.push(`-D ${name} ${line(r.tokens)}`)
+              b().inverse.push([`-I ${name} ${i + 1} ${line(r.tokens)}`])
+              other.rules.splice(i, 1)
+            }
+          }
+          if (chain.rules.length > 0) {
+            b().lines.push(`-F ${c.chain}`)
+            b().inverse.push(chain.rules.map((r) => `-A ${c.chain} ${line(r.tokens)}`))
+          }
+          b().lines.push(`-X ${c.chain}`)
+          b().inverse.push([`:${c.chain} - [0:0]`])
+          chains.delete(c.chain)
+          applied++
+          break
+        }
+        case 'flushChain':
+          if (chain === undefined || chain.rules.length === 0) {
+            skipped++
+            break
+          }
+          b().lines.push(`-F ${c.chain}`)
+          b().inverse.push(chain.rules.map((r) => `-A ${c.chain} ${line(r.tokens)}`))
+          chain.rules = []
+          applied++
+          break
+        case 'policy': {
+          const was = chain?.policy ?? 'ACCEPT'
+          if (was === c.policy) {
+            skipped++
+            break
+          }
+          b().lines.push(`-P ${c.chain} ${c.policy}`)
+          b().inverse.push([`-P ${c.chain} ${was}`])
+          chains.set(c.chain, { policy: c.policy, rules: chain?.rules ?? [] })
+          applied++
+          break
+        }
+        case 'ensure':
+        case 'delete':
+        case 'insert': {
+          if (chain === undefined) {
+            throw new ChainNotFoundError(`chain ${c.chain} does not exist in table ${c.table}`)
+          }
+          const key = ruleKey(c.rule, this.family)
+          const idx = chain.rules.findIndex((r) => r.key === key)
+          if (c.op === 'ensure') {
+            if (idx >= 0) {
+              skipped++
+              break
+            }
+            chain.rules.push(savedRule(c.rule, this.family))
+            b().lines.push(`-A ${c.chain} ${line(c.rule)}`)
+            b().inverse.push([`-D ${c.chain} ${line(c.rule)}`])
+            applied++
+            break
+          }
+          if (c.op === 'delete') {
+            if (idx < 0) {
+              skipped++
+              break
+            }
+            const r = chain.rules[idx] as (typeof chain.rules)[number]
+            b().lines.push(`-D ${c.chain} ${line(r.tokens)}`)
+            b().inverse.push([`-I ${c.chain} ${idx + 1} ${line(r.tokens)}`])
+            chain.rules.splice(idx, 1)
+            applied++
+            break
+          }
+          const wanted = c.position ?? 1
+          if (idx >= 0) {
+            const effective = Math.min(wanted, chain.rules.length) - 1
+            if (c.pin !== true || idx === effective) {
+              skipped++
+              break
+            }
+            const r = chain.rules[idx] as (typeof chain.rules)[number]
+            b().lines.push(`-D ${c.chain} ${line(r.tokens)}`)
+            b().inverse.push([`-I ${c.chain} ${idx + 1} ${line(r.tokens)}`])
+            chain.rules.splice(idx, 1)
+          }
+          const pos = Math.min(wanted, chain.rules.length + 1)
+          chain.rules.splice(pos - 1, 0, savedRule(c.rule, this.family))
+          b().lines.push(`-I ${c.chain} ${pos} ${line(c.rule)}`)
+          b().inverse.push([`-D ${c.chain} ${line(c.rule)}`])
+          applied++
+          break
+        }
+      }
+    }
+    return { blocks, applied, skipped }
+  }
+
+  private async restore(script: string, plan: Plan, commitLines: Map<Table, number>, signal?: AbortSignal): Promise<void> {
+    const backend = await this.backend({ ...(signal === undefined ? {} : { signal }) })
+    const argv = [this.bin(backend, '-restore'), '--noflush', `--wait=${this.config.waitSeconds}`]
+    const started = Date.now()
+    let r: CommandResult
+    try {
+      r = await this.exec(argv, script, signal)
+    } catch (err) {
+      // aborted while iptables-restore ran: the kernel may or may not have the change; say so
+      if (isCnmError(err, 'ERR_ABORTED')) this.log.error('apply aborted while iptables-restore was running')
+      throw err
+    }
+    const tookMs = Date.now() - started
+    if (tookMs > 2000) this.log('iptables-restore took %d ms (xtables lock contention?)', tookMs)
+    if (r.code === 0) return
+    const failure = new CommandFailure(inNetns(this.netns, argv), r.code, r.stderr, r.stdout)
+    const m = /line:?\s*(\d+)/i.exec(r.stderr)
+    const failedLine = m === null ? undefined : Number(m[1])
+    const committed = [...commitLines].filter(([, commit]) => failedLine !== undefined && commit < failedLine)
+    if (failedLine === undefined) {
+      this.log.error('iptables-restore failed without a line number; some tables may be committed: %s', r.stderr.trim())
+    }
+    if (committed.length > 0) {
+      const blocks = new Map<Table, Block>()
+      for (const [t] of committed.reverse()) {
+        const b = plan.blocks.get(t) as Block
+        blocks.set(t, { lines: [...b.inverse].reverse().flat(), inverse: [] })
+      }
+      const undo = render(blocks).script
+      const u = await this.exec(argv, undo, undefined)
+      if (u.code !== 0) {
+        this.log.error('rolling back tables %s failed: %s', committed.map(([t]) => t).join(','), u.stderr.trim())
+      } else {
+        this.log('rolled back tables %s after a failed apply', committed.map(([t]) => t).join(','))
+      }
+    }
+    throw new IptablesCommandError(`iptables-restore failed: ${firstLine(r.stderr)}`, { cause: failure })
+  }
+
+  /** One iptables-save (of one table, or of all when several are involved), parsed. */
+  private async read(tables: readonly Table[], signal?: AbortSignal): Promise<TablesModel> {
+    const only = tables.length === 1 ? tables[0] : undefined
+    const text = await this.save({ ...(only === undefined ? {} : { table: only }), ...(signal === undefined ? {} : { signal }) })
+    return parseSave(text, this.family, tables)
+  }
+
+  private bin(backend: IptablesBackend, suffix: '' | '-save' | '-restore'): string {
+    return `${this.family === 4 ? 'iptables' : 'ip6tables'}-${backend}${suffix}`
+  }
+
+  private async detect(signal?: AbortSignal): Promise<IptablesBackend> {
+    const base = this.family === 4 ? 'iptables' : 'ip6tables'
+    if (this.config.backend !== 'auto') {
+      const r = await this.tryVersion(`${base}-${this.config.backend}`, signal)
+      if (r === undefined) throw new IptablesNotFoundError(`${base}-${this.config.backend} not found`)
+      this.log('using %s backend (%s)', this.config.backend, r)
+      return this.config.backend
+    }
+    for (const cmd of [base, `${base}-nft`, `${base}-legacy`]) {
+      const version = await this.tryVersion(cmd, signal)
+      if (version === undefined) continue
+      const backend: IptablesBackend = /legacy/.test(version) ? 'legacy' : /nf_tables/.test(version) ? 'nft' : 'legacy'
+      this.log('using %s backend (%s reports %s)', backend, cmd, version)
+      return backend
+    }
+    throw new IptablesNotFoundError(this.family === 4 ? 'iptables not found' : 'ip6tables is missing')
+  }
+
+  private async tryVersion(cmd: string, signal?: AbortSignal): Promise<string | undefined> {
+    try {
+      const r = await this.runCommand([cmd, '--version'], signal === undefined ? {} : { signal })
+      if (r.code !== 0) return undefined
+      return r.stdout.trim()
+    } catch (err) {
+      if (err instanceof AbortError) throw err
+      this.log.trace('%s --version failed: %s', cmd, (err as Error).message)
+      return undefined
+    }
+  }
+
+  private async exec(argv: readonly string[], input: string | undefined, signal?: AbortSignal): Promise<CommandResult> {
+    const full = inNetns(this.netns, argv)
+    this.log.trace('run %s', full.join(' '))
+    try {
+      return await this.runCommand(full, {
+        ...(input === undefined ? {} : { input }),
+        ...(signal === undefined ? {} : { signal }),
+      })
+    } catch (err) {
+      if (isCnmError(err)) throw err
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new IptablesNotFoundError(`${full[0] ?? ''} not found`, { cause: err })
+      }
+      throw new IptablesCommandError(`could not run ${full[0] ?? ''}`, { cause: err })
+    }
+  }
+
+  private async serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn)
+    // the queue only orders calls; each caller sees its own result or error
+    this.queue = run.catch(() => undefined)
+    return await run
+  }
+}
+
+/** Creates an Iptables for one namespace and family. */
+export function iptables(init: IptablesInit, components: IptablesComponents): Iptables {
+  return new Iptables(init, components)
+}
+
+function render(blocks: Map<Table, Block>): { script: string; commitLines: Map<Table, number> } {
+  const out: string[] = []
+  const commitLines = new Map<Table, number>()
+  for (const [table, b] of blocks) {
+    if (b.lines.length === 0) continue
+    out.push(`*${table}`, ...b.lines, 'COMMIT')
+    commitLines.set(table, out.length)
+  }
+  return { script: out.length === 0 ? '' : out.join('\n') + '\n', commitLines }
+}
+
+function firstLine(s: string): string {
+  return s.trim().split('\n')[0] ?? ''
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}
