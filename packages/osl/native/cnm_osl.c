@@ -1,0 +1,445 @@
+// Native helpers for @cnm/osl: work that must run inside a network namespace without a process launch.
+//
+// Every operation runs on a fresh pthread started from a libuv worker: the thread joins (setns) or creates
+// (unshare) the namespace, does its work and exits, so neither the main thread nor a pooled worker ever
+// changes namespace. The main thread only marshals arguments and settles a promise.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <node_api.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define MAX_STR 4096
+
+enum job_kind { JOB_SOCKET = 1, JOB_CREATE = 2, JOB_SYSCTL = 3, JOB_UNMOUNT = 4 };
+
+typedef struct {
+  enum job_kind kind;
+  napi_async_work work;
+  napi_deferred deferred;
+  char *ns_path; /* namespace to enter; NULL = stay in the process's namespace */
+  /* socket */
+  int family, socktype, port, reuse, backlog;
+  char address[INET6_ADDRSTRLEN + 1];
+  int out_fd, out_port;
+  /* create / unmount */
+  char *path;
+  int lo_up;
+  /* sysctl (also applied by create) */
+  size_t nwrites;
+  char **wkeys, **wvals;
+  size_t nreads;
+  char **rkeys, **rvals;
+  /* result */
+  int err;
+  char msg[512];
+} job_t;
+
+static void fail(job_t *j, int err, const char *what, const char *arg) {
+  j->err = err;
+  snprintf(j->msg, sizeof j->msg, "%s(%s): %s", what, arg ? arg : "", strerror(err));
+}
+
+static int write_sysctls(job_t *j) {
+  char path[MAX_STR];
+  for (size_t i = 0; i < j->nwrites; i++) {
+    snprintf(path, sizeof path, "/proc/sys/%s", j->wkeys[i]);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      fail(j, errno, "open", path);
+      return -1;
+    }
+    size_t len = strlen(j->wvals[i]);
+    ssize_t n = write(fd, j->wvals[i], len);
+    int e = errno;
+    close(fd);
+    if (n < 0 || (size_t)n != len) {
+      fail(j, n < 0 ? e : EIO, "write", path);
+      return -1;
+    }
+  }
+  for (size_t i = 0; i < j->nreads; i++) {
+    snprintf(path, sizeof path, "/proc/sys/%s", j->rkeys[i]);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      fail(j, errno, "open", path);
+      return -1;
+    }
+    char buf[MAX_STR];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    int e = errno;
+    close(fd);
+    if (n < 0) {
+      fail(j, e, "read", path);
+      return -1;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) n--;
+    buf[n] = 0;
+    j->rvals[i] = strdup(buf);
+  }
+  return 0;
+}
+
+static int loopback_up(job_t *j) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) {
+    fail(j, errno, "socket", "lo");
+    return -1;
+  }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0 || (ifr.ifr_flags |= IFF_UP, ioctl(s, SIOCSIFFLAGS, &ifr) < 0)) {
+    fail(j, errno, "ioctl", "lo up");
+    close(s);
+    return -1;
+  }
+  close(s);
+  return 0;
+}
+
+static void do_socket(job_t *j) {
+  int s = socket(j->family, j->socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (s < 0) {
+    fail(j, errno, "socket", j->address);
+    return;
+  }
+  int one = 1;
+  if (j->reuse && setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) {
+    fail(j, errno, "setsockopt", "SO_REUSEADDR");
+    close(s);
+    return;
+  }
+  struct sockaddr_storage ss;
+  socklen_t len;
+  memset(&ss, 0, sizeof ss);
+  if (j->family == AF_INET) {
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)j->port);
+    if (inet_pton(AF_INET, j->address, &sin->sin_addr) != 1) {
+      fail(j, EINVAL, "inet_pton", j->address);
+      close(s);
+      return;
+    }
+    len = sizeof *sin;
+  } else {
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons((uint16_t)j->port);
+    if (inet_pton(AF_INET6, j->address, &sin6->sin6_addr) != 1) {
+      fail(j, EINVAL, "inet_pton", j->address);
+      close(s);
+      return;
+    }
+    /* an explicit IPv6 socket: do not also take the IPv4 port */
+    if (setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0) {
+      fail(j, errno, "setsockopt", "IPV6_V6ONLY");
+      close(s);
+      return;
+    }
+    len = sizeof *sin6;
+  }
+  if (bind(s, (struct sockaddr *)&ss, len) < 0) {
+    fail(j, errno, "bind", j->address);
+    close(s);
+    return;
+  }
+  if (j->socktype == SOCK_STREAM && listen(s, j->backlog) < 0) {
+    fail(j, errno, "listen", j->address);
+    close(s);
+    return;
+  }
+  len = sizeof ss;
+  if (getsockname(s, (struct sockaddr *)&ss, &len) < 0) {
+    fail(j, errno, "getsockname", j->address);
+    close(s);
+    return;
+  }
+  j->out_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                              : ((struct sockaddr_in6 *)&ss)->sin6_port);
+  j->out_fd = s;
+}
+
+static void do_create(job_t *j) {
+  int fd = open(j->path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+  if (fd < 0) {
+    fail(j, errno, "create", j->path);
+    return;
+  }
+  close(fd);
+  if (unshare(CLONE_NEWNET) < 0) {
+    fail(j, errno, "unshare", "CLONE_NEWNET");
+    unlink(j->path);
+    return;
+  }
+  char self[128];
+  snprintf(self, sizeof self, "/proc/self/task/%ld/ns/net", (long)syscall(SYS_gettid));
+  if (mount(self, j->path, "none", MS_BIND, NULL) < 0) {
+    fail(j, errno, "mount", j->path);
+    unlink(j->path);
+    return;
+  }
+  if ((j->lo_up && loopback_up(j) < 0) || write_sysctls(j) < 0) {
+    umount2(j->path, MNT_DETACH);
+    unlink(j->path);
+  }
+}
+
+static void do_unmount(job_t *j) {
+  if (umount2(j->path, MNT_DETACH) < 0) fail(j, errno, "umount", j->path);
+}
+
+static void *thread_main(void *arg) {
+  job_t *j = arg;
+  if (j->kind == JOB_CREATE) {
+    do_create(j);
+    return NULL;
+  }
+  if (j->kind == JOB_UNMOUNT) {
+    do_unmount(j);
+    return NULL;
+  }
+  if (j->ns_path != NULL) {
+    int fd = open(j->ns_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      fail(j, errno, "open", j->ns_path);
+      return NULL;
+    }
+    int r = setns(fd, CLONE_NEWNET);
+    int e = errno;
+    close(fd);
+    if (r < 0) {
+      fail(j, e, "setns", j->ns_path);
+      return NULL;
+    }
+  }
+  if (j->kind == JOB_SOCKET) do_socket(j);
+  else if (j->kind == JOB_SYSCTL) write_sysctls(j);
+  return NULL;
+}
+
+/* libuv worker: run the job on a throw-away thread so the worker's namespace never changes. */
+static void execute(napi_env env, void *data) {
+  (void)env;
+  job_t *j = data;
+  pthread_t t;
+  int r = pthread_create(&t, NULL, thread_main, j);
+  if (r != 0) {
+    fail(j, r, "pthread_create", "");
+    return;
+  }
+  pthread_join(t, NULL);
+}
+
+static void free_strv(char **v, size_t n) {
+  if (!v) return;
+  for (size_t i = 0; i < n; i++) free(v[i]);
+  free(v);
+}
+
+static void free_job(job_t *j) {
+  free(j->ns_path);
+  free(j->path);
+  free_strv(j->wkeys, j->nwrites);
+  free_strv(j->wvals, j->nwrites);
+  free_strv(j->rkeys, j->nreads);
+  free_strv(j->rvals, j->nreads);
+  free(j);
+}
+
+static const char *errno_code(int e) {
+  switch (e) {
+    case ENOENT: return "ENOENT";
+    case EEXIST: return "EEXIST";
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case EINVAL: return "EINVAL";
+    case EADDRINUSE: return "EADDRINUSE";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case EBUSY: return "EBUSY";
+    case ENOTDIR: return "ENOTDIR";
+    case EMFILE: return "EMFILE";
+    default: return "EUNKNOWN";
+  }
+}
+
+static void complete(napi_env env, napi_status status, void *data) {
+  job_t *j = data;
+  napi_value result = NULL;
+  if (status != napi_ok && j->err == 0) fail(j, ECANCELED, "async", "");
+  if (j->err != 0) {
+    napi_value code, msg, err, errnum;
+    napi_create_string_utf8(env, errno_code(j->err), NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, j->msg, NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, code, msg, &err);
+    napi_create_int32(env, j->err, &errnum);
+    napi_set_named_property(env, err, "errno", errnum);
+    napi_reject_deferred(env, j->deferred, err);
+  } else {
+    if (j->kind == JOB_SOCKET) {
+      napi_value fd, port;
+      napi_create_object(env, &result);
+      napi_create_int32(env, j->out_fd, &fd);
+      napi_create_int32(env, j->out_port, &port);
+      napi_set_named_property(env, result, "fd", fd);
+      napi_set_named_property(env, result, "port", port);
+    } else if (j->kind == JOB_SYSCTL) {
+      napi_create_array_with_length(env, j->nreads, &result);
+      for (size_t i = 0; i < j->nreads; i++) {
+        napi_value v;
+        napi_create_string_utf8(env, j->rvals[i] ? j->rvals[i] : "", NAPI_AUTO_LENGTH, &v);
+        napi_set_element(env, result, (uint32_t)i, v);
+      }
+    } else {
+      napi_get_undefined(env, &result);
+    }
+    napi_resolve_deferred(env, j->deferred, result);
+  }
+  napi_delete_async_work(env, j->work);
+  free_job(j);
+}
+
+/* ---- argument helpers ---- */
+
+static int get_str(napi_env env, napi_value v, char **out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return -1;
+  if (t == napi_null || t == napi_undefined) {
+    *out = NULL;
+    return 0;
+  }
+  if (t != napi_string) return -1;
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok || len >= MAX_STR) return -1;
+  *out = malloc(len + 1);
+  napi_get_value_string_utf8(env, v, *out, len + 1, &len);
+  return 0;
+}
+
+static int get_int(napi_env env, napi_value v, int *out) {
+  return napi_get_value_int32(env, v, out) == napi_ok ? 0 : -1;
+}
+
+static int get_strv(napi_env env, napi_value arr, char ***out, size_t *n) {
+  uint32_t len;
+  bool is;
+  if (napi_is_array(env, arr, &is) != napi_ok || !is) return -1;
+  napi_get_array_length(env, arr, &len);
+  *out = calloc(len ? len : 1, sizeof(char *));
+  *n = len;
+  for (uint32_t i = 0; i < len; i++) {
+    napi_value e;
+    napi_get_element(env, arr, i, &e);
+    if (get_str(env, e, &(*out)[i]) < 0 || (*out)[i] == NULL) return -1;
+  }
+  return 0;
+}
+
+static napi_value start(napi_env env, job_t *j, const char *name) {
+  napi_value promise, resource;
+  napi_create_promise(env, &j->deferred, &promise);
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource);
+  napi_create_async_work(env, NULL, resource, execute, complete, j, &j->work);
+  napi_queue_async_work(env, j->work);
+  return promise;
+}
+
+static napi_value bad_args(napi_env env, job_t *j, const char *what) {
+  free_job(j);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+  return NULL;
+}
+
+/* openSocket(nsPath|null, family 4|6, tcp bool, address, port, reuseAddr bool, backlog) */
+static napi_value open_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  job_t *j = calloc(1, sizeof *j);
+  j->kind = JOB_SOCKET;
+  j->out_fd = -1;
+  int fam, tcp, reuse;
+  char *addr = NULL;
+  if (argc < 7 || get_str(env, argv[0], &j->ns_path) < 0 || get_int(env, argv[1], &fam) < 0 ||
+      get_int(env, argv[2], &tcp) < 0 || get_str(env, argv[3], &addr) < 0 || addr == NULL ||
+      get_int(env, argv[4], &j->port) < 0 || get_int(env, argv[5], &reuse) < 0 ||
+      get_int(env, argv[6], &j->backlog) < 0 || strlen(addr) > INET6_ADDRSTRLEN) {
+    free(addr);
+    return bad_args(env, j, "openSocket(nsPath, family, tcp, address, port, reuseAddr, backlog)");
+  }
+  strcpy(j->address, addr);
+  free(addr);
+  j->family = fam == 6 ? AF_INET6 : AF_INET;
+  j->socktype = tcp ? SOCK_STREAM : SOCK_DGRAM;
+  j->reuse = reuse;
+  return start(env, j, "cnm_osl.openSocket");
+}
+
+/* createNetns(path, loUp bool(int), sysctlKeys[], sysctlValues[]) */
+static napi_value create_netns(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  job_t *j = calloc(1, sizeof *j);
+  j->kind = JOB_CREATE;
+  size_t nv = 0;
+  if (argc < 4 || get_str(env, argv[0], &j->path) < 0 || j->path == NULL || get_int(env, argv[1], &j->lo_up) < 0 ||
+      get_strv(env, argv[2], &j->wkeys, &j->nwrites) < 0 || get_strv(env, argv[3], &j->wvals, &nv) < 0 ||
+      nv != j->nwrites)
+    return bad_args(env, j, "createNetns(path, loUp, keys, values)");
+  return start(env, j, "cnm_osl.createNetns");
+}
+
+/* sysctl(nsPath|null, writeKeys[], writeValues[], readKeys[]) -> Promise<string[]> */
+static napi_value sysctl(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  job_t *j = calloc(1, sizeof *j);
+  j->kind = JOB_SYSCTL;
+  size_t nv = 0;
+  if (argc < 4 || get_str(env, argv[0], &j->ns_path) < 0 || get_strv(env, argv[1], &j->wkeys, &j->nwrites) < 0 ||
+      get_strv(env, argv[2], &j->wvals, &nv) < 0 || nv != j->nwrites ||
+      get_strv(env, argv[3], &j->rkeys, &j->nreads) < 0)
+    return bad_args(env, j, "sysctl(nsPath, writeKeys, writeValues, readKeys)");
+  j->rvals = calloc(j->nreads ? j->nreads : 1, sizeof(char *));
+  return start(env, j, "cnm_osl.sysctl");
+}
+
+/* unmount(path): lazy unmount of a namespace file */
+static napi_value unmount_netns(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  job_t *j = calloc(1, sizeof *j);
+  j->kind = JOB_UNMOUNT;
+  if (argc < 1 || get_str(env, argv[0], &j->path) < 0 || j->path == NULL) return bad_args(env, j, "unmount(path)");
+  return start(env, j, "cnm_osl.unmount");
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"openSocket", NULL, open_socket, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"createNetns", NULL, create_netns, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sysctl", NULL, sysctl, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unmount", NULL, unmount_netns, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
