@@ -12,7 +12,7 @@ import {
 import { inNetns, isValidNetnsName, spawnCommand } from './internal/exec.js'
 import type { CommandResult, CommandRunner } from './internal/exec.js'
 import { cloneModel, parseSave, savedRule } from './internal/model.js'
-import type { ChainModel, TablesModel } from './internal/model.js'
+import type { ChainModel, SavedRule, TablesModel } from './internal/model.js'
 import { assertChain, assertRuleArgs, assertTable, isBuiltinChain, quoteArg, ruleKey, targetOf } from './internal/rule.js'
 import type { Table } from './internal/rule.js'
 
@@ -121,6 +121,11 @@ export interface ApplyResult {
   readonly skipped: number
   /** The iptables-restore input that ran (empty when nothing had to change). */
   readonly script: string
+  /**
+   * A change set that puts back exactly what this one changed (apply it to undo). Empty when
+   * nothing changed.
+   */
+  readonly undo: readonly Change[]
 }
 
 export interface SaveOptions extends AbortOptions {
@@ -128,16 +133,15 @@ export interface SaveOptions extends AbortOptions {
   table?: Table
 }
 
-interface Block {
-  lines: string[]
-  /** Inverse steps in the order they were produced; rollback runs them last-first. */
-  inverse: string[][]
-}
-
 interface Plan {
-  blocks: Map<Table, Block>
+  /** Restore lines per table, in table order of first use. */
+  blocks: Map<Table, string[]>
   applied: number
   skipped: number
+  /** The ruleset as it will be once the plan ran. */
+  model: TablesModel
+  /** Changes that put back what the plan changes, in the order to apply them. */
+  undo: Change[]
 }
 
 /**
@@ -273,13 +277,13 @@ export class Iptables {
     for (const c of changes) this.validate(c)
     return await this.serialize(async () => {
       throwIfAborted(options.signal)
-      if (changes.length === 0) return { applied: 0, skipped: 0, script: '' }
+      if (changes.length === 0) return { applied: 0, skipped: 0, script: '', undo: [] }
       const tables: Table[] = []
       for (const c of changes) if (!tables.includes(c.table)) tables.push(c.table)
       const model = await this.read(tables, options.signal)
       const plan = this.plan(changes, model)
       const { script, commitLines } = render(plan.blocks)
-      const result = { applied: plan.applied, skipped: plan.skipped, script }
+      const result = { applied: plan.applied, skipped: plan.skipped, script, undo: plan.undo }
       if (script.length === 0 || options.dryRun === true) return result
       await this.restore(script, plan, commitLines, options.signal)
       this.log.trace('applied %d changes (%d already satisfied)', plan.applied, plan.skipped)
@@ -321,82 +325,61 @@ export class Iptables {
 
   private plan(changes: readonly Change[], current: TablesModel): Plan {
     const model = cloneModel(current)
-    const blocks = new Map<Table, Block>()
+    const blocks = new Map<Table, string[]>()
+    const undoSteps: Change[][] = []
     let applied = 0
     let skipped = 0
-    const block = (t: Table): Block => {
-      let b = blocks.get(t)
-      if (b === undefined) {
-        b = { lines: [], inverse: [] }
-        blocks.set(t, b)
-      }
-      return b
-    }
     const line = (tokens: readonly string[]): string => tokens.map(quoteArg).join(' ')
 
     for (const c of changes) {
       const chains = model.get(c.table) as Map<string, ChainModel>
       const chain = chains.get(c.chain)
-      const b = (): Block => block(c.table)
+      const lines: string[] = []
+      const undo: Change[] = []
+      const { table } = c
       switch (c.op) {
         case 'ensureChain':
-          if (chain !== undefined) {
-            skipped++
-            break
-          }
+          if (chain !== undefined) break
           chains.set(c.chain, { policy: undefined, rules: [] })
-          b().lines.push(`:${c.chain} - [0:0]`)
-          b().inverse.push([`-X ${c.chain}`])
-          applied++
+          lines.push(`:${c.chain} - [0:0]`)
+          undo.push({ op: 'deleteChain', table, chain: c.chain })
           break
         case 'deleteChain': {
-          if (chain === undefined) {
-            skipped++
-            break
-          }
+          if (chain === undefined) break
+          const refs: Change[] = []
           for (const [name, other] of chains) {
             if (name === c.chain) continue
             for (let i = 0; i < other.rules.length; ) {
-              const r = other.rules[i] as (typeof other.rules)[number]
+              const r = other.rules[i] as SavedRule
               if (targetOf(r.tokens) !== c.chain) {
                 i++
                 continue
               }
-              b().lines.push(`-D ${name} ${line(r.tokens)}`)
-              b().inverse.push([`-I ${name} ${i + 1} ${line(r.tokens)}`])
+              lines.push(`-D ${name} ${line(r.tokens)}`)
+              refs.unshift({ op: 'insert', table, chain: name, rule: r.tokens, position: i + 1 })
               other.rules.splice(i, 1)
             }
           }
-          if (chain.rules.length > 0) {
-            b().lines.push(`-F ${c.chain}`)
-            b().inverse.push(chain.rules.map((r) => `-A ${c.chain} ${line(r.tokens)}`))
-          }
-          b().lines.push(`-X ${c.chain}`)
-          b().inverse.push([`:${c.chain} - [0:0]`])
+          if (chain.rules.length > 0) lines.push(`-F ${c.chain}`)
+          lines.push(`-X ${c.chain}`)
+          undo.push({ op: 'ensureChain', table, chain: c.chain })
+          for (const r of chain.rules) undo.push({ op: 'ensure', table, chain: c.chain, rule: r.tokens })
+          undo.push(...refs)
           chains.delete(c.chain)
-          applied++
           break
         }
         case 'flushChain':
-          if (chain === undefined || chain.rules.length === 0) {
-            skipped++
-            break
-          }
-          b().lines.push(`-F ${c.chain}`)
-          b().inverse.push(chain.rules.map((r) => `-A ${c.chain} ${line(r.tokens)}`))
+          if (chain === undefined || chain.rules.length === 0) break
+          lines.push(`-F ${c.chain}`)
+          for (const r of chain.rules) undo.push({ op: 'ensure', table, chain: c.chain, rule: r.tokens })
           chain.rules = []
-          applied++
           break
         case 'policy': {
           const was = chain?.policy ?? 'ACCEPT'
-          if (was === c.policy) {
-            skipped++
-            break
-          }
-          b().lines.push(`-P ${c.chain} ${c.policy}`)
-          b().inverse.push([`-P ${c.chain} ${was}`])
+          if (was === c.policy) break
+          lines.push(`-P ${c.chain} ${c.policy}`)
+          undo.push({ op: 'policy', table, chain: c.chain, policy: was === 'DROP' ? 'DROP' : 'ACCEPT' })
           chains.set(c.chain, { policy: c.policy, rules: chain?.rules ?? [] })
-          applied++
           break
         }
         case 'ensure':
@@ -408,50 +391,54 @@ export class Iptables {
           const key = ruleKey(c.rule, this.family)
           const idx = chain.rules.findIndex((r) => r.key === key)
           if (c.op === 'ensure') {
-            if (idx >= 0) {
-              skipped++
-              break
-            }
+            if (idx >= 0) break
             chain.rules.push(savedRule(c.rule, this.family))
-            b().lines.push(`-A ${c.chain} ${line(c.rule)}`)
-            b().inverse.push([`-D ${c.chain} ${line(c.rule)}`])
-            applied++
+            lines.push(`-A ${c.chain} ${line(c.rule)}`)
+            undo.push({ op: 'delete', table, chain: c.chain, rule: c.rule })
             break
           }
           if (c.op === 'delete') {
-            if (idx < 0) {
-              skipped++
-              break
-            }
-            const r = chain.rules[idx] as (typeof chain.rules)[number]
-            b().lines.push(`-D ${c.chain} ${line(r.tokens)}`)
-            b().inverse.push([`-I ${c.chain} ${idx + 1} ${line(r.tokens)}`])
+            if (idx < 0) break
+            const r = chain.rules[idx] as SavedRule
+            lines.push(`-D ${c.chain} ${line(r.tokens)}`)
+            undo.push({ op: 'insert', table, chain: c.chain, rule: r.tokens, position: idx + 1 })
             chain.rules.splice(idx, 1)
-            applied++
             break
           }
           const wanted = c.position ?? 1
           if (idx >= 0) {
             const effective = Math.min(wanted, chain.rules.length) - 1
-            if (c.pin !== true || idx === effective) {
-              skipped++
-              break
-            }
-            const r = chain.rules[idx] as (typeof chain.rules)[number]
-            b().lines.push(`-D ${c.chain} ${line(r.tokens)}`)
-            b().inverse.push([`-I ${c.chain} ${idx + 1} ${line(r.tokens)}`])
+            if (c.pin !== true || idx === effective) break
+            const r = chain.rules[idx] as SavedRule
+            lines.push(`-D ${c.chain} ${line(r.tokens)}`)
             chain.rules.splice(idx, 1)
+            const pos = Math.min(wanted, chain.rules.length + 1)
+            chain.rules.splice(pos - 1, 0, r)
+            lines.push(`-I ${c.chain} ${pos} ${line(r.tokens)}`)
+            undo.push({ op: 'insert', table, chain: c.chain, rule: r.tokens, position: idx + 1, pin: true })
+            break
           }
           const pos = Math.min(wanted, chain.rules.length + 1)
           chain.rules.splice(pos - 1, 0, savedRule(c.rule, this.family))
-          b().lines.push(`-I ${c.chain} ${pos} ${line(c.rule)}`)
-          b().inverse.push([`-D ${c.chain} ${line(c.rule)}`])
-          applied++
+          lines.push(`-I ${c.chain} ${pos} ${line(c.rule)}`)
+          undo.push({ op: 'delete', table, chain: c.chain, rule: c.rule })
           break
         }
       }
+      if (lines.length === 0) {
+        skipped++
+        continue
+      }
+      applied++
+      let b = blocks.get(table)
+      if (b === undefined) {
+        b = []
+        blocks.set(table, b)
+      }
+      b.push(...lines)
+      undoSteps.push(undo)
     }
-    return { blocks, applied, skipped }
+    return { blocks, applied, skipped, model, undo: undoSteps.reverse().flat() }
   }
 
   private async restore(script: string, plan: Plan, commitLines: Map<Table, number>, signal?: AbortSignal): Promise<void> {
@@ -472,22 +459,21 @@ export class Iptables {
     const failure = new CommandFailure(inNetns(this.netns, argv), r.code, r.stderr, r.stdout)
     const m = /line:?\s*(\d+)/i.exec(r.stderr)
     const failedLine = m === null ? undefined : Number(m[1])
-    const committed = [...commitLines].filter(([, commit]) => failedLine !== undefined && commit < failedLine)
     if (failedLine === undefined) {
       this.log.error('iptables-restore failed without a line number; some tables may be committed: %s', r.stderr.trim())
     }
-    if (committed.length > 0) {
-      const blocks = new Map<Table, Block>()
-      for (const [t] of committed.reverse()) {
-        const b = plan.blocks.get(t) as Block
-        blocks.set(t, { lines: [...b.inverse].reverse().flat(), inverse: [] })
-      }
-      const undo = render(blocks).script
-      const u = await this.exec(argv, undo, undefined)
+    const committed = new Set(
+      [...commitLines].filter(([, commit]) => failedLine !== undefined && commit < failedLine).map(([t]) => t),
+    )
+    if (committed.size > 0) {
+      // iptables commits table by table: put the tables that made it back as they were
+      const undo = plan.undo.filter((c) => committed.has(c.table))
+      const rollback = render(this.plan(undo, plan.model).blocks).script
+      const u = await this.exec(argv, rollback, undefined)
       if (u.code !== 0) {
-        this.log.error('rolling back tables %s failed: %s', committed.map(([t]) => t).join(','), u.stderr.trim())
+        this.log.error('rolling back tables %s failed: %s', [...committed].join(','), u.stderr.trim())
       } else {
-        this.log('rolled back tables %s after a failed apply', committed.map(([t]) => t).join(','))
+        this.log('rolled back tables %s after a failed apply', [...committed].join(','))
       }
     }
     throw new IptablesCommandError(`iptables-restore failed: ${firstLine(r.stderr)}`, { cause: failure })
@@ -564,12 +550,12 @@ export function iptables(init: IptablesInit, components: IptablesComponents): Ip
   return new Iptables(init, components)
 }
 
-function render(blocks: Map<Table, Block>): { script: string; commitLines: Map<Table, number> } {
+function render(blocks: Map<Table, string[]>): { script: string; commitLines: Map<Table, number> } {
   const out: string[] = []
   const commitLines = new Map<Table, number>()
-  for (const [table, b] of blocks) {
-    if (b.lines.length === 0) continue
-    out.push(`*${table}`, ...b.lines, 'COMMIT')
+  for (const [table, lines] of blocks) {
+    if (lines.length === 0) continue
+    out.push(`*${table}`, ...lines, 'COMMIT')
     commitLines.set(table, out.length)
   }
   return { script: out.length === 0 ? '' : out.join('\n') + '\n', commitLines }

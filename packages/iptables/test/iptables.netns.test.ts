@@ -46,12 +46,17 @@ describe.skipIf(!netnsAvailable())('Iptables (real kernel)', () => {
 
         // re-applying finds every change satisfied and runs nothing
         const again = await ipt.apply(changes)
-        expect(again).toEqual({ applied: 0, skipped: changes.length, script: '' })
+        expect(again).toEqual({ applied: 0, skipped: changes.length, script: '', undo: [] })
         expect(await saveOf(ns, 4, backend)).toBe(after)
 
         expect(await ipt.exists('nat', 'T-NAT', ['-p', 'tcp', '-d', '10.9.0.1', '--dport', '8080', '-j', 'DNAT', '--to-destination', '10.9.0.2:80'])).toBe(true)
         expect(await ipt.exists('nat', 'T-NAT', ['-p', 'tcp', '--dport', '8081', '-j', 'ACCEPT'])).toBe(false)
         expect(await ipt.exists('nat', 'NO-SUCH', ['-j', 'ACCEPT'])).toBe(false)
+
+        // the undo change set of the first apply puts everything back; then redo for the next step
+        expect((await ipt.apply(first.undo)).applied).toBe(changes.length)
+        expect(await saveOf(ns, 4, backend)).toBe(before)
+        await ipt.apply(changes)
 
         // deleting the chains also removes the jumps into them
         const del = await ipt.apply([
