@@ -39,3 +39,5 @@ export type {
 } from './state.js'
 export { NullDriver, HostDriver, nullDriver, hostDriver } from './singleton-driver.js'
 export type { SingletonDriverComponents } from './singleton-driver.js'
+export { BridgeDriver, resolveBridgeDriverConfig, DEFAULT_BRIDGE_DRIVER_INIT } from './bridge-driver.js'
+export type { BridgeDriverInit, BridgeDriverConfig } from './bridge-driver.js'

@@ -1,0 +1,19 @@
+/** Serialises async work per key (a network or endpoint id). Keys with no queued work hold no memory. */
+export class KeyedMutex {
+  private readonly tails = new Map<string, Promise<void>>()
+
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve()
+    let release!: () => void
+    const mine = new Promise<void>((resolve) => (release = resolve))
+    const tail = previous.then(() => mine)
+    this.tails.set(key, tail)
+    await previous
+    try {
+      return await fn()
+    } finally {
+      release()
+      if (this.tails.get(key) === tail) this.tails.delete(key)
+    }
+  }
+}
