@@ -35,3 +35,5 @@ export {
   PortAlreadyMappedError,
   PortNotMappedError,
 } from './errors.js'
+export { BridgeFirewall, bridgeFirewall, DEFAULT_BRIDGE_FIREWALL_INIT } from './bridge.js'
+export type { BridgeFirewallInit, BridgeFirewallComponents, BridgeNetworkConfig, BridgeChains, ProgramResult } from './bridge.js'

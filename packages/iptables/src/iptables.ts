@@ -258,6 +258,22 @@ export class Iptables {
       ?.rules.map((r) => [...r.tokens])
   }
 
+  /**
+   * All rules of the given tables from one iptables-save: table → chain → rules (tokens after
+   * `-A <chain>`). Tables not loaded yet show their built-in chains, empty.
+   */
+  async ruleset(tables: readonly Table[], options: AbortOptions = {}): Promise<Map<Table, Map<string, string[][]>>> {
+    for (const t of tables) assertTable(t)
+    const model = await this.read(tables, options.signal)
+    const out = new Map<Table, Map<string, string[][]>>()
+    for (const t of tables) {
+      const chains = new Map<string, string[][]>()
+      for (const [name, c] of model.get(t) ?? []) chains.set(name, c.rules.map((r) => [...r.tokens]))
+      out.set(t, chains)
+    }
+    return out
+  }
+
   /** Names of all chains of a table (built-in first, as saved). */
   async listChains(table: Table, options: AbortOptions = {}): Promise<string[]> {
     assertTable(table)
