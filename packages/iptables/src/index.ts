@@ -37,3 +37,14 @@ export {
 } from './errors.js'
 export { BridgeFirewall, bridgeFirewall, DEFAULT_BRIDGE_FIREWALL_INIT } from './bridge.js'
 export type { BridgeFirewallInit, BridgeFirewallComponents, BridgeNetworkConfig, BridgeChains, ProgramResult } from './bridge.js'
+export {
+  PortAllocator,
+  portAllocator,
+  parsePortRange,
+  readEphemeralRange,
+  normalizeHostIp,
+  DEFAULT_EPHEMERAL_RANGE,
+  PORT_RANGE_FILE,
+  PROTOCOLS,
+} from './port-allocator.js'
+export type { Protocol, PortRange, PortAllocatorInit } from './port-allocator.js'
