@@ -10,7 +10,11 @@ import {
 } from './errors.js'
 import { BigEngine } from './internal/big-engine.js'
 import { MAX_BITS, decodeBinary, decodeStoreValue, encodeStoreValue, freshEngine, type Engine } from './internal/codec.js'
+import { DenseEngine } from './internal/dense-engine.js'
 import { NumEngine } from './internal/num-engine.js'
+
+/** Engines of handles of at most 2^53 bits: run-length list, or dense blocks while heavily fragmented. */
+type SmallEngine = NumEngine | DenseEngine
 
 /** An ordinal: a bigint, or a number that is a non-negative safe integer. */
 export type Ordinal = bigint | number
@@ -88,7 +92,9 @@ export class Bitseq {
 
   /** An in-memory handle from libnetwork's binary form (see {@link Bitseq.serialize}). */
   static deserialize(bytes: Uint8Array): Bitseq {
-    return new Bitseq(decodeBinary(bytes), undefined, '', '')
+    const h = new Bitseq(decodeBinary(bytes), undefined, '', '')
+    h.settle()
+    return h
   }
 
   private async load(store: Store, signal: AbortSignal | undefined): Promise<void> {
@@ -113,24 +119,24 @@ export class Bitseq {
   /** Number of bits of the handle. */
   bits(): bigint {
     const e = this.eng
-    return e instanceof NumEngine ? BigInt(e.bits) : e.bits
+    return e instanceof BigEngine ? e.bits : BigInt(e.bits)
   }
 
   /** Number of clear bits (libnetwork's counter: `unset` of a clear bit still increments it). */
   unselected(): bigint {
     const e = this.eng
-    return e instanceof NumEngine ? BigInt(e.unselected) : e.unselected
+    return e instanceof BigEngine ? e.unselected : BigInt(e.unselected)
   }
 
   /** True when the bit is set; false for a clear bit or any ordinal outside `[0, bits)`. */
   isSet(ordinal: Ordinal): boolean {
     const e = this.eng
-    if (e instanceof NumEngine) {
-      const o = numOrdinal(ordinal, e.bits)
-      return o >= 0 && e.isSet(o)
+    if (e instanceof BigEngine) {
+      const o = bigOrdinal(ordinal)
+      return o >= 0n && o < e.bits && e.isSet(o)
     }
-    const o = bigOrdinal(ordinal)
-    return o >= 0n && o < e.bits && e.isSet(o)
+    const o = numOrdinal(ordinal, e)
+    return o >= 0 && e.isSet(o)
   }
 
   /** The sequence list, e.g. `(0xffffffff, 6)->(0x0, 250)->end`. */
@@ -165,42 +171,48 @@ export class Bitseq {
   setAnySync(serial = false): bigint {
     if (this.store !== undefined) throw new StoreAttachedError('setAnySync')
     const e = this.eng
-    if (e instanceof NumEngine) {
-      const o = allocNum(e, 0, e.bits - 1, serial ? this.currN : 0)
-      this.currN = o + 1
-      return BigInt(o)
+    if (e instanceof BigEngine) {
+      const o = allocBig(e, 0n, e.bits - 1n, serial ? this.currB : 0n)
+      this.currB = o + 1n
+      return o
     }
-    const o = allocBig(e, 0n, e.bits - 1n, serial ? this.currB : 0n)
-    this.currB = o + 1n
-    return o
+    const o = allocNum(e, 0, e.bits - 1, serial ? this.currN : 0)
+    this.currN = o + 1
+    if (e.len > e.upper || e.len < e.lower) this.eng = balance(e)
+    return BigInt(o)
   }
 
   /** {@link Bitseq.setAnyInRange} for handles without a store. */
   setAnyInRangeSync(start: Ordinal, end: Ordinal, serial = false): bigint {
     if (this.store !== undefined) throw new StoreAttachedError('setAnyInRangeSync')
     const e = this.eng
-    if (e instanceof NumEngine) {
-      const [s, t] = numRange(start, end, e.bits)
-      const o = allocNum(e, s, t, serial ? this.currN : 0)
-      this.currN = o + 1
-      return BigInt(o)
+    if (e instanceof BigEngine) {
+      const [s, t] = bigRange(start, end, e.bits)
+      const o = allocBig(e, s, t, serial ? this.currB : 0n)
+      this.currB = o + 1n
+      return o
     }
-    const [s, t] = bigRange(start, end, e.bits)
-    const o = allocBig(e, s, t, serial ? this.currB : 0n)
-    this.currB = o + 1n
-    return o
+    const [s, t] = numRange(start, end, e)
+    const o = allocNum(e, s, t, serial ? this.currN : 0)
+    this.currN = o + 1
+    if (e.len > e.upper || e.len < e.lower) this.eng = balance(e)
+    return BigInt(o)
   }
 
   /** {@link Bitseq.set} for handles without a store. */
   setSync(ordinal: Ordinal): void {
     if (this.store !== undefined) throw new StoreAttachedError('setSync')
-    setBit(this.eng, ordinal)
+    const e = this.eng
+    setBit(e, ordinal)
+    if (e.len > e.upper || e.len < e.lower) this.eng = balance(e as SmallEngine)
   }
 
   /** {@link Bitseq.unset} for handles without a store. */
   unsetSync(ordinal: Ordinal): void {
     if (this.store !== undefined) throw new StoreAttachedError('unsetSync')
-    unsetBit(this.eng, ordinal)
+    const e = this.eng
+    unsetBit(e, ordinal)
+    if (e.len > e.upper || e.len < e.lower) this.eng = balance(e as SmallEngine)
   }
 
   // ---------------------------------------------------------------- asynchronous (store or not)
@@ -214,17 +226,17 @@ export class Bitseq {
     throwIfAborted(options?.signal)
     if (this.store === undefined) return this.setAnySync(serial)
     return this.mutate(options?.signal, (e) => {
-      if (e instanceof NumEngine) {
-        const o = allocNum(e, 0, e.bits - 1, serial ? this.currN : 0)
+      if (e instanceof BigEngine) {
+        const o = allocBig(e, 0n, e.bits - 1n, serial ? this.currB : 0n)
         return () => {
-          this.setCurr(o + 1)
-          return BigInt(o)
+          this.setCurr(o + 1n)
+          return o
         }
       }
-      const o = allocBig(e, 0n, e.bits - 1n, serial ? this.currB : 0n)
+      const o = allocNum(e, 0, e.bits - 1, serial ? this.currN : 0)
       return () => {
-        this.setCurr(o + 1n)
-        return o
+        this.setCurr(o + 1)
+        return BigInt(o)
       }
     })
   }
@@ -238,19 +250,19 @@ export class Bitseq {
     throwIfAborted(options?.signal)
     if (this.store === undefined) return this.setAnyInRangeSync(start, end, serial)
     return this.mutate(options?.signal, (e) => {
-      if (e instanceof NumEngine) {
-        const [s, t] = numRange(start, end, e.bits)
-        const o = allocNum(e, s, t, serial ? this.currN : 0)
+      if (e instanceof BigEngine) {
+        const [s, t] = bigRange(start, end, e.bits)
+        const o = allocBig(e, s, t, serial ? this.currB : 0n)
         return () => {
-          this.setCurr(o + 1)
-          return BigInt(o)
+          this.setCurr(o + 1n)
+          return o
         }
       }
-      const [s, t] = bigRange(start, end, e.bits)
-      const o = allocBig(e, s, t, serial ? this.currB : 0n)
+      const [s, t] = numRange(start, end, e)
+      const o = allocNum(e, s, t, serial ? this.currN : 0)
       return () => {
-        this.setCurr(o + 1n)
-        return o
+        this.setCurr(o + 1)
+        return BigInt(o)
       }
     })
   }
@@ -263,7 +275,7 @@ export class Bitseq {
   async set(ordinal: Ordinal, options?: AbortOptions): Promise<void> {
     throwIfAborted(options?.signal)
     if (this.store === undefined) {
-      setBit(this.eng, ordinal)
+      this.setSync(ordinal)
       return
     }
     await this.mutate(options?.signal, (e) => {
@@ -280,7 +292,7 @@ export class Bitseq {
   async unset(ordinal: Ordinal, options?: AbortOptions): Promise<void> {
     throwIfAborted(options?.signal)
     if (this.store === undefined) {
-      unsetBit(this.eng, ordinal)
+      this.unsetSync(ordinal)
       return
     }
     await this.mutate(options?.signal, (e) => {
@@ -318,7 +330,11 @@ export class Bitseq {
     const signal = options?.signal
     throwIfAborted(signal)
     const store = this.store
-    if (store === undefined) return this.eng.repair()
+    if (store === undefined) {
+      const repaired = this.eng.repair()
+      this.settle()
+      return repaired
+    }
     for (;;) {
       throwIfAborted(signal)
       const pair = await this.storeCall(signal, () => store.get(this.key, opts(signal)))
@@ -395,13 +411,20 @@ export class Bitseq {
   /** Takes a state read from or written to the store, unless a newer one is already held. */
   private adopt(eng: Engine, index: bigint, force: boolean): void {
     if (!force && this.index !== undefined && index < this.index) return
-    if ((eng instanceof NumEngine) !== (this.eng instanceof NumEngine)) {
+    if ((eng instanceof BigEngine) !== (this.eng instanceof BigEngine)) {
       // The stored handle has another size class than ours: carry the cursor over.
-      if (eng instanceof NumEngine) this.currN = Number(this.currB < BigInt(eng.bits) ? this.currB : BigInt(eng.bits))
-      else this.currB = BigInt(this.currN)
+      if (eng instanceof BigEngine) this.currB = BigInt(this.currN)
+      else this.currN = Number(this.currB < BigInt(eng.bits) ? this.currB : BigInt(eng.bits))
     }
     this.eng = eng
     this.index = index
+    this.settle()
+  }
+
+  /** Picks the engine that suits the current list length (run-length list or dense blocks). */
+  private settle(): void {
+    const e = this.eng
+    if (e.len > e.upper || e.len < e.lower) this.eng = balance(e as SmallEngine)
   }
 
   private setCurr(next: number | bigint): void {
@@ -429,9 +452,11 @@ function opts(signal: AbortSignal | undefined): AbortOptions {
 // ------------------------------------------------------------------ ordinal helpers
 
 /** The ordinal as a number when it lies in [0, bits), else -1. */
-function numOrdinal(x: Ordinal, bits: number): number {
-  if (typeof x === 'bigint') return x >= 0n && x < bits ? Number(x) : -1
-  return Number.isInteger(x) && x >= 0 && x < bits ? x : -1
+function numOrdinal(x: Ordinal, e: SmallEngine): number {
+  // Number() rounds monotonically and bits <= 2^53 is exact, so range-checking after the conversion
+  // is exact too (and avoids slower bigint comparisons).
+  const n = typeof x === 'bigint' ? Number(x) : x
+  return Number.isInteger(n) && n >= 0 && n < e.bits ? n : -1
 }
 
 /** The ordinal as a bigint; -1n for anything that is not a non-negative integer. */
@@ -446,9 +471,9 @@ function toBigLoose(x: Ordinal): bigint {
   throw new InvalidArgumentError(`ordinal must be an integer, got ${String(x)}`, { code: 'ERR_BITSEQ_INVALID_ORDINAL' })
 }
 
-function numRange(start: Ordinal, end: Ordinal, bits: number): [number, number] {
-  const s = numOrdinal(start, bits)
-  const t = numOrdinal(end, bits)
+function numRange(start: Ordinal, end: Ordinal, e: SmallEngine): [number, number] {
+  const s = numOrdinal(start, e)
+  const t = numOrdinal(end, e)
   if (s < 0 || t < 0 || t < s) throw new InvalidRangeError(toBigLoose(start), toBigLoose(end))
   return [s, t]
 }
@@ -462,8 +487,13 @@ function bigRange(start: Ordinal, end: Ordinal, bits: bigint): [bigint, bigint] 
 
 // ------------------------------------------------------------------ operations on an engine
 
+/** Switches a small handle between the run-length list and dense blocks. */
+function balance(e: SmallEngine): SmallEngine {
+  return e instanceof NumEngine ? DenseEngine.fromNum(e, Math.floor(e.upper / 4)) : e.toNum()
+}
+
 /** First free (from `curr` when `curr > start`, wrapping to `start`) in [start, end]; sets it. */
-function allocNum(e: NumEngine, start: number, end: number, curr: number): number {
+function allocNum(e: SmallEngine, start: number, end: number, curr: number): number {
   if (e.unselected <= 0) throw new NoBitAvailableError()
   let o = curr > start ? e.firstFree(curr, end) : -1
   if (o < 0) o = e.firstFree(start, end)
@@ -484,29 +514,29 @@ function allocBig(e: BigEngine, start: bigint, end: bigint, curr: bigint): bigin
 }
 
 function setBit(e: Engine, ordinal: Ordinal): void {
-  if (e instanceof NumEngine) {
-    const o = numOrdinal(ordinal, e.bits)
-    if (o < 0) throw new OutOfRangeError(ordinal, BigInt(e.bits))
+  if (e instanceof BigEngine) {
+    const o = bigOrdinal(ordinal)
+    if (o < 0n || o >= e.bits) throw new OutOfRangeError(ordinal, e.bits)
     if (!e.write(o, true)) throw new BitAlreadyAllocatedError()
-    if (e.unselected > 0) e.unselected--
+    if (e.unselected > 0n) e.unselected--
     return
   }
-  const o = bigOrdinal(ordinal)
-  if (o < 0n || o >= e.bits) throw new OutOfRangeError(ordinal, e.bits)
+  const o = numOrdinal(ordinal, e)
+  if (o < 0) throw new OutOfRangeError(ordinal, BigInt(e.bits))
   if (!e.write(o, true)) throw new BitAlreadyAllocatedError()
-  if (e.unselected > 0n) e.unselected--
+  if (e.unselected > 0) e.unselected--
 }
 
 function unsetBit(e: Engine, ordinal: Ordinal): void {
-  if (e instanceof NumEngine) {
-    const o = numOrdinal(ordinal, e.bits)
-    if (o < 0) throw new OutOfRangeError(ordinal, BigInt(e.bits))
+  if (e instanceof BigEngine) {
+    const o = bigOrdinal(ordinal)
+    if (o < 0n || o >= e.bits) throw new OutOfRangeError(ordinal, e.bits)
     e.write(o, false)
     e.unselected++
     return
   }
-  const o = bigOrdinal(ordinal)
-  if (o < 0n || o >= e.bits) throw new OutOfRangeError(ordinal, e.bits)
+  const o = numOrdinal(ordinal, e)
+  if (o < 0) throw new OutOfRangeError(ordinal, BigInt(e.bits))
   e.write(o, false)
   e.unselected++
 }

@@ -2,6 +2,8 @@
 import { isCnmError } from '@cnm/types'
 import { describe, expect, it } from 'vitest'
 import { BigEngine } from '../src/internal/big-engine.js'
+import type { Engine } from '../src/internal/codec.js'
+import { DenseEngine } from '../src/internal/dense-engine.js'
 import { Bitseq, BITSEQ_MAX_BITS } from '../src/index.js'
 
 type Outcome = bigint | boolean | string | undefined
@@ -88,13 +90,14 @@ function attempt(fn: () => Outcome): Outcome {
   }
 }
 
-/** A handle forced onto the bigint engine, to check it against the model on small sizes too. */
-function bigEngineHandle(bits: number): Bitseq {
-  const Ctor = Bitseq as unknown as new (e: BigEngine, s: undefined, k: string, i: string) => Bitseq
-  return new Ctor(BigEngine.fresh(BigInt(bits)), undefined, '', '')
+/** A handle forced onto a given engine (the constructor is private to the package, not to its tests). */
+function handleWith(engine: Engine): Bitseq {
+  const Ctor = Bitseq as unknown as new (e: Engine, s: undefined, k: string, i: string) => Bitseq
+  return new Ctor(engine, undefined, '', '')
 }
+const engineOf = (h: Bitseq): string => (h as unknown as { eng: Engine }).eng.constructor.name
 
-function run(h: Bitseq, bits: number, seed: number, ops: number): void {
+function run(h: Bitseq, bits: number, seed: number, ops: number, seen?: Set<string>): void {
   const m = new Model(bits)
   const r = rng(seed)
   const pick = (): number => Math.floor(r() * (bits + 2)) - 1 // includes -1 and bits (invalid)
@@ -121,19 +124,28 @@ function run(h: Bitseq, bits: number, seed: number, ops: number): void {
       const k = pick()
       what = `set(${k})`
       want = m.set(k)
-      got = attempt(() => h.setSync(BigInt(k)))
+      got = attempt(() => {
+        h.setSync(BigInt(k))
+        return undefined
+      })
     } else {
       // Mostly unset bits that are set, so the model stays meaningful.
       let k = pick()
       for (let tries = 0; tries < 8 && k >= 0 && k < bits && !m.isSet(k); tries++) k = pick()
       what = `unset(${k})`
       want = m.unset(k)
-      got = attempt(() => h.unsetSync(BigInt(k)))
+      got = attempt(() => {
+        h.unsetSync(BigInt(k))
+        return undefined
+      })
     }
+    seen?.add(engineOf(h))
     if (got !== want) expect.fail(`op ${n} ${what}: got ${String(got)}, model ${String(want)}`)
     if (h.unselected() !== BigInt(m.unselected)) expect.fail(`op ${n} ${what}: unselected differs`)
     if (n % 97 === 0 || n === ops - 1) {
       expect(h.sequenceString(), `op ${n} ${what}`).toBe(m.sequenceString())
+      const seqs = m.sequenceString().split('->').length - 1
+      expect((h as unknown as { eng: Engine }).eng.len, 'sequence count').toBe(seqs)
       for (let k = 0; k < bits; k++) if (h.isSet(BigInt(k)) !== m.isSet(k)) expect.fail(`op ${n}: isSet(${k})`)
       const back = Bitseq.deserialize(h.serialize())
       expect(back.equals(h)).toBe(true)
@@ -150,9 +162,27 @@ describe('bitseq: randomized against a boolean-array model', () => {
       run(await Bitseq.create({ bits: BigInt(bits) }), bits, bits * 7919, 4000)
     })
     it(`bigint engine, ${bits} bits`, () => {
-      run(bigEngineHandle(bits), bits, bits * 104729, 4000)
+      run(handleWith(BigEngine.fresh(BigInt(bits))), bits, bits * 104729, 4000)
+    })
+    it(`dense engine, ${bits} bits`, () => {
+      const dense = new DenseEngine(bits, bits, new Uint32Array(Math.ceil(bits / 32)), -1)
+      const h = handleWith(dense)
+      run(h, bits, bits * 1299709, 4000)
+      expect(engineOf(h)).toBe('DenseEngine')
     })
   }
+
+  it('switches between run-length list and dense blocks as fragmentation comes and goes', async () => {
+    const bits = 256 * 32 // 256 blocks: dense above 64 sequences, back below 16
+    const h = await Bitseq.create({ bits: BigInt(bits) })
+    const seen = new Set<string>()
+    run(h, bits, 4242, 30_000, seen)
+    expect([...seen].sort()).toEqual(['DenseEngine', 'NumEngine'])
+    // Drain completely: back to a one-sequence run-length list.
+    for (let k = 0; k < bits; k++) if (h.isSet(BigInt(k))) h.unsetSync(BigInt(k))
+    expect(engineOf(h)).toBe('NumEngine')
+    expect(h.sequenceString()).toBe('(0x0, 256)->end')
+  })
 
   it('2^64 - 1 bits: random ops in windows at both ends', async () => {
     const MAX = BITSEQ_MAX_BITS
@@ -180,7 +210,10 @@ describe('bitseq: randomized against a boolean-array model', () => {
           free--
         }
       } else if (x < 0.6) {
-        const got = attempt(() => h.setSync(base + BigInt(i)))
+        const got = attempt(() => {
+          h.setSync(base + BigInt(i))
+          return undefined
+        })
         if (arr[i] === true) expect(got).toBe('ERR_BITSEQ_BIT_ALLOCATED')
         else {
           expect(got).toBeUndefined()

@@ -14,6 +14,9 @@ export class BigEngine {
   unselected: bigint
   blk: number[]
   st: bigint[]
+  /** Never switches to another engine. */
+  readonly upper = Infinity
+  readonly lower = -1
   private hint = 0
 
   constructor(bits: bigint, unselected: bigint, blk: number[], st: bigint[]) {

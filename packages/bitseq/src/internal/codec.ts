@@ -1,9 +1,10 @@
 import { Buffer } from 'node:buffer'
 import { InvalidSequenceError } from '../errors.js'
 import { BigEngine } from './big-engine.js'
+import type { DenseEngine } from './dense-engine.js'
 import { NumEngine } from './num-engine.js'
 
-export type Engine = NumEngine | BigEngine
+export type Engine = NumEngine | DenseEngine | BigEngine
 
 /** Largest handle served by the number engine: every ordinal and count is then an exact double. */
 export const NUM_ENGINE_MAX_BITS = 2n ** 53n

@@ -13,6 +13,18 @@
 const FULL = 0xffffffff
 const FIRST_BIT = 0x80000000
 const MIN_CAPACITY = 8
+/** Moves of up to this many entries are done by hand: cheaper than two copyWithin calls. */
+const SHORT_MOVE = 24
+/** Handles with more blocks never switch to the dense engine (it would take more than 4 MiB). */
+export const DENSE_MAX_BLOCKS = 1 << 20
+
+/**
+ * The list length above which the owner switches to the dense engine: by then every change moves up to
+ * that many entries, while the dense form costs at most about 4x the list's memory.
+ */
+export function denseThreshold(nblocks: number): number {
+  return nblocks > DENSE_MAX_BLOCKS ? Infinity : Math.max(64, Math.min(nblocks >>> 3, 1024))
+}
 
 export class NumEngine {
   /** Number of valid ordinals. */
@@ -24,16 +36,21 @@ export class NumEngine {
   blk: Uint32Array
   st: Float64Array
   len: number
+  /** Switch to the dense engine when `len` grows above this. */
+  readonly upper: number
+  /** Never switch from here to the dense engine because the list is short. */
+  readonly lower = -1
   /** Index of the sequence found last; only a hint, always re-checked. */
   private hint = 0
 
-  constructor(bits: number, unselected: number, blk: Uint32Array, st: Float64Array, len: number) {
+  constructor(bits: number, unselected: number, blk: Uint32Array, st: Float64Array, len: number, upper?: number) {
     this.bits = bits
     this.nblocks = Math.ceil(bits / 32)
     this.unselected = unselected
     this.blk = blk
     this.st = st
     this.len = len
+    this.upper = upper ?? denseThreshold(this.nblocks)
   }
 
   static fresh(bits: number): NumEngine {
@@ -61,7 +78,7 @@ export class NumEngine {
     const st = new Float64Array(cap)
     blk.set(this.blk.subarray(0, this.len))
     st.set(this.st.subarray(0, this.len))
-    return new NumEngine(this.bits, this.unselected, blk, st, this.len)
+    return new NumEngine(this.bits, this.unselected, blk, st, this.len, this.upper)
   }
 
   count(i: number): number {
@@ -191,18 +208,32 @@ export class NumEngine {
       this.blk = blk
       this.st = st
     }
-    if (at < len) {
-      this.blk.copyWithin(at + n, at, len)
-      this.st.copyWithin(at + n, at, len)
+    const blk = this.blk
+    const st = this.st
+    if (len - at > SHORT_MOVE) {
+      blk.copyWithin(at + n, at, len)
+      st.copyWithin(at + n, at, len)
+    } else {
+      for (let k = len - 1; k >= at; k--) {
+        blk[k + n] = blk[k] as number
+        st[k + n] = st[k] as number
+      }
     }
     this.len = len + n
   }
 
   private remove(at: number): void {
     const len = this.len
-    if (at + 1 < len) {
-      this.blk.copyWithin(at, at + 1, len)
-      this.st.copyWithin(at, at + 1, len)
+    const blk = this.blk
+    const st = this.st
+    if (len - at > SHORT_MOVE) {
+      blk.copyWithin(at, at + 1, len)
+      st.copyWithin(at, at + 1, len)
+    } else {
+      for (let k = at + 1; k < len; k++) {
+        blk[k - 1] = blk[k] as number
+        st[k - 1] = st[k] as number
+      }
     }
     this.len = len - 1
     if (this.hint >= this.len) this.hint = 0
