@@ -48,3 +48,12 @@ export {
   PROTOCOLS,
 } from './port-allocator.js'
 export type { Protocol, PortRange, PortAllocatorInit } from './port-allocator.js'
+export { PortMapper, portMapper, DEFAULT_PORT_MAPPER_INIT } from './port-mapper.js'
+export type {
+  PortBinding,
+  PortMapping,
+  HeldPort,
+  PortHolder,
+  PortMapperInit,
+  PortMapperComponents,
+} from './port-mapper.js'
