@@ -21,9 +21,14 @@ export class StoreUnavailableError extends CnmError<'ERR_STORE_UNAVAILABLE'> {
   }
 }
 
-/** Empty key, key with empty segments, or a non-bytes value. */
+/**
+ * A key or prefix that breaks the key rules (see `assertValidKey`: empty, control characters, leading `/`,
+ * empty segments, too long), or a value that is not a Uint8Array.
+ */
 export class InvalidKeyError extends CnmError<'ERR_STORE_INVALID_KEY'> {
-  constructor(key: unknown, options?: CnmErrorOptions) {
-    super('ERR_STORE_INVALID_KEY', 'invalid-argument', `invalid store key: ${JSON.stringify(key)}`, options)
+  constructor(key: unknown, options?: CnmErrorOptions & { reason?: string }) {
+    const shown = typeof key === 'string' ? JSON.stringify(key.length > 80 ? `${key.slice(0, 80)}…` : key) : typeof key
+    const why = options?.reason === undefined ? '' : ` (${options.reason})`
+    super('ERR_STORE_INVALID_KEY', 'invalid-argument', `invalid store key: ${shown}${why}`, options)
   }
 }

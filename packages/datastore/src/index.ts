@@ -1,2 +1,7 @@
 export type { Store, KVPair, ListOptions, WatchEvent, WatchOptions } from './contract.js'
 export { KeyModifiedError, KeyExistsError, StoreUnavailableError, InvalidKeyError } from './errors.js'
+export { MAX_KEY_BYTES, assertValidKey, assertValidPrefix, compareKeys } from './keys.js'
+export { MemoryStore, memoryStore } from './memory-store.js'
+export type { MemoryStoreInit } from './memory-store.js'
+export { LmdbStore, lmdbStore, DEFAULT_LMDB_STORE_INIT } from './lmdb-store.js'
+export type { LmdbStoreInit, LmdbStoreComponents } from './lmdb-store.js'
