@@ -1,1 +1,22 @@
-export {}
+export { Resolver, resolver, DEFAULT_RESOLVER_INIT } from './resolver.js'
+export type {
+  ResolverInit,
+  ResolverComponents,
+  ResolverListen,
+  ListenSpec,
+  ResolverStats,
+  UpstreamHealth,
+} from './resolver.js'
+export type { DnsRecordSource, NameRecords, ServiceRecord, ServiceProtocol } from './record-source.js'
+export { hostSocketFactory } from './sockets.js'
+export type { ForwardSocketFactory, UpstreamServer } from './sockets.js'
+export {
+  InvalidResolverOptionError,
+  ResolverListenError,
+  ResolverStoppedError,
+  ResolverNetnsError,
+  InvalidNdotsError,
+  DnsFileError,
+} from './errors.js'
+export { NetworkRecords, SandboxRecords } from './records.js'
+export type { NameRecordOptions, ServiceTargetInit, SandboxAttachment } from './records.js'
