@@ -53,24 +53,9 @@ static void fail(job_t *j, int err, const char *what, const char *arg) {
   snprintf(j->msg, sizeof j->msg, "%s(%s): %s", what, arg ? arg : "", strerror(err));
 }
 
+/* Reads `rkeys` (values before any write), then writes `wkeys`. */
 static int write_sysctls(job_t *j) {
   char path[MAX_STR];
-  for (size_t i = 0; i < j->nwrites; i++) {
-    snprintf(path, sizeof path, "/proc/sys/%s", j->wkeys[i]);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) {
-      fail(j, errno, "open", path);
-      return -1;
-    }
-    size_t len = strlen(j->wvals[i]);
-    ssize_t n = write(fd, j->wvals[i], len);
-    int e = errno;
-    close(fd);
-    if (n < 0 || (size_t)n != len) {
-      fail(j, n < 0 ? e : EIO, "write", path);
-      return -1;
-    }
-  }
   for (size_t i = 0; i < j->nreads; i++) {
     snprintf(path, sizeof path, "/proc/sys/%s", j->rkeys[i]);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -89,6 +74,22 @@ static int write_sysctls(job_t *j) {
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) n--;
     buf[n] = 0;
     j->rvals[i] = strdup(buf);
+  }
+  for (size_t i = 0; i < j->nwrites; i++) {
+    snprintf(path, sizeof path, "/proc/sys/%s", j->wkeys[i]);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      fail(j, errno, "open", path);
+      return -1;
+    }
+    size_t len = strlen(j->wvals[i]);
+    ssize_t n = write(fd, j->wvals[i], len);
+    int e = errno;
+    close(fd);
+    if (n < 0 || (size_t)n != len) {
+      fail(j, n < 0 ? e : EIO, "write", path);
+      return -1;
+    }
   }
   return 0;
 }
@@ -404,7 +405,7 @@ static napi_value create_netns(napi_env env, napi_callback_info info) {
   return start(env, j, "cnm_osl.createNetns");
 }
 
-/* sysctl(nsPath|null, writeKeys[], writeValues[], readKeys[]) -> Promise<string[]> */
+/* sysctl(nsPath|null, writeKeys[], writeValues[], readKeys[]) -> Promise<string[]>: reads happen before the writes */
 static napi_value sysctl(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];

@@ -21,7 +21,7 @@ export interface NativeOps {
   ): Promise<{ fd: number; port: number }>
   /** Creates `path` (must not exist), binds a new network namespace on it, optionally sets lo up, writes sysctls. */
   createNetns(path: string, loUp: 0 | 1, sysctlKeys: string[], sysctlValues: string[]): Promise<void>
-  /** Writes then reads sysctls (paths below /proc/sys) inside `nsPath`; resolves the read values. */
+  /** Reads `readKeys` then writes (paths below /proc/sys) inside `nsPath`; resolves the values read before the writes. */
   sysctl(nsPath: string | null, writeKeys: string[], writeValues: string[], readKeys: string[]): Promise<string[]>
   /** Lazily unmounts a namespace file (MNT_DETACH). */
   unmount(path: string): Promise<void>
