@@ -59,6 +59,11 @@ export class Bitseq {
   /** Serial cursor (in memory only, never persisted): one past the last ordinal handed out by setAny*. */
   private currN = 0
   private currB = 0n
+  /**
+   * Store operations of this handle run one at a time (in call order): concurrent callers of one handle
+   * would otherwise only make each other's compare-and-swap fail. Writers elsewhere are still handled by CAS.
+   */
+  private tail: Promise<void> = Promise.resolve()
 
   private constructor(eng: Engine, store: Store | undefined, key: string, id: string) {
     this.eng = eng
@@ -307,18 +312,20 @@ export class Bitseq {
     throwIfAborted(signal)
     const store = this.store
     if (store === undefined) return
-    for (;;) {
-      throwIfAborted(signal)
-      const pair = await this.storeCall(signal, () => store.get(this.key, opts(signal)))
-      if (pair === undefined) break
-      try {
-        await this.storeCall(signal, () => store.deleteIf(this.key, pair.index, opts(signal)))
-        break
-      } catch (err) {
-        if (!isCnmError(err, KEY_MODIFIED)) throw err
+    await this.exclusive(signal, async () => {
+      for (;;) {
+        throwIfAborted(signal)
+        const pair = await this.storeCall(signal, () => store.get(this.key, opts(signal)))
+        if (pair === undefined) break
+        try {
+          await this.storeCall(signal, () => store.deleteIf(this.key, pair.index, opts(signal)))
+          break
+        } catch (err) {
+          if (!isCnmError(err, KEY_MODIFIED)) throw err
+        }
       }
-    }
-    this.index = undefined
+      this.index = undefined
+    })
   }
 
   /**
@@ -335,19 +342,21 @@ export class Bitseq {
       this.settle()
       return repaired
     }
-    for (;;) {
-      throwIfAborted(signal)
-      const pair = await this.storeCall(signal, () => store.get(this.key, opts(signal)))
-      const eng = pair === undefined ? this.eng.clone() : decodeStoreValue(pair.value).engine
-      if (!eng.repair()) {
-        if (pair !== undefined) this.adopt(eng, pair.index, false)
-        return false
+    return this.exclusive(signal, async () => {
+      for (;;) {
+        throwIfAborted(signal)
+        const pair = await this.storeCall(signal, () => store.get(this.key, opts(signal)))
+        const eng = pair === undefined ? this.eng.clone() : decodeStoreValue(pair.value).engine
+        if (!eng.repair()) {
+          if (pair !== undefined) this.adopt(eng, pair.index, false)
+          return false
+        }
+        const index = await this.write(store, pair, eng, signal)
+        if (index === undefined) continue
+        this.adopt(eng, index, false)
+        return true
       }
-      const index = await this.write(store, pair, eng, signal)
-      if (index === undefined) continue
-      this.adopt(eng, index, false)
-      return true
-    }
+    })
   }
 
   /** Replaces the in-memory copy with the stored state (no-op without a store or when the key is missing). */
@@ -356,8 +365,10 @@ export class Bitseq {
     throwIfAborted(signal)
     const store = this.store
     if (store === undefined) return
-    const pair = await this.storeCall(signal, () => store.get(this.key, opts(signal)))
-    if (pair !== undefined) this.adopt(decodeStoreValue(pair.value).engine, pair.index, true)
+    await this.exclusive(signal, async () => {
+      const pair = await this.storeCall(signal, () => store.get(this.key, opts(signal)))
+      if (pair !== undefined) this.adopt(decodeStoreValue(pair.value).engine, pair.index, true)
+    })
   }
 
   // ---------------------------------------------------------------- store plumbing
@@ -368,6 +379,20 @@ export class Bitseq {
    * Any other failure leaves the in-memory copy as it was.
    */
   private async mutate<T>(signal: AbortSignal | undefined, op: (e: Engine) => () => T): Promise<T> {
+    return this.exclusive(signal, () => this.mutateLocked(signal, op))
+  }
+
+  /** Runs `fn` once the handle's earlier store operations are done (see `tail`). */
+  private async exclusive<T>(signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    const unlock = await this.lock(signal)
+    try {
+      return await fn()
+    } finally {
+      unlock()
+    }
+  }
+
+  private async mutateLocked<T>(signal: AbortSignal | undefined, op: (e: Engine) => () => T): Promise<T> {
     const store = this.store as Store
     for (;;) {
       throwIfAborted(signal)
@@ -386,6 +411,21 @@ export class Bitseq {
       this.adopt(eng, index, false)
       return commit()
     }
+  }
+
+  /** Waits for the handle's earlier store operations; the returned function lets the next one run. */
+  private async lock(signal: AbortSignal | undefined): Promise<() => void> {
+    const prev = this.tail
+    let unlock!: () => void
+    const mine = new Promise<void>((resolve) => (unlock = resolve))
+    this.tail = prev.then(() => mine)
+    try {
+      await untilAborted(prev, signal)
+    } catch (err) {
+      unlock()
+      throw err
+    }
+    return unlock
   }
 
   /** CAS write of `eng`; undefined when another writer won (re-read and retry). */
@@ -444,6 +484,24 @@ export class Bitseq {
 }
 
 function noop(): void {}
+
+/** Resolves with `p`, or rejects with AbortError as soon as `signal` aborts. */
+async function untilAborted(p: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal === undefined) return p
+  throwIfAborted(signal)
+  let onAbort: (() => void) | undefined
+  try {
+    await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        onAbort = () => reject(new AbortError(undefined, { cause: signal.reason }))
+        signal.addEventListener('abort', onAbort, { once: true })
+      }),
+    ])
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
+  }
+}
 
 function opts(signal: AbortSignal | undefined): AbortOptions {
   return signal === undefined ? {} : { signal }
