@@ -312,7 +312,10 @@ export class Controller {
 
   /** Networks, without half-deleted ones. */
   networks(): NetworkInfo[] {
-    return [...this.#networks.values()].filter((n) => !n.inDelete).map((n) => this.#networkInfo(n))
+    return [...this.#networks.values()]
+      .filter((n) => !n.inDelete)
+      .sort(byNameThenId)
+      .map((n) => this.#networkInfo(n))
   }
 
   /** By exact id, then exact name, then unique id prefix. Empty → bad request; miss → not found. */
@@ -342,6 +345,7 @@ export class Controller {
           (filter.sandboxId === undefined || e.sandboxId === filter.sandboxId) &&
           (filter.containerId === undefined || e.containerId === filter.containerId),
       )
+      .sort(byNameThenId)
       .map((e) => this.#endpointInfo(e))
   }
 
@@ -359,7 +363,9 @@ export class Controller {
   }
 
   sandboxes(): SandboxInfo[] {
-    return [...this.#sandboxes.values()].map((s) => this.#sandboxInfo(s))
+    return [...this.#sandboxes.values()]
+      .sort((a, b) => (a.containerId < b.containerId ? -1 : a.containerId > b.containerId ? 1 : a.id < b.id ? -1 : 1))
+      .map((s) => this.#sandboxInfo(s))
   }
 
   /** One sandbox by id (miss → not found). */
@@ -943,6 +949,15 @@ export class Controller {
 
   // ---------------------------------------------------------------- join / leave
 
+  /** Runs an OS-layer call; untyped failures become ControllerInternalError naming the step. */
+  async #osCall<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      throw driverError(err, what)
+    }
+  }
+
   #ordered(ids: readonly string[]): OrderedEndpoint[] {
     const out: OrderedEndpoint[] = []
     for (const id of ids) {
@@ -1004,7 +1019,7 @@ export class Controller {
         await this.#os.setGateway(sb.key, gw, sig(options))
         undo?.push('restore default routes', () => this.#os.setGateway(sb.key, oldGwRoutes))
       } catch (err) {
-        if (undo !== undefined) throw driverError(err, 'set sandbox gateway')
+        if (undo !== undefined) throw driverError(err, `set gateway of sandbox ${sb.key}`)
         this.#log.error('set gateway of sandbox %s failed: %o', sb.id, err)
       }
     }
@@ -1067,7 +1082,7 @@ export class Controller {
       if (jr.interfaceName !== undefined) {
         join.ifaceName = this.#nextIfName(sb, jr.interfaceName.dstPrefix)
         if (!sb.useDefaultSandbox) {
-          await this.#os.addInterface(
+          await this.#osCall(`add interface ${join.ifaceName} to ${sb.key}`, () => this.#os.addInterface(
             sb.key,
             {
               srcName: jr.interfaceName.srcName,
@@ -1079,7 +1094,7 @@ export class Controller {
               routes: [...jr.staticRoutes],
             },
             sig(options),
-          )
+          ))
           const dst = join.ifaceName
           undo.push(`remove interface ${dst}`, () => this.#os.removeInterface(sb.key, dst))
         }
@@ -1579,6 +1594,12 @@ export class Controller {
       this.#log.error('IPAM replay of network %s failed: %o', n.id, err)
     }
   }
+}
+
+/** Stable listing order: name, then id. */
+function byNameThenId(a: { name: string; id: string }, b: { name: string; id: string }): number {
+  if (a.name !== b.name) return a.name < b.name ? -1 : 1
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }
 
 function parseIpSafe(s: unknown): IpAddr | undefined {
