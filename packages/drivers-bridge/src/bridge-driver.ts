@@ -95,6 +95,11 @@ export interface BridgeDriverInit {
   chainPrefix?: string
   /** Ephemeral host port range for `hostPort: 0`. @default undefined (the kernel's ip_local_port_range) */
   portRange?: { start: number; end: number }
+  /**
+   * Hold every published host port with a bound (TCP: listening) socket in the host namespace, as
+   * libnetwork's dummy proxy does, so no other process can take it while it is published. @default false
+   */
+  holdHostPorts?: boolean
 }
 
 export const DEFAULT_BRIDGE_DRIVER_INIT = Object.freeze({
@@ -106,6 +111,7 @@ export const DEFAULT_BRIDGE_DRIVER_INIT = Object.freeze({
   defaultBindIp: '0.0.0.0',
   chainPrefix: 'CNM',
   portRange: undefined,
+  holdHostPorts: false,
 })
 
 /** The resolved, validated driver configuration. */
@@ -118,6 +124,7 @@ export interface BridgeDriverConfig {
   readonly defaultBindIp: IpAddr
   readonly chainPrefix: string
   readonly portRange: { readonly start: number; readonly end: number } | undefined
+  readonly holdHostPorts: boolean
 }
 
 /**
@@ -134,7 +141,7 @@ export function resolveBridgeDriverConfig(init: BridgeDriverInit = {}): BridgeDr
   if (merged.hostNetns !== undefined && (typeof merged.hostNetns !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(merged.hostNetns) || merged.hostNetns.startsWith('.'))) {
     throw new InvalidBridgeConfigError('hostNetns', `invalid namespace name ${JSON.stringify(merged.hostNetns)}`)
   }
-  for (const f of ['enableIptables', 'enableIp6tables', 'enableIpForwarding'] as const) {
+  for (const f of ['enableIptables', 'enableIp6tables', 'enableIpForwarding', 'holdHostPorts'] as const) {
     if (typeof merged[f] !== 'boolean') throw new InvalidBridgeConfigError(f, `${f} must be a boolean`)
   }
   if (merged.userlandProxy !== false) {
@@ -146,8 +153,8 @@ export function resolveBridgeDriverConfig(init: BridgeDriverInit = {}): BridgeDr
   } catch (cause) {
     throw new InvalidBridgeConfigError('defaultBindIp', `defaultBindIp is not an IP address: ${String(merged.defaultBindIp)}`, { cause })
   }
-  if (typeof merged.chainPrefix !== 'string' || !/^[A-Z][A-Z0-9_-]{0,15}$/.test(merged.chainPrefix)) {
-    throw new InvalidBridgeConfigError('chainPrefix', 'chainPrefix must be 1-16 upper-case letters, digits, "_" or "-", starting with a letter')
+  if (typeof merged.chainPrefix !== 'string' || !/^[A-Z][A-Z0-9_-]{0,9}$/.test(merged.chainPrefix)) {
+    throw new InvalidBridgeConfigError('chainPrefix', 'chainPrefix must be 1-10 upper-case letters, digits, "_" or "-", starting with a letter')
   }
   const pr = merged.portRange as { start: number; end: number } | undefined
   if (pr !== undefined) {
@@ -164,6 +171,7 @@ export function resolveBridgeDriverConfig(init: BridgeDriverInit = {}): BridgeDr
     defaultBindIp,
     chainPrefix: merged.chainPrefix,
     portRange: pr === undefined ? undefined : Object.freeze({ start: pr.start, end: pr.end }),
+    holdHostPorts: merged.holdHostPorts,
   })
 }
 
@@ -365,6 +373,7 @@ export class BridgeDriver implements NetworkDriver {
       internal: rec.options.internal,
       hostIpv4: rec.options.hostIpv4 === undefined ? undefined : parseIp(rec.options.hostIpv4),
       hairpin: true,
+      forwarding: this.config.enableIpForwarding,
     }
   }
 
@@ -386,17 +395,17 @@ export class BridgeDriver implements NetworkDriver {
       ),
     )
     if (!existing) undo.push('delete bridge', () => this.kernel.deleteLink(rec.bridgeName))
-    if (this.config.enableIpForwarding) {
+    if (this.config.enableIptables) {
+      // The firewall also ensures forwarding (and FORWARD policy DROP when it had to switch it on).
+      const spec = this.firewallSpec(rec)
+      await this.kernelCall('program network firewall', () => this.kernel.programNetworkFirewall(spec, options))
+      undo.push('remove network firewall', () => this.kernel.removeNetworkFirewall(spec))
+    } else if (this.config.enableIpForwarding) {
       const v6 = rec.ipv6 !== undefined
       if (!this.forwardingDone.v4 || (v6 && !this.forwardingDone.v6)) {
         await this.kernelCall('enable forwarding', () => this.kernel.enableForwarding(v6, options))
         this.forwardingDone = { v4: true, v6: this.forwardingDone.v6 || v6 }
       }
-    }
-    if (this.config.enableIptables) {
-      const spec = this.firewallSpec(rec)
-      await this.kernelCall('program network firewall', () => this.kernel.programNetworkFirewall(spec, options))
-      undo.push('remove network firewall', () => this.kernel.removeNetworkFirewall(spec))
     }
   }
 
@@ -719,6 +728,7 @@ export class BridgeDriver implements NetworkDriver {
   async restore(networks?: readonly RestoredNetwork[], options?: AbortOptions): Promise<void> {
     throwIfAborted(options?.signal)
     await this.netLock.run('networks', async () => {
+      if (this.kernel.init !== undefined) await this.kernelCall('initialise', () => this.kernel.init?.(options) ?? Promise.resolve())
       const loaded = this.state.persistent
         ? await this.state.load(options)
         : {

@@ -41,3 +41,16 @@ export { NullDriver, HostDriver, nullDriver, hostDriver } from './singleton-driv
 export type { SingletonDriverComponents } from './singleton-driver.js'
 export { BridgeDriver, resolveBridgeDriverConfig, DEFAULT_BRIDGE_DRIVER_INIT } from './bridge-driver.js'
 export type { BridgeDriverInit, BridgeDriverConfig } from './bridge-driver.js'
+export { bridgeDriver } from './factory.js'
+export type { BridgeDriverComponents } from './factory.js'
+export type {
+  BridgeKernel,
+  HostLink,
+  BridgeSpec as KernelBridgeSpec,
+  VethSpec as KernelVethSpec,
+  NetworkFirewallSpec,
+  PortRequest,
+  PortRef,
+  PublishedPort,
+  PortProtocol,
+} from './internal/kernel.js'

@@ -7,6 +7,8 @@ import type { AbortOptions, IpAddr, IpCidr, IpPrefix } from '@cnm/types'
  * Every mutating call is one batch (one or two process launches in the real implementation).
  */
 export interface BridgeKernel {
+  /** One-time setup before the first network (e.g. the firewall's base chains). Idempotent. */
+  init?(options?: AbortOptions): Promise<void>
   /** One host-namespace link, or undefined. */
   getLink(name: string, options?: AbortOptions): Promise<HostLink | undefined>
   /** Every host-namespace link (for restore). */
@@ -26,7 +28,7 @@ export interface BridgeKernel {
   /** Network names (bridge device names) that have rules installed, for orphan cleanup; undefined when unknown. */
   listFirewalledBridges?(options?: AbortOptions): Promise<string[] | undefined>
 
-  /** Ensures IPv4 (and with `ipv6`, IPv6) forwarding in the host namespace. */
+  /** Ensures IPv4 (and with `ipv6`, IPv6) forwarding in the host namespace (used when the firewall is off). */
   enableForwarding(ipv6: boolean, options?: AbortOptions): Promise<void>
 
   /**
@@ -94,6 +96,8 @@ export interface NetworkFirewallSpec {
   readonly hostIpv4: IpAddr | undefined
   /** Userland proxy off: hairpin rules (loopback and bridge-address access to published ports). */
   readonly hairpin: boolean
+  /** Also ensure IP forwarding (and, if it had to be switched on, FORWARD policy DROP). */
+  readonly forwarding: boolean
 }
 
 export type PortProtocol = 'tcp' | 'udp' | 'sctp'

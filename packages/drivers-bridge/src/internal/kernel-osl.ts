@@ -1,0 +1,307 @@
+import {
+  formatCidr,
+  formatIp,
+  formatPrefix,
+  isCnmError,
+  parseCidr,
+  type AbortOptions,
+  type ComponentLogger,
+  type IpCidr,
+  type Logger,
+} from '@cnm/types'
+import type { AddressInfo, Osl } from '@cnm/osl'
+import { PortAllocator, PortMapper, type BridgeFirewall, type BridgeNetworkConfig, type PortHolder } from '@cnm/iptables'
+import type {
+  BridgeKernel,
+  BridgeSpec,
+  HostLink,
+  NetworkFirewallSpec,
+  PortRef,
+  PortRequest,
+  PublishedPort,
+  VethSpec,
+} from './kernel.js'
+
+export interface OslKernelOptions {
+  readonly osl: Osl
+  /** undefined when the driver does not manage iptables. */
+  readonly firewall: BridgeFirewall | undefined
+  readonly allocator: PortAllocator
+  readonly logger: ComponentLogger
+  readonly log: Logger
+  /** Pass IPv6 subnets to the firewall (ip6tables managed). */
+  readonly ip6tables: boolean
+  /** Holds each published host port with a bound socket (libnetwork's dummy proxy). */
+  readonly holdPort: PortHolder | undefined
+}
+
+function portKey(p: { proto: string; hostIp: { version: 4 | 6; value: bigint }; hostPort: number }): string {
+  return `${p.proto}/${formatIp(p.hostIp)}/${p.hostPort}`
+}
+
+/**
+ * BridgeKernel on @cnm/osl (links and addresses in the host namespace, one batch per operation) and
+ * @cnm/iptables (network rules through BridgeFirewall, host ports through a shared PortAllocator, and port
+ * publishing through one PortMapper per bridge).
+ *
+ * Host-port reservations ([S3]) live in the shared allocator, owned by endpoint id, from the first mapping
+ * until the endpoint is deleted. Each bridge's PortMapper only installs and removes forwarding rules for
+ * exact host ports; it books them in its own private allocator so that a re-publish after leave (or after
+ * a restart, where only the shared reservation was re-taken) finds the same ports.
+ */
+export class OslBridgeKernel implements BridgeKernel {
+  private readonly osl: Osl
+  private readonly firewall: BridgeFirewall | undefined
+  private readonly allocator: PortAllocator
+  private readonly logger: ComponentLogger
+  private readonly log: Logger
+  private readonly ip6tables: boolean
+  private readonly holdPort: PortHolder | undefined
+  private readonly mappers = new Map<string, PortMapper>()
+  /** owner → reservations in the shared allocator. */
+  private readonly owned = new Map<string, Map<string, PortRef>>()
+
+  constructor(o: OslKernelOptions) {
+    this.osl = o.osl
+    this.firewall = o.firewall
+    this.allocator = o.allocator
+    this.logger = o.logger
+    this.log = o.log
+    this.ip6tables = o.ip6tables
+    this.holdPort = o.holdPort
+  }
+
+  async init(options?: AbortOptions): Promise<void> {
+    if (this.firewall !== undefined) await this.firewall.setupBridgeChains(options)
+  }
+
+  // ------------------------------------------------------------------ links
+
+  async getLink(name: string, options?: AbortOptions): Promise<HostLink | undefined> {
+    const all = await this.osl.host.addresses(options)
+    const l = all.find((x) => x.ifname === name)
+    return l === undefined ? undefined : toHostLink(l, all)
+  }
+
+  async listLinks(options?: AbortOptions): Promise<HostLink[]> {
+    const all = await this.osl.host.addresses(options)
+    return all.map((l) => toHostLink(l, all))
+  }
+
+  async setupBridge(spec: BridgeSpec, options?: AbortOptions): Promise<void> {
+    const sysctls: Record<string, number> = { [`net/ipv6/conf/${spec.name}/accept_ra`]: 0 }
+    if (spec.enableIpv6) sysctls[`net/ipv6/conf/${spec.name}/disable_ipv6`] = 0
+    const wanted: IpCidr[] = []
+    if (spec.ipv4 !== undefined) wanted.push(spec.ipv4)
+    if (spec.enableIpv6) wanted.push(parseCidr('fe80::1/64'))
+    if (spec.ipv6 !== undefined) wanted.push(spec.ipv6)
+    const tx = this.osl.transaction()
+    if (!spec.existing) {
+      tx.on(this.osl.host).createBridge({
+        name: spec.name,
+        mac: spec.mac,
+        ...(spec.mtu > 0 && { mtu: spec.mtu }),
+        addresses: wanted.map(formatCidr),
+        sysctls,
+        up: true,
+      })
+    } else {
+      // Adopt: replace a different IPv4 address, drop stray global IPv6 addresses, add what is missing.
+      const current = (await this.getLink(spec.name, options))?.addresses ?? []
+      const plan = tx.on(this.osl.host)
+      const has = (c: IpCidr): boolean => current.some((a) => a.ip.value === c.ip.value && a.ip.version === c.ip.version && a.prefix.bits === c.prefix.bits)
+      for (const a of current) {
+        const keep = wanted.some((w) => w.ip.version === a.ip.version && w.ip.value === a.ip.value && w.prefix.bits === a.prefix.bits)
+        const linkLocal6 = a.ip.version === 6 && a.ip.value >> 118n === 0x3fan
+        const drop = (a.ip.version === 4 && spec.ipv4 !== undefined && !keep) || (a.ip.version === 6 && !linkLocal6 && !keep)
+        if (drop) plan.deleteAddress(spec.name, formatCidr(a))
+      }
+      plan.setSysctls(sysctls)
+      for (const w of wanted) if (!has(w)) plan.addAddress(spec.name, formatCidr(w))
+      if (spec.mtu > 0) plan.setLink(spec.name, { mtu: spec.mtu, up: true })
+      else plan.setLink(spec.name, { up: true })
+    }
+    await tx.commit(options)
+  }
+
+  async deleteLink(name: string, options?: AbortOptions): Promise<void> {
+    try {
+      await this.osl.host.deleteLink(name, options)
+    } catch (err) {
+      if (isCnmError(err, 'ERR_OSL_LINK_NOT_FOUND')) {
+        this.log.trace('delete %s: already gone', name)
+        return
+      }
+      throw err
+    }
+  }
+
+  async createVeth(spec: VethSpec, options?: AbortOptions): Promise<void> {
+    const tx = this.osl.transaction()
+    tx.on(this.osl.host)
+      .createVeth({
+        name: spec.host,
+        peerName: spec.peer,
+        ...(spec.mtu > 0 && { mtu: spec.mtu }),
+        peerMac: spec.peerMac,
+        master: spec.bridge,
+        up: true,
+      })
+      .setLink(spec.host, { hairpin: spec.hairpin })
+    await tx.commit(options)
+  }
+
+  // ------------------------------------------------------------------ firewall
+
+  private firewallConfig(spec: NetworkFirewallSpec, forwarding: boolean): BridgeNetworkConfig {
+    return {
+      bridge: spec.bridge,
+      subnet: formatPrefix(spec.subnet),
+      ...(spec.subnetV6 !== undefined && this.ip6tables && { subnet6: formatPrefix(spec.subnetV6) }),
+      icc: spec.enableIcc,
+      masquerade: spec.enableIpMasquerade,
+      internal: spec.internal,
+      ...(spec.hostIpv4 !== undefined && { hostIp: formatIp(spec.hostIpv4) }),
+      enableIpForwarding: forwarding,
+    }
+  }
+
+  async programNetworkFirewall(spec: NetworkFirewallSpec, options?: AbortOptions): Promise<void> {
+    if (this.firewall === undefined) return
+    await this.firewall.programBridgeNetwork(this.firewallConfig(spec, spec.forwarding), options)
+  }
+
+  async removeNetworkFirewall(spec: NetworkFirewallSpec, options?: AbortOptions): Promise<void> {
+    if (this.firewall === undefined) return
+    const mapper = this.mappers.get(spec.bridge)
+    if (mapper !== undefined) {
+      await mapper.releaseAll(options)
+      this.mappers.delete(spec.bridge)
+    }
+    await this.firewall.removeBridgeNetwork(this.firewallConfig(spec, false), options)
+  }
+
+  async enableForwarding(ipv6: boolean, options?: AbortOptions): Promise<void> {
+    const values: Record<string, number> = { 'net/ipv4/ip_forward': 1 }
+    if (ipv6) {
+      values['net/ipv6/conf/default/forwarding'] = 1
+      values['net/ipv6/conf/all/forwarding'] = 1
+    }
+    await this.osl.host.setSysctls(values, options)
+  }
+
+  // ------------------------------------------------------------------ ports
+
+  async reservePort(owner: string, req: PortRequest, _options?: AbortOptions): Promise<number> {
+    const ip = formatIp(req.hostIp)
+    const port =
+      req.hostPort === 0
+        ? this.allocator.requestPortInRange(ip, req.proto, 0, 0)
+        : this.allocator.requestPortInRange(ip, req.proto, req.hostPort, Math.max(req.hostPort, req.hostPortEnd))
+    const ref: PortRef = { proto: req.proto, hostIp: req.hostIp, hostPort: port }
+    let mine = this.owned.get(owner)
+    if (mine === undefined) this.owned.set(owner, (mine = new Map()))
+    mine.set(portKey(ref), ref)
+    return port
+  }
+
+  async releasePort(owner: string, port: PortRef, _options?: AbortOptions): Promise<void> {
+    const mine = this.owned.get(owner)
+    if (mine?.delete(portKey(port)) !== true) return
+    this.allocator.releasePort(formatIp(port.hostIp), port.proto, port.hostPort)
+    if (mine.size === 0) this.owned.delete(owner)
+  }
+
+  async releasePorts(owner: string, options?: AbortOptions): Promise<void> {
+    for (const mapper of this.mappers.values()) {
+      if (mapper.reservations(owner).length === 0) continue
+      await mapper.release(owner, options)
+    }
+    const mine = this.owned.get(owner)
+    if (mine === undefined) return
+    for (const ref of mine.values()) this.allocator.releasePort(formatIp(ref.hostIp), ref.proto, ref.hostPort)
+    this.owned.delete(owner)
+  }
+
+  private mapper(bridge: string): PortMapper {
+    let m = this.mappers.get(bridge)
+    if (m === undefined) {
+      if (this.firewall === undefined) throw new Error('port publishing needs the firewall (enableIptables)')
+      m = new PortMapper(
+        { bridge },
+        {
+          logger: this.logger,
+          firewall: this.firewall,
+          // Private bookkeeping: real reservations are in the shared allocator (see the class comment).
+          allocator: new PortAllocator({ ephemeralRange: { start: 1, end: 65535 } }),
+          ...(this.holdPort !== undefined && { holdPort: this.holdPort }),
+        },
+      )
+      this.mappers.set(bridge, m)
+    }
+    return m
+  }
+
+  async publishPorts(owner: string, mappings: readonly PublishedPort[], options?: AbortOptions): Promise<void> {
+    if (mappings.length === 0) return
+    const byBridge = new Map<string, PublishedPort[]>()
+    for (const m of mappings) byBridge.set(m.bridge, [...(byBridge.get(m.bridge) ?? []), m])
+    for (const [bridge, list] of byBridge) {
+      await this.mapper(bridge).map(
+        owner,
+        list.map((m) => ({
+          proto: m.proto,
+          containerIp: formatIp(m.containerIp),
+          containerPort: m.containerPort,
+          hostIp: formatIp(m.hostIp),
+          hostPort: m.hostPort,
+          hostPortEnd: m.hostPort,
+        })),
+        options,
+      )
+    }
+  }
+
+  async unpublishPorts(owner: string, mappings: readonly PublishedPort[], options?: AbortOptions): Promise<void> {
+    const bridges = new Set(mappings.map((m) => m.bridge))
+    for (const bridge of bridges) {
+      const mapper = this.mappers.get(bridge)
+      if (mapper === undefined || mapper.mappings(owner).length === 0) continue
+      await mapper.unmap(owner, options)
+    }
+  }
+}
+
+function toHostLink(l: AddressInfo, all: readonly AddressInfo[]): HostLink {
+  const addresses: IpCidr[] = []
+  for (const a of l.addr_info ?? []) {
+    try {
+      addresses.push(parseCidr(`${a.local}/${a.prefixlen}`))
+    } catch {
+      // an address form we do not model (e.g. a peer address); it does not matter here
+    }
+  }
+  return {
+    name: l.ifname,
+    kind: linkKind(l, all),
+    master: typeof l.master === 'string' ? l.master : undefined,
+    up: Array.isArray(l.flags) && l.flags.includes('UP'),
+    mtu: l.mtu,
+    addresses,
+  }
+}
+
+/**
+ * `ip -json link show` (what @cnm/osl returns) has no link kind. A veth names its peer (`link` or
+ * `link_netnsid`); a device other links use as `master` is a bridge; an Ethernet device without a peer is
+ * taken for a bridge too (osl cannot tell a bridge from a dummy or macvlan; see the README).
+ */
+function linkKind(l: AddressInfo, all: readonly AddressInfo[]): string | undefined {
+  if (l.link_type === 'loopback') return 'loopback'
+  if (typeof l['link'] === 'string' || typeof l['link_netnsid'] === 'number' || typeof l['link_index'] === 'number') {
+    return 'veth'
+  }
+  if (all.some((x) => x.master === l.ifname)) return 'bridge'
+  if (l.link_type === 'ether') return 'bridge'
+  return typeof l.link_type === 'string' ? l.link_type : undefined
+}
