@@ -76,6 +76,7 @@ export class TestUpstream {
   private udp!: dgram.Socket
   private tcp!: net.Server
   private readonly conns = new Set<net.Socket>()
+  private stopped = false
   port = 0
 
   constructor(
@@ -87,7 +88,7 @@ export class TestUpstream {
     this.udp = dgram.createSocket('udp4')
     this.udp.on('message', (msg, rinfo) => {
       void this.answer(msg, 'udp').then((out) => {
-        if (out !== undefined) this.udp.send(out, rinfo.port, rinfo.address)
+        if (out !== undefined && !this.stopped) this.udp.send(out, rinfo.port, rinfo.address)
       })
     })
     await new Promise<void>((resolve) => this.udp.bind(port, this.address, resolve))
@@ -127,10 +128,11 @@ export class TestUpstream {
     this.queries.push({ name: question?.name ?? '', type: question?.type ?? '', transport, at: Date.now() })
     const r = await this.behaviour(q, transport)
     if (r === 'drop') return undefined
-    return dnsPacket.encode({ ...r, id: q.id, type: 'response', questions: q.questions ?? [] })
+    return dnsPacket.encode({ ...r, id: q.id, type: 'response', questions: r.questions ?? q.questions ?? [] })
   }
 
   async stop(): Promise<void> {
+    this.stopped = true
     for (const c of this.conns) c.destroy()
     await Promise.all([
       new Promise<void>((resolve) => this.udp.close(() => resolve())),
