@@ -1078,15 +1078,18 @@ export class Controller {
     }
     const prevSbEndpoints = [...sb.endpoints]
     let persisted = false
+    let gwChanged = false
     try {
       if (jr.interfaceName !== undefined) {
-        join.ifaceName = this.#nextIfName(sb, jr.interfaceName.dstPrefix)
+        const srcName = jr.interfaceName.srcName
+        const dstName = this.#nextIfName(sb, jr.interfaceName.dstPrefix)
+        join.ifaceName = dstName
         if (!sb.useDefaultSandbox) {
-          await this.#osCall(`add interface ${join.ifaceName} to ${sb.key}`, () => this.#os.addInterface(
+          await this.#osCall(`add interface ${dstName} to ${sb.key}`, () => this.#os.addInterface(
             sb.key,
             {
-              srcName: jr.interfaceName.srcName,
-              dstName: join.ifaceName,
+              srcName,
+              dstName,
               ...(ep.address !== undefined && { address: ep.address }),
               ...(ep.addressIPv6 !== undefined && { addressIPv6: ep.addressIPv6 }),
               linkLocalAddresses: [...ep.linkLocal],
@@ -1095,8 +1098,7 @@ export class Controller {
             },
             sig(options),
           ))
-          const dst = join.ifaceName
-          undo.push(`remove interface ${dst}`, () => this.#os.removeInterface(sb.key, dst))
+          undo.push(`remove interface ${dstName}`, () => this.#os.removeInterface(sb.key, dstName))
         }
       }
       ep.sandboxId = sb.id
@@ -1110,7 +1112,7 @@ export class Controller {
       undo.push('restore sandbox endpoint list', () => {
         sb.endpoints = prevSbEndpoints
       })
-      await this.#applyGateway(sb, undo, options)
+      gwChanged = await this.#applyGateway(sb, undo, options)
       persisted = true
       await this.#saveEndpoint(ep, options)
       await this.#saveSandbox(sb, options)
@@ -1125,6 +1127,9 @@ export class Controller {
     this.#log('joined endpoint %s to sandbox %s', eid, sid)
     this.#events.emit({ type: 'endpoint-joined', networkId: net.id, endpointId: ep.id, sandboxId: sb.id, containerId: sb.containerId })
     this.#events.emit({ type: 'records-changed', networkId: net.id })
+    if (gwChanged) {
+      this.#events.emit({ type: 'gateway-changed', sandboxId: sb.id, ...(sb.gatewayEndpoint !== undefined && { endpointId: sb.gatewayEndpoint }) })
+    }
     return this.#endpointInfo(ep)
   }
 
