@@ -181,7 +181,8 @@ export class BridgeFirewall {
       throw new IptablesNotFoundError(`ip6tables is missing (needed for ${n.bridge}'s IPv6 subnet)`)
     }
     // sysctls first: they need the bridge to exist, and a failure leaves no rules behind
-    if (this.hairpin) await this.sysctl.ensure(`net/ipv4/conf/${n.bridge}/route_localnet`, '1', options.signal)
+    // written blindly (idempotent): one process instead of a read and a write
+    if (this.hairpin) await this.sysctl.write(`net/ipv4/conf/${n.bridge}/route_localnet`, '1', options.signal)
     if (!n.icc) {
       const key = 'net/bridge/bridge-nf-call-iptables'
       if ((await this.sysctl.read(key, options.signal)) === undefined) {
@@ -236,7 +237,7 @@ export class BridgeFirewall {
     throwIfAborted(options.signal)
     const n = this.resolve(config)
     const r4 = await this.v4.apply(
-      [...(await this.leftoverMappingRules(this.v4, n.v4, options)), ...networkRemovalChanges(this.chains, n.v4)],
+      [...this.leftoverMappingRules(n.v4), ...networkRemovalChanges(this.chains, n.v4)],
       options,
     )
     let applied6 = 0
@@ -244,7 +245,7 @@ export class BridgeFirewall {
       const v6 = this.v6 as Iptables
       try {
         const r6 = await v6.apply(
-          [...(await this.leftoverMappingRules(v6, n.v6, options)), ...networkRemovalChanges(this.chains, n.v6)],
+          [...this.leftoverMappingRules(n.v6), ...networkRemovalChanges(this.chains, n.v6)],
           options,
         )
         applied6 = r6.applied
@@ -304,35 +305,26 @@ export class BridgeFirewall {
     }
   }
 
-  /** Rules in cnm's chains that belong to port mappings of this bridge or subnet. */
-  private async leftoverMappingRules(ipt: Iptables, n: NetworkRuleConfig, options: AbortOptions): Promise<Change[]> {
+  /** Deletes, in cnm's chains, port-mapping rules left for this bridge or subnet (after a crash). */
+  private leftoverMappingRules(n: NetworkRuleConfig): Change[] {
     const net = parsePrefix(n.subnet)
     const inNet = (value: string | undefined): boolean => {
       const ip = addressIn(value)
       return ip !== undefined && prefixContains(net, ip)
     }
-    const out: Change[] = []
-    const tables = [
-      ['nat', this.chains.main],
-      ['filter', this.chains.main],
-      ['nat', this.chains.postrouting],
-      ['mangle', this.chains.postrouting],
-    ] as const
-    const ruleset = await ipt.ruleset(['nat', 'filter', 'mangle'], options)
-    for (const [table, chain] of tables) {
-      for (const rule of ruleset.get(table)?.get(chain) ?? []) {
-        const value = (opt: string): string | undefined => {
-          const i = rule.indexOf(opt)
-          return i >= 0 ? rule[i + 1] : undefined
-        }
-        const mentionsBridge = value('-i') === n.bridge || value('-o') === n.bridge
-        const targetsNet = inNet(value('--to-destination')) || inNet(value('-d')) || inNet(value('-s'))
-        if (mentionsBridge || targetsNet) {
-          out.push({ op: 'delete', table, chain, rule })
-        }
+    const where = (rule: readonly string[]): boolean => {
+      const value = (opt: string): string | undefined => {
+        const i = rule.indexOf(opt)
+        return i >= 0 ? rule[i + 1] : undefined
       }
+      const mentionsBridge = value('-i') === n.bridge || value('-o') === n.bridge
+      return mentionsBridge || inNet(value('--to-destination')) || inNet(value('-d')) || inNet(value('-s'))
     }
-    return out
+    return [
+      { op: 'deleteWhere', table: 'nat', chain: this.chains.main, where },
+      { op: 'deleteWhere', table: 'filter', chain: this.chains.main, where },
+      { op: 'deleteWhere', table: 'nat', chain: this.chains.postrouting, where },
+    ]
   }
 
   private async ipv6Usable(options: AbortOptions): Promise<boolean> {

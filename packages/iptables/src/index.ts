@@ -1,4 +1,5 @@
 export { Iptables, iptables, DEFAULT_IPTABLES_INIT } from './iptables.js'
+export { spawnCommand } from './internal/exec.js'
 export type {
   IptablesInit,
   IptablesComponents,
@@ -8,6 +9,7 @@ export type {
   RuleChange,
   EnsureRuleChange,
   DeleteRuleChange,
+  DeleteWhereChange,
   InsertRuleChange,
   EnsureChainChange,
   DeleteChainChange,

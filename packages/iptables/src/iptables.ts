@@ -103,8 +103,20 @@ export interface PolicyChange {
   policy: 'ACCEPT' | 'DROP'
 }
 
+/**
+ * Delete every rule of the chain for which `where` returns true, judged against the same
+ * iptables-save read as the rest of the change set (no-op when the chain is absent). `where` gets
+ * the rule's tokens as iptables-save prints them (after `-A <chain>`).
+ */
+export interface DeleteWhereChange {
+  op: 'deleteWhere'
+  table: Table
+  chain: string
+  where: (rule: readonly string[]) => boolean
+}
+
 export type RuleChange = EnsureRuleChange | DeleteRuleChange | InsertRuleChange
-export type Change = RuleChange | EnsureChainChange | DeleteChainChange | FlushChainChange | PolicyChange
+export type Change = RuleChange | EnsureChainChange | DeleteChainChange | FlushChainChange | PolicyChange | DeleteWhereChange
 
 export interface ApplyOptions extends AbortOptions {
   /**
@@ -321,6 +333,9 @@ export class Iptables {
           throw new InvalidRuleError(`insert position must be an integer >= 1, got ${String(c.position)}`)
         }
         return
+      case 'deleteWhere':
+        if (typeof c.where !== 'function') throw new InvalidRuleError('deleteWhere needs a where function')
+        return
       case 'ensureChain':
       case 'deleteChain':
       case 'flushChain':
@@ -382,6 +397,22 @@ export class Iptables {
           for (const r of chain.rules) undo.push({ op: 'ensure', table, chain: c.chain, rule: r.tokens })
           undo.push(...refs)
           chains.delete(c.chain)
+          break
+        }
+        case 'deleteWhere': {
+          if (chain === undefined) break
+          const undoInserts: Change[] = []
+          for (let i = 0; i < chain.rules.length; ) {
+            const r = chain.rules[i] as SavedRule
+            if (!c.where(r.tokens)) {
+              i++
+              continue
+            }
+            lines.push(`-D ${c.chain} ${line(r.tokens)}`)
+            undoInserts.unshift({ op: 'insert', table, chain: c.chain, rule: r.tokens, position: i + 1 })
+            chain.rules.splice(i, 1)
+          }
+          undo.push(...undoInserts)
           break
         }
         case 'flushChain':

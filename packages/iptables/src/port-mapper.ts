@@ -115,6 +115,8 @@ export class PortMapper {
   private readonly holdPort: PortHolder | undefined
   private readonly retries: number
   private readonly owners = new Map<string, Entry[]>()
+  /** Owners whose last call was a successful map (unmap is valid for them). */
+  private readonly mapped = new Set<string>()
   private queue: Promise<unknown> = Promise.resolve()
 
   constructor(init: PortMapperInit, components: PortMapperComponents) {
@@ -174,7 +176,8 @@ export class PortMapper {
         }
         await this.applyRules(entries, 'add', options)
         for (const e of entries) e.active = true
-        if (fresh.length > 0) this.owners.set(owner, [...reserved, ...fresh])
+        this.owners.set(owner, [...reserved, ...fresh])
+        this.mapped.add(owner)
         const out = ordered.map((e) => e.mapping)
         this.log('mapped %s: %s', owner, out.map((m) => `${m.key}->${m.containerIp}:${m.containerPort}`).join(', '))
         return out
@@ -188,15 +191,17 @@ export class PortMapper {
 
   /**
    * Takes the owner's active mappings down (rules, holders) and keeps the host ports reserved for
-   * the owner (container stop / leave). Throws PortNotMappedError when nothing is mapped.
+   * the owner (container stop / leave). Throws PortNotMappedError unless the owner's last call was
+   * a successful `map` (an owner mapped with no bindings unmaps fine).
    */
   async unmap(owner: string, options: AbortOptions = {}): Promise<PortMapping[]> {
     throwIfAborted(options.signal)
     assertOwner(owner)
     return await this.serialize(async () => {
+      if (!this.mapped.has(owner)) throw new PortNotMappedError(owner)
       const active = (this.owners.get(owner) ?? []).filter((e) => e.active)
-      if (active.length === 0) throw new PortNotMappedError(owner)
       await this.takeDown(active, options)
+      this.mapped.delete(owner)
       this.log('unmapped %s (ports stay reserved)', owner)
       return active.map((e) => e.mapping)
     })
@@ -204,7 +209,8 @@ export class PortMapper {
 
   /**
    * Frees everything the owner holds: takes active mappings down, then releases the reserved host
-   * ports (endpoint delete). Exactly once: a second call throws PortNotMappedError.
+   * ports (endpoint delete). Exactly once per owner that was mapped: a second call, or a call for an
+   * owner never mapped, throws PortNotMappedError.
    */
   async release(owner: string, options: AbortOptions = {}): Promise<PortMapping[]> {
     throwIfAborted(options.signal)
@@ -216,6 +222,7 @@ export class PortMapper {
       if (active.length > 0) await this.takeDown(active, options)
       for (const e of entries) this.allocator.releasePort(e.request.hostIp, e.request.proto, e.mapping.hostPort)
       this.owners.delete(owner)
+      this.mapped.delete(owner)
       this.log('released %s', owner)
       return entries.map((e) => e.mapping)
     })
@@ -231,8 +238,7 @@ export class PortMapper {
         await this.takeDown([e], options)
         this.allocator.releasePort(e.request.hostIp, e.request.proto, e.mapping.hostPort)
         const rest = entries.filter((x) => x !== e)
-        if (rest.length === 0) this.owners.delete(owner)
-        else this.owners.set(owner, rest)
+        this.owners.set(owner, rest)
         return e.mapping
       }
       throw new PortNotMappedError(key)

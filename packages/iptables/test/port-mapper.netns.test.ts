@@ -181,6 +181,14 @@ describe.skipIf(!netnsAvailable())('PortMapper (real kernel)', () => {
     expect(allocator.isAllocated(undefined, 'udp', 5353)).toBe(false)
     expect(await saveOf(host)).toBe(state)
     expect(mapper.mappings().map((m) => m.key)).toEqual(['0.0.0.0:8080/tcp'])
+
+    // an endpoint without published ports: map/unmap/release still pair up, and change no rule
+    expect(await mapper.map('quiet', [])).toEqual([])
+    expect(await mapper.unmap('quiet')).toEqual([])
+    expect(isCnmError(await mapper.unmap('quiet').catch((e: unknown) => e), 'ERR_PORT_NOT_MAPPED')).toBe(true)
+    expect(await mapper.release('quiet')).toEqual([])
+    expect(isCnmError(await mapper.release('quiet').catch((e: unknown) => e), 'ERR_PORT_NOT_MAPPED')).toBe(true)
+    expect(await saveOf(host)).toBe(state)
   })
 
   it('keeps shared rules while another mapping needs them; UDP, SCTP and IPv6 rules', async () => {
