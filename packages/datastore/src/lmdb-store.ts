@@ -29,13 +29,6 @@ export interface LmdbStoreInit {
    * @default false
    */
   sync?: boolean
-  /**
-   * How long LMDB waits to collect more writes into one transaction (lmdb-js `commitDelay`). Writes made
-   * in the same event-loop turn always share a transaction. With `sync: true` this adds to each write's
-   * latency; with `sync: false` it only delays the background commit.
-   * @default 0
-   */
-  commitDelayMs?: number
   /** Size at which a write-ahead log segment is closed and a new one started (fast mode only). @default 4 MiB */
   walSegmentBytes?: number
 }
@@ -47,7 +40,6 @@ export interface LmdbStoreComponents {
 
 export const DEFAULT_LMDB_STORE_INIT: Readonly<Required<Omit<LmdbStoreInit, 'path'>>> = Object.freeze({
   sync: false,
-  commitDelayMs: 0,
   walSegmentBytes: 4 * 1024 * 1024,
 })
 
@@ -71,9 +63,6 @@ function resolveInit(init: LmdbStoreInit): Required<LmdbStoreInit> {
     throw new InvalidArgumentError('lmdbStore: path must be a non-empty string')
   }
   if (typeof cfg.sync !== 'boolean') throw new InvalidArgumentError('lmdbStore: sync must be a boolean')
-  if (typeof cfg.commitDelayMs !== 'number' || !Number.isFinite(cfg.commitDelayMs) || cfg.commitDelayMs < 0) {
-    throw new InvalidArgumentError('lmdbStore: commitDelayMs must be a finite number >= 0')
-  }
   if (!Number.isSafeInteger(cfg.walSegmentBytes) || cfg.walSegmentBytes < 4096) {
     throw new InvalidArgumentError('lmdbStore: walSegmentBytes must be an integer >= 4096')
   }
@@ -137,7 +126,9 @@ export class LmdbStore implements Store {
     this.#getLastVersion = lmdb.getLastVersion
     let env: Env
     try {
-      env = lmdb.open<unknown, string>({ path: this.path, noSubdir: false, maxDbs: 4, commitDelay: cfg.commitDelayMs })
+      // Defaults on purpose: overlappingSync (power-loss safe, flushed before a write's promise resolves) and
+      // eventTurnBatching (the writes of one event-loop turn share a transaction).
+      env = lmdb.open<unknown, string>({ path: this.path, noSubdir: false, maxDbs: 4 })
     } catch (err) {
       throw new StoreUnavailableError(`cannot open LMDB environment at ${this.path}`, { cause: err })
     }
@@ -260,6 +251,22 @@ export class LmdbStore implements Store {
     else assertValidKey(key)
     this.#begin(options)
     return this.#hub.subscribe(key, prefix, options?.signal)
+  }
+
+  /**
+   * Resolves once every write made so far is committed and flushed to the device by LMDB (with
+   * `sync: true` every resolved write already is). Useful before copying the store directory.
+   */
+  async flush(options?: AbortOptions): Promise<void> {
+    this.#begin(options)
+    // Let a high-water-mark write queued by this turn's writes join the tail first.
+    await Promise.resolve()
+    try {
+      await this.#tail
+    } catch {
+      // Recorded by #fail, thrown below.
+    }
+    if (this.#failure !== undefined) throw this.#failure
   }
 
   close(): Promise<void> {
