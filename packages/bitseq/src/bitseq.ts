@@ -9,7 +9,14 @@ import {
   StoreAttachedError,
 } from './errors.js'
 import { BigEngine } from './internal/big-engine.js'
-import { MAX_BITS, decodeBinary, decodeStoreValue, encodeStoreValue, freshEngine, type Engine } from './internal/codec.js'
+import {
+  MAX_BITS,
+  decodeBinary,
+  decodeStoreValue,
+  encodeStoreValue,
+  freshEngine,
+  type Engine,
+} from './internal/codec.js'
 import { DenseEngine } from './internal/dense-engine.js'
 import { NumEngine } from './internal/num-engine.js'
 
@@ -197,7 +204,9 @@ export class Bitseq {
       this.currB = o + 1n
       return o
     }
-    const [s, t] = numRange(start, end, e)
+    const s = numOrdinal(start, e)
+    const t = numOrdinal(end, e)
+    if (s < 0 || t < s) throw new InvalidRangeError(toBigLoose(start), toBigLoose(end))
     const o = allocNum(e, s, t, serial ? this.currN : 0)
     this.currN = o + 1
     if (e.len > e.upper || e.len < e.lower) this.eng = balance(e)

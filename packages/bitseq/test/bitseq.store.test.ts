@@ -29,7 +29,9 @@ describe('bitseq with a store', () => {
   })
 
   it('requires a key with a store', async () => {
-    await expect(Bitseq.create({ bits: 8n, store: instrumentedStore() })).rejects.toMatchObject({ kind: 'invalid-argument' })
+    await expect(Bitseq.create({ bits: 8n, store: instrumentedStore() })).rejects.toMatchObject({
+      kind: 'invalid-argument',
+    })
   })
 
   it('§5.7 (plain memoryStore): two handles on one key never hand out the same ordinal', async () => {
@@ -145,7 +147,8 @@ describe('bitseq with a store', () => {
         '00000000' + '0000000000000001',
       'hex',
     )
-    await store.put('k/c', new TextEncoder().encode(JSON.stringify({ id: 'c', sequence: corrupted.toString('base64') })))
+    const value = JSON.stringify({ id: 'c', sequence: corrupted.toString('base64') })
+    await store.put('k/c', new TextEncoder().encode(value))
     const h = await Bitseq.create({ bits: 64n, store, key: 'k/c', id: 'c' })
     expect(h.sequenceString()).toBe('(0x80000000, 1)->(0xffffffff, 0)->(0x0, 1)->end')
     // Operations are still correct on the corrupted list.

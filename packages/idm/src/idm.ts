@@ -64,7 +64,9 @@ export class Idm {
     }
     const start = toBig(init.start, 'start')
     const end = toBig(init.end, 'end')
-    if (start < 0n) throw new InvalidArgumentError(`start: must be >= 0, got ${start}`, { code: 'ERR_IDM_INVALID_RANGE' })
+    if (start < 0n) {
+      throw new InvalidArgumentError(`start: must be >= 0, got ${start}`, { code: 'ERR_IDM_INVALID_RANGE' })
+    }
     if (end <= start) {
       throw new InvalidArgumentError(`end: must be greater than start (${start}), got ${end}`, {
         code: 'ERR_IDM_INVALID_RANGE',
@@ -72,7 +74,9 @@ export class Idm {
     }
     const bits = end - start + 1n
     if (bits > MAX_BITS) {
-      throw new InvalidArgumentError(`[${start}, ${end}] holds more than 2^64 - 1 ids`, { code: 'ERR_IDM_INVALID_RANGE' })
+      throw new InvalidArgumentError(`[${start}, ${end}] holds more than 2^64 - 1 ids`, {
+        code: 'ERR_IDM_INVALID_RANGE',
+      })
     }
     const handle = await Bitseq.create({
       bits,
@@ -168,7 +172,9 @@ export class Idm {
   private ordinal(id: IdValue): bigint {
     const v = toBigOrUndefined(id)
     if (v === undefined || v < this.start || v > this.end) {
-      throw new IdOutOfRangeError(`requested id does not belong to the set: ${String(id)} not in [${this.start}, ${this.end}]`)
+      throw new IdOutOfRangeError(
+        `requested id does not belong to the set: ${String(id)} not in [${this.start}, ${this.end}]`,
+      )
     }
     return v - this.start
   }

@@ -37,7 +37,7 @@ describe('idm', () => {
     expect((err as IdOutOfRangeError).code).toBe('ERR_IDM_OUT_OF_RANGE')
   })
 
-  it('§1.3 / §5.8: serial 50..55: 50, 51, 52; release 50 → 53; release 52 → getSpecificId(52) works', async () => {
+  it('§1.3 / §5.8: serial 50..55: 50, 51, 52; release 50 → 53; release 52 → getSpecificId(52)', async () => {
     const i = await Idm.create({ id: 'serial', start: 50n, end: 55n })
     expect(await i.getId(true)).toBe(50n)
     expect(await i.getId(true)).toBe(51n)
