@@ -22,7 +22,8 @@ export type { BridgeChains } from './internal/layout.js'
 
 export interface BridgeFirewallInit {
   /**
-   * Network namespace that plays the host (a name under /run/netns).
+   * Network namespace that plays the host: a name under /run/netns or an absolute path to a
+   * namespace file.
    * @default undefined (the namespace of this process)
    */
   netns?: string

@@ -24,7 +24,8 @@ export type IptablesBackend = 'nft' | 'legacy'
 
 export interface IptablesInit {
   /**
-   * Network namespace (a name under /run/netns) every command runs in, through `ip netns exec`.
+   * Network namespace every command runs in: a name under /run/netns (`ip netns exec`) or an
+   * absolute path to a namespace file such as a sandbox key (`nsenter --net=PATH`).
    * @default undefined (the namespace of this process)
    */
   netns?: string

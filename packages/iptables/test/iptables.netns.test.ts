@@ -106,6 +106,16 @@ describe.skipIf(!netnsAvailable())('Iptables (real kernel)', () => {
     expect((await ipt.apply(pinned)).applied).toBe(0)
   })
 
+  it('a namespace given by path runs through nsenter', async () => {
+    const byPath = iptables({ netns: `/run/netns/${ns}`, family: 4 }, { logger: capturingLogger() })
+    await byPath.apply([{ op: 'ensureChain', table: 'raw', chain: 'T-PATH' }])
+    expect(await saveOf(ns)).toContain(':T-PATH - [0:0]')
+    expect(await byPath.hasChain('raw', 'T-PATH')).toBe(true)
+    for (const bad of ['/run/netns/../x', 'relative/path', '/run/netns/', '/a//b', 'x\ny']) {
+      expect(() => iptables({ netns: bad, family: 4 }, { logger: capturingLogger() }), bad).toThrow(/netns/)
+    }
+  })
+
   it('IPv6: ip6tables with canonical addresses', async () => {
     const ipt = iptables({ netns: ns, family: 6 }, { logger: capturingLogger() })
     const before = await saveOf(ns, 6)

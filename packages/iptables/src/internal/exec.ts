@@ -59,12 +59,23 @@ export const spawnCommand: CommandRunner = async (argv, options = {}) => {
 // iptables, ip and sysctl live in sbin; a library must not read process.env, so the search path is fixed.
 const defaultPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
-/** Prefixes argv so that it runs inside the named network namespace (undefined = this process's one). */
+/**
+ * Prefixes argv so that it runs inside a network namespace: a name under /run/netns through
+ * `ip netns exec`, an absolute path (a bind-mounted namespace file such as a sandbox key) through
+ * `nsenter --net=PATH`, undefined = this process's namespace.
+ */
 export function inNetns(netns: string | undefined, argv: readonly string[]): string[] {
-  return netns === undefined ? [...argv] : ['ip', 'netns', 'exec', netns, ...argv]
+  if (netns === undefined) return [...argv]
+  if (netns.startsWith('/')) return ['nsenter', `--net=${netns}`, '--', ...argv]
+  return ['ip', 'netns', 'exec', netns, ...argv]
 }
 
-/** Namespace names as `ip netns` accepts them (a file name under /run/netns). */
+/** A namespace name as `ip netns` accepts it, or an absolute, normalised path to a namespace file. */
 export function isValidNetnsName(name: string): boolean {
+  if (typeof name !== 'string') return false
+  if (name.startsWith('/')) {
+    // eslint-disable-next-line no-control-regex
+    return name.length <= 4096 && !/[\u0000-\u001f\u007f]/.test(name) && !/(^|\/)\.\.?(\/|$)/.test(name) && !name.includes('//') && !name.endsWith('/')
+  }
   return /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,254}$/.test(name) && name !== '.' && name !== '..'
 }
