@@ -7,6 +7,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_addr.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <node_api.h>
@@ -24,7 +27,7 @@
 
 #define MAX_STR 4096
 
-enum job_kind { JOB_SOCKET = 1, JOB_CREATE = 2, JOB_SYSCTL = 3, JOB_UNMOUNT = 4 };
+enum job_kind { JOB_SOCKET = 1, JOB_CREATE = 2, JOB_SYSCTL = 3, JOB_UNMOUNT = 4, JOB_NETLINK = 5 };
 
 typedef struct {
   enum job_kind kind;
@@ -43,6 +46,11 @@ typedef struct {
   char **wkeys, **wvals;
   size_t nreads;
   char **rkeys, **rvals;
+  /* netlink ops: nops operations of up to 8 string fields each */
+  size_t nops;
+  char ***ops;
+  size_t *opn;
+  int failed_op;
   /* result */
   int err;
   char msg[512];
@@ -175,6 +183,167 @@ static void do_socket(job_t *j) {
   j->out_fd = s;
 }
 
+
+/* ---- minimal rtnetlink: the in-namespace half of an attach (addresses, link up, routes) ---- */
+
+typedef struct {
+  struct nlmsghdr n;
+  union {
+    struct ifaddrmsg a;
+    struct rtmsg r;
+    struct ifinfomsg i;
+  } u;
+  char buf[256];
+} nlreq_t;
+
+static void addattr(struct nlmsghdr *n, int type, const void *data, int len) {
+  struct rtattr *rta = (struct rtattr *)(((char *)n) + NLMSG_ALIGN(n->nlmsg_len));
+  rta->rta_type = type;
+  rta->rta_len = RTA_LENGTH(len);
+  memcpy(RTA_DATA(rta), data, len);
+  n->nlmsg_len = NLMSG_ALIGN(n->nlmsg_len) + RTA_ALIGN(rta->rta_len);
+}
+
+/* sends one request and waits for its ack; returns 0 or a positive errno */
+static int nl_talk(int fd, struct nlmsghdr *n, unsigned seq) {
+  n->nlmsg_seq = seq;
+  n->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  if (sendto(fd, n, n->nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) return errno;
+  char buf[8192];
+  for (;;) {
+    ssize_t len = recv(fd, buf, sizeof buf, 0);
+    if (len < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_seq != seq) continue;
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        struct nlmsgerr *e = NLMSG_DATA(h);
+        return -e->error;
+      }
+    }
+  }
+}
+
+static int parse_addr(const char *s, int *family, unsigned char *out) {
+  if (inet_pton(AF_INET, s, out) == 1) {
+    *family = AF_INET;
+    return 4;
+  }
+  if (inet_pton(AF_INET6, s, out) == 1) {
+    *family = AF_INET6;
+    return 16;
+  }
+  return -1;
+}
+
+/* one op; fields: addr DEV IP PREFIXLEN NODAD | up DEV | route DST|"" PREFIXLEN FAMILY GW|"" DEV|"" SCOPE ONLINK */
+static int nl_op(job_t *j, int fd, size_t k) {
+  char **f = j->ops[k];
+  size_t n = j->opn[k];
+  nlreq_t req;
+  memset(&req, 0, sizeof req);
+  unsigned char a[16];
+  int fam = 0;
+  if (n >= 2 && strcmp(f[0], "up") == 0) {
+    unsigned idx = if_nametoindex(f[1]);
+    if (idx == 0) return snprintf(j->msg, sizeof j->msg, "Cannot find device \"%s\"", f[1]), ENODEV;
+    req.n.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+    req.n.nlmsg_type = RTM_NEWLINK;
+    req.u.i.ifi_family = AF_UNSPEC;
+    req.u.i.ifi_index = (int)idx;
+    req.u.i.ifi_flags = IFF_UP;
+    req.u.i.ifi_change = IFF_UP;
+  } else if (n >= 5 && strcmp(f[0], "addr") == 0) {
+    unsigned idx = if_nametoindex(f[1]);
+    if (idx == 0) return snprintf(j->msg, sizeof j->msg, "Cannot find device \"%s\"", f[1]), ENODEV;
+    int alen = parse_addr(f[2], &fam, a);
+    if (alen < 0) return snprintf(j->msg, sizeof j->msg, "invalid address %s", f[2]), EINVAL;
+    req.n.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
+    req.n.nlmsg_type = RTM_NEWADDR;
+    req.n.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+    req.u.a.ifa_family = fam;
+    req.u.a.ifa_prefixlen = (unsigned char)atoi(f[3]);
+    req.u.a.ifa_index = idx;
+    if (strcmp(f[4], "1") == 0) req.u.a.ifa_flags = IFA_F_NODAD;
+    addattr(&req.n, IFA_LOCAL, a, alen);
+    addattr(&req.n, IFA_ADDRESS, a, alen);
+    if (fam == AF_INET && req.u.a.ifa_prefixlen < 31) {
+      uint32_t ip, mask = req.u.a.ifa_prefixlen == 0 ? 0 : htonl(~0u << (32 - req.u.a.ifa_prefixlen));
+      memcpy(&ip, a, 4);
+      uint32_t brd = ip | ~mask;
+      addattr(&req.n, IFA_BROADCAST, &brd, 4);
+    }
+    if (strcmp(f[4], "1") == 0) {
+      uint32_t flags = IFA_F_NODAD;
+      addattr(&req.n, IFA_FLAGS, &flags, 4);
+    }
+  } else if (n >= 8 && strcmp(f[0], "route") == 0) {
+    int plen = atoi(f[2]);
+    fam = strcmp(f[3], "6") == 0 ? AF_INET6 : AF_INET;
+    req.n.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
+    req.n.nlmsg_type = RTM_NEWROUTE;
+    req.n.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+    req.u.r.rtm_family = fam;
+    req.u.r.rtm_dst_len = (unsigned char)plen;
+    req.u.r.rtm_table = RT_TABLE_MAIN;
+    req.u.r.rtm_protocol = RTPROT_BOOT;
+    req.u.r.rtm_type = RTN_UNICAST;
+    req.u.r.rtm_scope = strcmp(f[6], "link") == 0 ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+    if (strcmp(f[7], "1") == 0) req.u.r.rtm_flags |= RTNH_F_ONLINK;
+    if (f[1][0] != 0) {
+      int df;
+      int alen = parse_addr(f[1], &df, a);
+      if (alen < 0 || df != fam) return snprintf(j->msg, sizeof j->msg, "invalid destination %s", f[1]), EINVAL;
+      addattr(&req.n, RTA_DST, a, alen);
+    }
+    if (f[4][0] != 0) {
+      int gf;
+      int alen = parse_addr(f[4], &gf, a);
+      if (alen < 0 || gf != fam) return snprintf(j->msg, sizeof j->msg, "invalid gateway %s", f[4]), EINVAL;
+      addattr(&req.n, RTA_GATEWAY, a, alen);
+    }
+    if (f[5][0] != 0) {
+      unsigned idx = if_nametoindex(f[5]);
+      if (idx == 0) return snprintf(j->msg, sizeof j->msg, "Cannot find device \"%s\"", f[5]), ENODEV;
+      uint32_t oif = idx;
+      addattr(&req.n, RTA_OIF, &oif, 4);
+    }
+  } else {
+    return snprintf(j->msg, sizeof j->msg, "unknown netlink op"), EINVAL;
+  }
+  int e = nl_talk(fd, &req.n, (unsigned)k + 1);
+  if (e != 0) snprintf(j->msg, sizeof j->msg, "RTNETLINK answers: %s", strerror(e));
+  return e;
+}
+
+static void do_netlink(job_t *j) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) {
+    fail(j, errno, "socket", "NETLINK_ROUTE");
+    j->failed_op = -1;
+    return;
+  }
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    fail(j, errno, "bind", "NETLINK_ROUTE");
+    j->failed_op = -1;
+    close(fd);
+    return;
+  }
+  for (size_t k = 0; k < j->nops; k++) {
+    int e = nl_op(j, fd, k);
+    if (e != 0) {
+      j->err = e;
+      j->failed_op = (int)k;
+      break;
+    }
+  }
+  close(fd);
+}
+
 static void do_create(job_t *j) {
   int fd = open(j->path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
   if (fd < 0) {
@@ -230,6 +399,7 @@ static void *thread_main(void *arg) {
   }
   if (j->kind == JOB_SOCKET) do_socket(j);
   else if (j->kind == JOB_SYSCTL) write_sysctls(j);
+  else if (j->kind == JOB_NETLINK) do_netlink(j);
   return NULL;
 }
 
@@ -253,6 +423,9 @@ static void free_strv(char **v, size_t n) {
 }
 
 static void free_job(job_t *j) {
+  for (size_t k = 0; k < j->nops; k++) free_strv(j->ops[k], j->opn[k]);
+  free(j->ops);
+  free(j->opn);
   free(j->ns_path);
   free(j->path);
   free_strv(j->wkeys, j->nwrites);
@@ -274,6 +447,10 @@ static const char *errno_code(int e) {
     case EBUSY: return "EBUSY";
     case ENOTDIR: return "ENOTDIR";
     case EMFILE: return "EMFILE";
+    case ENODEV: return "ENODEV";
+    case ENETUNREACH: return "ENETUNREACH";
+    case ESRCH: return "ESRCH";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
     default: return "EUNKNOWN";
   }
 }
@@ -289,6 +466,11 @@ static void complete(napi_env env, napi_status status, void *data) {
     napi_create_error(env, code, msg, &err);
     napi_create_int32(env, j->err, &errnum);
     napi_set_named_property(env, err, "errno", errnum);
+    if (j->kind == JOB_NETLINK) {
+      napi_value idx;
+      napi_create_int32(env, j->failed_op, &idx);
+      napi_set_named_property(env, err, "index", idx);
+    }
     napi_reject_deferred(env, j->deferred, err);
   } else {
     if (j->kind == JOB_SOCKET) {
@@ -432,12 +614,37 @@ static napi_value unmount_netns(napi_env env, napi_callback_info info) {
   return start(env, j, "cnm_osl.unmount");
 }
 
+/* netlink(nsPath|null, ops: string[][]) -> Promise<void>; rejects with .index = failed op (-1: before any) */
+static napi_value netlink_ops(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  job_t *j = calloc(1, sizeof *j);
+  j->kind = JOB_NETLINK;
+  uint32_t len = 0;
+  bool is = false;
+  if (argc < 2 || get_str(env, argv[0], &j->ns_path) < 0 || napi_is_array(env, argv[1], &is) != napi_ok || !is)
+    return bad_args(env, j, "netlink(nsPath, ops)");
+  napi_get_array_length(env, argv[1], &len);
+  j->ops = calloc(len ? len : 1, sizeof(char **));
+  j->opn = calloc(len ? len : 1, sizeof(size_t));
+  for (uint32_t k = 0; k < len; k++) {
+    napi_value op;
+    napi_get_element(env, argv[1], k, &op);
+    j->nops = k + 1;
+    if (get_strv(env, op, &j->ops[k], &j->opn[k]) < 0) return bad_args(env, j, "netlink(nsPath, ops): ops are string arrays");
+  }
+  j->nops = len;
+  return start(env, j, "cnm_osl.netlink");
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"openSocket", NULL, open_socket, NULL, NULL, NULL, napi_enumerable, NULL},
       {"createNetns", NULL, create_netns, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sysctl", NULL, sysctl, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unmount", NULL, unmount_netns, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"netlink", NULL, netlink_ops, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

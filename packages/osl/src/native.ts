@@ -25,6 +25,13 @@ export interface NativeOps {
   sysctl(nsPath: string | null, writeKeys: string[], writeValues: string[], readKeys: string[]): Promise<string[]>
   /** Lazily unmounts a namespace file (MNT_DETACH). */
   unmount(path: string): Promise<void>
+  /**
+   * rtnetlink requests inside `nsPath`, in order, stopping at the first failure (rejects with `index` = that
+   * op, -1 before any; message `RTNETLINK answers: …` or `Cannot find device "x"`). Ops (all strings):
+   * `['up', dev]`, `['addr', dev, ip, prefixlen, nodad '1'|'0']`,
+   * `['route', dst ip or '' for default, prefixlen, family '4'|'6', gateway or '', dev or '', scope 'link'|'universe', onlink '1'|'0']`.
+   */
+  netlink(nsPath: string | null, ops: string[][]): Promise<void>
 }
 
 const ADDON = 'cnm_osl.node'

@@ -21,6 +21,7 @@ export const DEFAULT_OSL_INIT = Object.freeze({
   bridgePath: 'bridge',
   nsenterPath: 'nsenter',
   residentHost: false,
+  nativeNetlink: true,
 })
 
 export interface CreateSandboxOptions extends AbortOptions {
@@ -105,6 +106,7 @@ export class Osl {
       log: this.log,
       resolver,
       native: () => this.native(),
+      nativeNetlink: cfg.nativeNetlink,
       transaction: () => new Transaction(ctx),
       assertOpen: () => {
         if (this.closed) throw new OslClosedError()

@@ -61,11 +61,16 @@ export class ResidentIp implements LineRunner {
     }
     child.on('error', (e) => onGone(`failed: ${e.message}`))
     child.on('exit', (code, sig) => onGone(`exited (${code ?? sig})`))
-    child.unref()
-    ;(child.stdin as unknown as { unref?: () => void }).unref?.()
-    ;(child.stdout as unknown as { unref?: () => void }).unref?.()
-    ;(child.stderr as unknown as { unref?: () => void }).unref?.()
+    this.setRef(child, false)
     return child
+  }
+
+  /** Idle helpers do not keep Node alive; one with a request in flight does. */
+  private setRef(child: ChildProcessWithoutNullStreams, on: boolean): void {
+    for (const h of [child, child.stdin, child.stdout, child.stderr] as unknown as Array<{ ref?: () => void; unref?: () => void }>) {
+      if (on) h.ref?.()
+      else h.unref?.()
+    }
   }
 
   private onStderr(chunk: string): void {
@@ -87,6 +92,7 @@ export class ResidentIp implements LineRunner {
       const n = Number(m[1])
       if (n === head.sentinel) {
         this.queue.shift()
+        if (this.queue.length === 0 && this.child !== undefined) this.setRef(this.child, false)
         const first = head.failures[0]
         head.resolve({
           ok: head.failures.length === 0,
@@ -125,6 +131,7 @@ export class ResidentIp implements LineRunner {
     return await new Promise<BatchOutcome>((resolve, reject) => {
       const first = this.lineNo + 1
       this.lineNo += lines.length + 1
+      if (this.queue.length === 0) this.setRef(child, true)
       this.queue.push({ first, last: first + lines.length - 1, sentinel: this.lineNo, failures: [], text: [], resolve, reject })
       child.stdin.write(`${[...lines, SENTINEL].join('\n')}\n`)
     })
@@ -135,6 +142,7 @@ export class ResidentIp implements LineRunner {
     this.closing = true
     const child = this.child
     if (child === undefined) return
+    this.setRef(child, true) // keep Node alive until the helper is gone
     await new Promise<void>((resolve) => {
       child.once('exit', () => resolve())
       child.stdin.end()

@@ -10,6 +10,7 @@ import {
 } from './errors.js'
 import type { ExecStats } from './exec.js'
 import type { NativeOps } from './native.js'
+import { toNetlinkOp } from './netlink-ops.js'
 import { mapNativeError } from './socket.js'
 
 /** What a line creates, to map EEXIST to the right error. */
@@ -62,6 +63,8 @@ export interface TxContext {
   readonly stats: ExecStats
   readonly log: Logger
   native(): NativeOps
+  /** Send in-namespace address/link-up/route lines over rtnetlink from the addon instead of `ip`. */
+  readonly nativeNetlink: boolean
 }
 
 /** Maps a failed batch line to a typed error; `stderr` is kept on the KernelError and as its cause. */
@@ -193,7 +196,9 @@ export class Transaction {
             step.ns.path === this.ctx.host.path && step.tool === 'ip' ? this.ctx.hostRunner : this.ctx.runner
           let out: BatchOutcome
           try {
-            out = await runner.run(step.tool, step.ns, group.map((g) => g.line), signal === undefined ? {} : { signal })
+            out =
+              (await this.runNative(step.tool, step.ns, group.map((g) => g.line))) ??
+              (await runner.run(step.tool, step.ns, group.map((g) => g.line), signal === undefined ? {} : { signal }))
           } catch (err) {
             // aborted or not started: we cannot tell which lines ran, so undo them all (best effort)
             for (const g of group) done.push([...g.undo])
@@ -258,6 +263,30 @@ export class Transaction {
     }
     this.state = 'committed'
     for (const fn of this.commitHooks) fn()
+  }
+
+  /**
+   * Runs a group over the addon's rtnetlink when every line is one it covers (outside the host namespace);
+   * undefined when the group must go through `ip`.
+   */
+  private async runNative(tool: Tool, ns: NsTarget, lines: string[]): Promise<BatchOutcome | undefined> {
+    if (!this.ctx.nativeNetlink || tool !== 'ip' || ns.path === this.ctx.host.path) return undefined
+    const ops: string[][] = []
+    for (const l of lines) {
+      const op = toNetlinkOp(l)
+      if (op === undefined) return undefined
+      ops.push(op)
+    }
+    this.ctx.stats.nativeCalls++
+    try {
+      await this.ctx.native().netlink(ns.path ?? null, ops)
+      return { ok: true, stdout: '', stderr: '', failedIndex: -1, message: '', failures: [] }
+    } catch (err) {
+      const e = err as { index?: number; message?: string }
+      if (typeof e.index !== 'number' || e.index < 0) throw mapNativeError(err, ns.label, `netlink in ${ns.label}`)
+      const message = e.message ?? String(err)
+      return { ok: false, stdout: '', stderr: message, failedIndex: e.index, message, failures: [{ index: e.index, message }] }
+    }
   }
 
   /** Undoes applied steps in reverse order, batching consecutive lines per tool and namespace. */

@@ -31,6 +31,11 @@ export interface OslInit {
    * it over stdin instead of launching `ip` per batch. @default false
    */
   residentHost?: boolean
+  /**
+   * Program addresses, link-up and routes inside sandboxes over rtnetlink from the native addon (no process
+   * launch) instead of `ip -n NS -batch -`. Other lines always go through `ip`. @default true
+   */
+  nativeNetlink?: boolean
 }
 
 export interface OslComponents {

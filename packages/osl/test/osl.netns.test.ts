@@ -148,7 +148,7 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
     tx.on(sb).addInterface({ srcName: `${fx.prefix}p`, addresses: ['10.241.0.2/24'], mac: '02:42:0a:f1:00:02' })
     tx.on(sb).setGateway('10.241.0.1')
     await tx.commit()
-    expect(o.stats.launches - before).toBe(2) // one ip -batch on each side
+    expect(o.stats.launches - before).toBe(1) // one host-side ip -batch; the inside goes over the addon's rtnetlink
     expect(sb.gateway).toBe('10.241.0.1')
     expect((await o.host.link(`${fx.prefix}h`))?.master).toBe('br0')
     const routes = await ipJson(sb.key, ['route', 'show', 'default'])
@@ -164,6 +164,67 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
       `const c = require('net').connect(${srv.port}, '10.249.0.1'); c.on('data', (d) => process.stdout.write(d));`,
     )
     expect(out).toBe('hello from host')
+
+    // the fast path: the veth's sandbox end is born inside (no namespace move)
+    const sb2 = await o.createSandbox(`${fx.prefix}-sc2`)
+    const l0 = o.stats.launches
+    const tx2 = o.transaction()
+    const rec = tx2.on(sb2).addInterface({
+      veth: { hostName: `${fx.prefix}h2`, master: 'br0' },
+      addresses: ['10.241.0.3/24'],
+      mac: '02:42:0a:f1:00:03',
+      mtu: 1450,
+    })
+    tx2.on(sb2).setGateway('10.241.0.1')
+    await tx2.commit()
+    expect(o.stats.launches - l0).toBe(1)
+    expect(rec).toMatchObject({ dstName: 'eth0', hostPeer: `${fx.prefix}h2`, srcName: undefined })
+    expect(await sb2.link('eth0')).toMatchObject({ address: '02:42:0a:f1:00:03', mtu: 1450 })
+    expect(await o.host.link(`${fx.prefix}h2`)).toMatchObject({ master: 'br0', mtu: 1450 })
+    const out2 = await nodeIn(
+      sb2.key,
+      `const c = require('net').connect(${srv.port}, '10.249.0.1'); c.on('data', (d) => process.stdout.write(d));`,
+    )
+    expect(out2).toBe('hello from host')
+    // removal without a source name deletes the pair, host end included
+    await sb2.removeInterface('eth0')
+    expect(await o.host.link(`${fx.prefix}h2`)).toBeUndefined()
+  })
+
+  it('native rtnetlink and ip -batch program the same state', async () => {
+    const host = await fx.add('host')
+    const viaIp = osl({ hostNetns: host, nativeNetlink: false })()
+    o = osl({ hostNetns: host })()
+    fx.onCleanup(async () => await viaIp.close())
+    await o.host.createBridge({ name: 'br0', addresses: ['10.239.0.1/24', 'fd00:239::1/64'] })
+    const states = []
+    for (const [i, x] of [viaIp, o].entries()) {
+      const sb = await x.createSandbox(`${fx.prefix}-se${i}`)
+      const l0 = x.stats.launches
+      const tx = x.transaction()
+      tx.on(sb).addInterface({
+        veth: { hostName: `${fx.prefix}e${i}`, master: 'br0' },
+        addresses: [`10.239.0.${i + 2}/24`, `fd00:239::${i + 2}/64`],
+        routes: ['10.238.0.0/16'],
+      })
+      tx.on(sb).setGateway('10.239.0.1')
+      tx.on(sb).setGateway('fd00:239::1')
+      tx.on(sb).addStaticRoute({ destination: '10.237.0.0/16', nextHop: '10.239.0.1' })
+      await tx.commit()
+      expect(x.stats.launches - l0).toBe(i === 0 ? 2 : 1)
+      const info = await sb.info()
+      const strip = (v: unknown): unknown =>
+        JSON.parse(
+          JSON.stringify(v)
+            .replaceAll(`10.239.0.${i + 2}`, 'SELF4')
+            .replaceAll(`fd00:239::${i + 2}`, 'SELF6'),
+        )
+      states.push({
+        addrs: strip(info.links.map((l) => ({ name: l.ifname, flags: l.flags, addrs: l.addr_info.filter((a) => a.scope !== 'link').map((a) => [a.family, a.local, a.prefixlen, a.scope, a.nodad ?? false]) }))),
+        routes: strip(info.routes.filter((r) => !String(r.dst).startsWith('fe80')).map((r) => [r.dst, r.gateway, r.dev, r.scope, r.protocol ?? ''])),
+      })
+    }
+    expect(states[1]).toEqual(states[0])
   })
 
   it('static routes, neighbours and FDB entries appear as ip shows them', async () => {
@@ -368,7 +429,7 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
       tx.on(sb).setGateway('10.255.0.1')
       await tx.commit()
     }
-    expect(o.stats.launches - launches0).toBe(3) // only the sandbox-side batches
+    expect(o.stats.launches - launches0).toBe(0) // host side through the helper, inside over rtnetlink
     const ports = (await o.host.links()).filter((l) => l.master === 'br0').map((l) => l.ifname)
     expect(ports.sort()).toEqual([0, 1, 2].map((i) => `${fx.prefix}h${i}`))
     const before = await snapshot(host, fx.prefix)
