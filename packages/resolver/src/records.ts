@@ -214,7 +214,7 @@ export class SandboxRecords implements DnsRecordSource {
     return { ipv4: ipv4 ?? [], ipv6: ipv6 ?? [] }
   }
 
-  lookupAddress(address: string): string | undefined {
+  lookupAddress(address: string, _version?: 4 | 6): string | undefined {
     for (const a of this.attachments) {
       const hit = a.network.lookupAddress(address)
       if (hit !== undefined) return hit

@@ -31,18 +31,21 @@ export interface ForwardSocketFactory {
   tcpConnect(server: UpstreamServer, signal: AbortSignal): Promise<net.Socket> | undefined
 }
 
-/** `dgram` lookup that accepts IP literals synchronously (no dns.lookup, no extra tick per send). */
-export function literalLookup(
-  address: string,
-  family: unknown,
-  callback: (err: Error | null, address: string, family: number) => void,
-): void {
-  callback(null, address, net.isIPv6(address) ? 6 : 4)
+/**
+ * `dgram` lookups that accept IP literals synchronously (no dns.lookup and no extra tick per send).
+ * Family-fixed: the socket's family decides, so nothing is parsed per packet.
+ */
+function literalLookup4(address: string, _f: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  callback(null, address, 4)
+}
+function literalLookup6(address: string, _f: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  callback(null, address, 6)
 }
 
 /** A UDP socket of the right family with the synchronous literal lookup. */
 export function createUdpSocket(type: 'udp4' | 'udp6'): dgram.Socket {
-  return dgram.createSocket({ type, lookup: literalLookup as unknown as dgram.SocketOptions['lookup'] })
+  const lookup = type === 'udp6' ? literalLookup6 : literalLookup4
+  return dgram.createSocket({ type, lookup: lookup as unknown as dgram.SocketOptions['lookup'] })
 }
 
 /** Sockets in this process's own network namespace. */

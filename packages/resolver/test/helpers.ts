@@ -128,7 +128,7 @@ export class TestUpstream {
     this.queries.push({ name: question?.name ?? '', type: question?.type ?? '', transport, at: Date.now() })
     const r = await this.behaviour(q, transport)
     if (r === 'drop') return undefined
-    return dnsPacket.encode({ ...r, id: q.id, type: 'response', questions: r.questions ?? q.questions ?? [] })
+    return dnsPacket.encode({ ...r, id: q.id ?? 0, type: 'response', questions: r.questions ?? q.questions ?? [] })
   }
 
   async stop(): Promise<void> {

@@ -5,6 +5,7 @@ import type { DnsRecordSource } from '../src/index.js'
 import { capturingLogger } from '@cnm/test-utils'
 import { noopLogger } from '@cnm/types'
 import { TestUpstream, answerA, answerRcode, dig, query, startResolver, udpQuery } from './helpers.js'
+import type { UpstreamBehaviour } from './helpers.js'
 
 const cleanups: Array<() => Promise<void>> = []
 afterEach(async () => {
@@ -35,7 +36,7 @@ async function start(records: DnsRecordSource, init: ConstructorParameters<typeo
   return port
 }
 
-async function upstream(behaviour: Parameters<typeof TestUpstream.prototype.constructor>[1]): Promise<TestUpstream> {
+async function upstream(behaviour: UpstreamBehaviour): Promise<TestUpstream> {
   const u = await new TestUpstream('127.0.0.1', behaviour).start()
   cleanups.push(() => u.stop())
   return u
