@@ -62,7 +62,7 @@ import {
   type PortBindingRecord,
   type PortMappingRecord,
 } from './state.js'
-import type { BridgeKernel, NetworkFirewallSpec, PublishedPort } from './internal/kernel.js'
+import type { BridgeKernel, HostLink, NetworkFirewallSpec, PublishedPort } from './internal/kernel.js'
 import { KeyedMutex } from './internal/mutex.js'
 import { UndoStack } from './internal/undo.js'
 import {
@@ -802,7 +802,7 @@ export class BridgeDriver implements NetworkDriver {
     this.networks.set(n.id, { rec: final, endpoints: new Map(), pending: new Set(), log: this.log.child(n.id.slice(0, 12)) })
   }
 
-  private async reconcileNetwork(rec: BridgeNetworkRecord, links: Map<string, { kind: string | undefined }>, options?: AbortOptions): Promise<void> {
+  private async reconcileNetwork(rec: BridgeNetworkRecord, links: Map<string, HostLink>, options?: AbortOptions): Promise<void> {
     const log = this.log.child(rec.id.slice(0, 12))
     const link = links.get(rec.bridgeName)
     if (link !== undefined && link.kind !== 'bridge') {
@@ -819,7 +819,7 @@ export class BridgeDriver implements NetworkDriver {
     net: NetState,
     stored: BridgeEndpointRecord,
     listed: RestoredEndpoint | undefined,
-    links: Map<string, unknown>,
+    links: Map<string, HostLink>,
     options?: AbortOptions,
   ): Promise<void> {
     let rec = stored
@@ -841,6 +841,10 @@ export class BridgeDriver implements NetworkDriver {
       )
       // A re-created pair is not in any sandbox.
       rec = { ...rec, sandboxKey: undefined }
+    } else if (links.get(rec.hostIfName)?.master !== net.rec.bridgeName) {
+      // The bridge was re-created (or the port released): enslave the host end again.
+      net.log('restore: re-attaching veth %s of endpoint %s to %s', rec.hostIfName, rec.id, net.rec.bridgeName)
+      await this.kernelCall('attach veth', () => this.kernel.attachVeth(rec.hostIfName, net.rec.bridgeName, true, options))
     }
     const kept: PortMappingRecord[] = []
     for (const m of rec.portMappings) {
@@ -889,7 +893,7 @@ export class BridgeDriver implements NetworkDriver {
   private async dropOrphanNetwork(
     rec: BridgeNetworkRecord,
     endpoints: BridgeEndpointRecord[],
-    links: Map<string, unknown>,
+    links: Map<string, HostLink>,
     options?: AbortOptions,
   ): Promise<void> {
     this.log('restore: removing orphan network %s (%s)', rec.id, rec.bridgeName)

@@ -70,6 +70,15 @@ function createBridgeDriver(config: BridgeDriverConfig, components: BridgeDriver
       }
     : undefined
   const log = logger.forComponent('cnm:drivers-bridge').child('kernel')
-  const kernel = new OslBridgeKernel({ osl, firewall, allocator, logger, log, ip6tables: config.enableIp6tables, holdPort })
+  const kernel = new OslBridgeKernel({
+    osl,
+    firewall,
+    allocator,
+    logger,
+    log,
+    forwarding: config.enableIpForwarding,
+    ip6tables: config.enableIp6tables,
+    holdPort,
+  })
   return new BridgeDriver(config, { logger, ...(components.store !== undefined && { store: components.store }) }, kernel)
 }

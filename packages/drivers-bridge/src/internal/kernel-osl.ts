@@ -29,6 +29,8 @@ export interface OslKernelOptions {
   readonly allocator: PortAllocator
   readonly logger: ComponentLogger
   readonly log: Logger
+  /** Ensure IPv4 forwarding at init (FORWARD policy DROP when it had to be switched on and there is a firewall). */
+  readonly forwarding: boolean
   /** Pass IPv6 subnets to the firewall (ip6tables managed). */
   readonly ip6tables: boolean
   /** Holds each published host port with a bound socket (libnetwork's dummy proxy). */
@@ -56,6 +58,7 @@ export class OslBridgeKernel implements BridgeKernel {
   private readonly logger: ComponentLogger
   private readonly log: Logger
   private readonly ip6tables: boolean
+  private readonly forwarding: boolean
   private readonly holdPort: PortHolder | undefined
   private readonly mappers = new Map<string, PortMapper>()
   /** owner → reservations in the shared allocator. */
@@ -68,11 +71,24 @@ export class OslBridgeKernel implements BridgeKernel {
     this.logger = o.logger
     this.log = o.log
     this.ip6tables = o.ip6tables
+    this.forwarding = o.forwarding
     this.holdPort = o.holdPort
   }
 
+  /**
+   * Driver start (drivers.md §3.1): the firewall's base chains, and IP forwarding — when it had to be switched
+   * on and there is a firewall, the filter FORWARD policy becomes DROP (as Docker does; never undone).
+   */
   async init(options?: AbortOptions): Promise<void> {
     if (this.firewall !== undefined) await this.firewall.setupBridgeChains(options)
+    if (!this.forwarding) return
+    const key = 'net/ipv4/ip_forward'
+    const current = await this.osl.host.getSysctls([key], options)
+    if (current[key] === '1') return
+    await this.osl.host.setSysctls({ [key]: 1 }, options)
+    const ipt = await this.firewall?.iptables(4, options)
+    if (ipt !== undefined) await ipt.apply([{ op: 'policy', table: 'filter', chain: 'FORWARD', policy: 'DROP' }], options)
+    this.log('enabled IPv4 forwarding in the host namespace%s', ipt === undefined ? '' : '; FORWARD policy DROP')
   }
 
   // ------------------------------------------------------------------ links
@@ -148,6 +164,12 @@ export class OslBridgeKernel implements BridgeKernel {
         up: true,
       })
       .setLink(spec.host, { hairpin: spec.hairpin })
+    await tx.commit(options)
+  }
+
+  async attachVeth(host: string, bridge: string, hairpin: boolean, options?: AbortOptions): Promise<void> {
+    const tx = this.osl.transaction()
+    tx.on(this.osl.host).setLink(host, { master: bridge, up: true }).setLink(host, { hairpin })
     await tx.commit(options)
   }
 

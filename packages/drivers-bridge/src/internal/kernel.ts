@@ -20,6 +20,8 @@ export interface BridgeKernel {
   deleteLink(name: string, options?: AbortOptions): Promise<void>
   /** Creates a veth pair, enslaves the host end to the bridge, sets MTU/hairpin/peer MAC and brings the host end up. */
   createVeth(spec: VethSpec, options?: AbortOptions): Promise<void>
+  /** (Re-)enslaves an existing host end to the bridge, with hairpin, and brings it up (restore). */
+  attachVeth(host: string, bridge: string, hairpin: boolean, options?: AbortOptions): Promise<void>
 
   /** Installs the network's firewall rules (ICC, masquerade, isolation, internal). Idempotent. */
   programNetworkFirewall(spec: NetworkFirewallSpec, options?: AbortOptions): Promise<void>
