@@ -86,6 +86,9 @@ import type {
   ControllerEventListener,
   ControllerInit,
   CreateEndpointRequest,
+  DnsRecordSource,
+  DnsServiceProtocol,
+  DnsServiceRecord,
   CreateNetworkRequest,
   CreateSandboxRequest,
   DeleteEndpointOptions,
@@ -108,6 +111,7 @@ export const DEFAULT_CONTROLLER_INIT = Object.freeze({
   defaultIpam: DEFAULT_IPAM,
   builtinDrivers: true,
   casRetries: 8,
+  hostAddress: '',
 })
 
 type ResolvedInit = Required<ControllerInit>
@@ -161,6 +165,8 @@ export class Controller {
   readonly #locks = new KeyedMutex()
   readonly #events: EventHub
   #state: 'new' | 'starting' | 'running' | 'stopped' = 'new'
+  /** Changes whenever service-discovery answers could change (see dnsRecordSource). */
+  #generation = 0
 
   constructor(init: ControllerInit, components: ControllerComponents) {
     this.#cfg = { ...DEFAULT_CONTROLLER_INIT, ...init }
@@ -263,6 +269,11 @@ export class Controller {
   }
 
   // ---------------------------------------------------------------- events
+
+  #emit(event: ControllerEvent): void {
+    this.#generation++
+    this.#events.emit(event)
+  }
 
   /** Calls `listener` for every event; returns the unsubscribe function. */
   subscribe(listener: ControllerEventListener): () => void {
@@ -660,7 +671,7 @@ export class Controller {
       }
       this.#networks.set(id, net)
       this.#log('created network %s (%s) type %s', name, id, type)
-      this.#events.emit({ type: 'network-created', networkId: id, name, driver: type })
+      this.#emit({ type: 'network-created', networkId: id, name, driver: type })
       return this.#networkInfo(net)
     }, options)
   }
@@ -727,7 +738,7 @@ export class Controller {
     }
     this.#networks.delete(nid)
     this.#log('deleted network %s (%s)', n.name, nid)
-    this.#events.emit({ type: 'network-deleted', networkId: nid, name: n.name, driver: n.type })
+    this.#emit({ type: 'network-deleted', networkId: nid, name: n.name, driver: n.type })
   }
 
   /** Recovery/forced delete: remove an endpoint of a network being force-deleted, ignoring errors. */
@@ -738,7 +749,7 @@ export class Controller {
     if (!n.ipamReleased) await this.#releaseEndpointAddresses(n, e)
     await this.#store.remove(keys.endpoint(n.id, e.id)).catch((err: unknown) => this.#log.error('remove endpoint record %s: %o', e.id, err))
     this.#endpoints.delete(e.id)
-    this.#events.emit({ type: 'endpoint-deleted', networkId: n.id, endpointId: e.id, name: e.name })
+    this.#emit({ type: 'endpoint-deleted', networkId: n.id, endpointId: e.id, name: e.name })
   }
 
   // ---------------------------------------------------------------- endpoints (§6)
@@ -863,7 +874,7 @@ export class Controller {
       }
       this.#endpoints.set(eid, ep)
       this.#log('created endpoint %s (%s) on network %s', name, eid, net.id)
-      this.#events.emit({ type: 'endpoint-created', networkId: net.id, endpointId: eid, name })
+      this.#emit({ type: 'endpoint-created', networkId: net.id, endpointId: eid, name })
       return this.#endpointInfo(ep)
     }, options)
   }
@@ -930,7 +941,7 @@ export class Controller {
     this.#endpoints.delete(ep.id)
     await this.#bumpCount(net, -1).catch((err: unknown) => this.#log.error('endpoint count of %s: %o', net.id, err))
     this.#log('deleted endpoint %s (%s)', ep.name, ep.id)
-    this.#events.emit({ type: 'endpoint-deleted', networkId: net.id, endpointId: ep.id, name: ep.name })
+    this.#emit({ type: 'endpoint-deleted', networkId: net.id, endpointId: ep.id, name: ep.name })
   }
 
   /** Clears a join in memory only (used when a leave failed during a forced operation). */
@@ -943,8 +954,8 @@ export class Controller {
     if (sb === undefined) return
     sb.endpoints = sb.endpoints.filter((x) => x !== ep.id)
     if (sb.gatewayEndpoint === ep.id) delete sb.gatewayEndpoint
-    this.#events.emit({ type: 'endpoint-left', networkId: ep.networkId, endpointId: ep.id, sandboxId: sid, containerId: sb.containerId })
-    this.#events.emit({ type: 'records-changed', networkId: ep.networkId })
+    this.#emit({ type: 'endpoint-left', networkId: ep.networkId, endpointId: ep.id, sandboxId: sid, containerId: sb.containerId })
+    this.#emit({ type: 'records-changed', networkId: ep.networkId })
   }
 
   // ---------------------------------------------------------------- join / leave
@@ -973,6 +984,16 @@ export class Controller {
     for (let i = 0; ; i++) if (!used.has(`${prefix}${i}`)) return `${prefix}${i}`
   }
 
+  /** Remembers the host ports the driver mapped for the gateway endpoint (for `_host_` SRV records). */
+  async #cachePortMappings(d: NetworkDriver, n: NetworkState, e: EndpointState, options?: AbortOptions): Promise<void> {
+    try {
+      const info = await d.endpointOperInfo(n.id, e.id, sig(options))
+      if (e.join !== undefined) e.join.portMappings = [...(info.portMappings ?? [])]
+    } catch (err) {
+      this.#log.trace('endpointOperInfo of %s for port mappings failed: %o', e.id, err)
+    }
+  }
+
   /**
    * Recomputes the sandbox's gateway endpoint (§7.2); when it changed: revoke external connectivity on
    * the old one (if still joined), program it on the new one (unless internal), set the default routes.
@@ -988,6 +1009,7 @@ export class Controller {
       const d = this.#driver(oldNet.type)
       try {
         await d.revokeExternalConnectivity(oldNet.id, oldEp.id, sig(options))
+        if (oldEp.join !== undefined) delete oldEp.join.portMappings
         undo?.push('re-program old gateway endpoint', () => d.programExternalConnectivity(oldNet.id, oldEp.id, this.#sandboxDriverConfig(sb, oldEp)))
       } catch (err) {
         if (undo !== undefined) throw driverError(err, 'revokeExternalConnectivity')
@@ -1001,6 +1023,7 @@ export class Controller {
       try {
         await d.programExternalConnectivity(newNet.id, newEp.id, this.#sandboxDriverConfig(sb, newEp), sig(options))
         undo?.push('revoke new gateway endpoint', () => d.revokeExternalConnectivity(newNet.id, newEp.id))
+        await this.#cachePortMappings(d, newNet, newEp, options)
       } catch (err) {
         if (undo !== undefined) throw driverError(err, 'programExternalConnectivity')
         this.#log.error('program external connectivity of %s failed: %o', newEp.id, err)
@@ -1125,10 +1148,10 @@ export class Controller {
       throw err
     }
     this.#log('joined endpoint %s to sandbox %s', eid, sid)
-    this.#events.emit({ type: 'endpoint-joined', networkId: net.id, endpointId: ep.id, sandboxId: sb.id, containerId: sb.containerId })
-    this.#events.emit({ type: 'records-changed', networkId: net.id })
+    this.#emit({ type: 'endpoint-joined', networkId: net.id, endpointId: ep.id, sandboxId: sb.id, containerId: sb.containerId })
+    this.#emit({ type: 'records-changed', networkId: net.id })
     if (gwChanged) {
-      this.#events.emit({ type: 'gateway-changed', sandboxId: sb.id, ...(sb.gatewayEndpoint !== undefined && { endpointId: sb.gatewayEndpoint }) })
+      this.#emit({ type: 'gateway-changed', sandboxId: sb.id, ...(sb.gatewayEndpoint !== undefined && { endpointId: sb.gatewayEndpoint }) })
     }
     return this.#endpointInfo(ep)
   }
@@ -1197,10 +1220,10 @@ export class Controller {
     await this.#saveEndpoint(ep)
     await this.#saveSandbox(sb)
     this.#log('endpoint %s left sandbox %s', eid, sid)
-    this.#events.emit({ type: 'endpoint-left', networkId: net.id, endpointId: ep.id, sandboxId: sb.id, containerId: sb.containerId })
-    this.#events.emit({ type: 'records-changed', networkId: net.id })
+    this.#emit({ type: 'endpoint-left', networkId: net.id, endpointId: ep.id, sandboxId: sb.id, containerId: sb.containerId })
+    this.#emit({ type: 'records-changed', networkId: net.id })
     if (changed) {
-      this.#events.emit({ type: 'gateway-changed', sandboxId: sb.id, ...(sb.gatewayEndpoint !== undefined && { endpointId: sb.gatewayEndpoint }) })
+      this.#emit({ type: 'gateway-changed', sandboxId: sb.id, ...(sb.gatewayEndpoint !== undefined && { endpointId: sb.gatewayEndpoint }) })
     }
   }
 
@@ -1277,7 +1300,7 @@ export class Controller {
       }
       this.#sandboxes.set(id, sb)
       this.#log('created sandbox %s for container %s at %s', id, cid, sb.key)
-      this.#events.emit({ type: 'sandbox-created', sandboxId: id, containerId: cid })
+      this.#emit({ type: 'sandbox-created', sandboxId: id, containerId: cid })
       return this.#sandboxInfo(sb)
     }, options)
   }
@@ -1348,7 +1371,7 @@ export class Controller {
       sb.deleting = false
     }
     this.#log('deleted sandbox %s of container %s', sb.id, sb.containerId)
-    this.#events.emit({ type: 'sandbox-deleted', sandboxId: sb.id, containerId: sb.containerId })
+    this.#emit({ type: 'sandbox-deleted', sandboxId: sb.id, containerId: sb.containerId })
   }
 
   /** Deletes the sandbox of a container, if there is one (no-op otherwise). */
@@ -1419,6 +1442,111 @@ export class Controller {
       if (hit) for (const n of r.names) if (!out.includes(n)) out.push(n)
     }
     return out
+  }
+
+  /**
+   * A per-sandbox record source in the shape `@cnm/resolver` asks for (sandbox-dns.md §3): synchronous
+   * map lookups over the controller's state, `generation` changing whenever an answer could change.
+   * Lookups of a deleted sandbox return undefined.
+   */
+  dnsRecordSource(sandboxId: string): DnsRecordSource {
+    this.#sandbox(checkId('sandbox', sandboxId))
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const ctl = this
+    return {
+      get generation(): number {
+        return ctl.#generation
+      },
+      lookupName: (name) => this.#dnsLookupName(sandboxId, name),
+      lookupAddress: (address) => this.#dnsLookupAddress(sandboxId, address),
+      lookupService: (name, service, protocol) => this.#dnsLookupService(sandboxId, name, service, protocol),
+    }
+  }
+
+  /** Networks the sandbox is joined to, in its endpoint order. */
+  #dnsNetworks(sid: string): NetworkState[] {
+    const sb = this.#sandboxes.get(sid)
+    if (sb === undefined) return []
+    const out: NetworkState[] = []
+    for (const eid of sb.endpoints) {
+      const e = this.#endpoints.get(eid)
+      const n = e && this.#networks.get(e.networkId)
+      if (n !== undefined && !n.inDelete && !n.ingress && !out.includes(n)) out.push(n)
+    }
+    return out
+  }
+
+  #namesOf(e: EndpointState): string[] {
+    return [...(e.anonymous ? [] : [e.name]), ...e.aliases].map((x) => x.toLowerCase())
+  }
+
+  /** Joined endpoints of network `n` answering to `name` (lower case). */
+  #dnsMatches(n: NetworkState, name: string): EndpointState[] {
+    return this.#endpointsOf(n.id).filter((e) => e.sandboxId !== undefined && this.#namesOf(e).includes(name))
+  }
+
+  #dnsLookupName(sid: string, raw: string): { ipv4: string[]; ipv6: string[] } | undefined {
+    const name = raw.replace(/\.$/, '').toLowerCase()
+    const nets = this.#dnsNetworks(sid)
+    const candidates: Array<[string, string | undefined]> = [[name, undefined]]
+    for (let i = name.lastIndexOf('.'); i > 0; i = name.lastIndexOf('.', i - 1)) candidates.push([name.slice(0, i), name.slice(i + 1)])
+    for (const [host, netName] of candidates) {
+      for (const n of nets) {
+        if (netName !== undefined && n.name.toLowerCase() !== netName) continue
+        const hits = this.#dnsMatches(n, host)
+        if (hits.length === 0) continue
+        const ipv4 = [...new Set(hits.flatMap((e) => (e.address === undefined ? [] : [formatIp(e.address.ip)])))]
+        const ipv6 = [...new Set(hits.flatMap((e) => (e.addressIPv6 === undefined ? [] : [formatIp(e.addressIPv6.ip)])))]
+        return { ipv4, ipv6 }
+      }
+    }
+    return undefined
+  }
+
+  #dnsLookupAddress(sid: string, address: string): string | undefined {
+    const ip = parseIpSafe(address)
+    if (ip === undefined) return undefined
+    for (const n of this.#dnsNetworks(sid)) {
+      for (const e of this.#endpointsOf(n.id)) {
+        if (e.sandboxId === undefined) continue
+        const own = (e.address !== undefined && ipEquals(e.address.ip, ip)) || (e.addressIPv6 !== undefined && ipEquals(e.addressIPv6.ip, ip))
+        if (!own) continue
+        const primary = e.anonymous ? e.aliases[0] : e.name
+        if (primary !== undefined) return `${primary}.${n.name}`
+      }
+    }
+    return undefined
+  }
+
+  #dnsLookupService(sid: string, raw: string, service: string, protocol: DnsServiceProtocol): DnsServiceRecord[] | undefined {
+    const name = raw.replace(/\.$/, '').toLowerCase()
+    const host = service.startsWith('host_')
+    const port = Number(host ? service.slice(5) : service)
+    if (!Number.isSafeInteger(port) || port <= 0) return undefined
+    for (const n of this.#dnsNetworks(sid)) {
+      const out: DnsServiceRecord[] = []
+      for (const e of this.#dnsMatches(n, name)) {
+        const sb = this.#sandboxes.get(e.sandboxId as string)
+        if (sb === undefined) continue
+        const bindings = sb.portBindings.length > 0 ? sb.portBindings : e.portBindings
+        if (!bindings.some((b) => b.proto === protocol && b.containerPort === port)) continue
+        const target = e.anonymous ? e.aliases[0] : e.name
+        if (target === undefined) continue
+        if (!host) {
+          const addresses = [e.address, e.addressIPv6].flatMap((a) => (a === undefined ? [] : [formatIp(a.ip)]))
+          out.push({ target, port, addresses })
+          continue
+        }
+        for (const m of e.join?.portMappings ?? []) {
+          if (m.proto !== protocol || m.containerPort !== port) continue
+          const addr = m.hostIp !== undefined && !(m.hostIp.value === 0n) ? formatIp(m.hostIp) : this.#cfg.hostAddress
+          if (addr === undefined || addr === '') continue
+          out.push({ target, port: m.hostPort, addresses: [addr] })
+        }
+      }
+      if (out.length > 0) return out
+    }
+    return undefined
   }
 
   // ---------------------------------------------------------------- recovery

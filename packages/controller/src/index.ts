@@ -32,6 +32,9 @@ export type {
   ResolvedName,
   ControllerEvent,
   ControllerEventListener,
+  DnsRecordSource,
+  DnsServiceProtocol,
+  DnsServiceRecord,
 } from './types.js'
 export {
   InvalidNameError,

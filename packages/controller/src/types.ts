@@ -66,6 +66,11 @@ export interface ControllerInit {
   builtinDrivers?: boolean
   /** Attempts for a compare-and-swap read-modify-write (endpoint counters). @default 8 */
   casRetries?: number
+  /**
+   * The node's primary address, used as the target address of `_host_<port>` SRV records for ports
+   * published on all addresses. Empty: such records are not answered. @default ''
+   */
+  hostAddress?: string
 }
 
 /** What the host injects. Drivers and IPAMs may also be registered later with registerDriver/registerIpam. */
@@ -328,3 +333,24 @@ export type ControllerEvent =
 export type ControllerEventListener = (event: ControllerEvent) => void
 
 export type { Scope }
+
+export type DnsServiceProtocol = 'tcp' | 'udp' | 'sctp'
+
+/** One SRV target ([S3]): `_<port>._<proto>.<name>` → container port; `_host_<port>` → published host port. */
+export interface DnsServiceRecord {
+  readonly target: string
+  readonly port: number
+  readonly addresses: readonly string[]
+}
+
+/**
+ * Per-sandbox record source, structurally what `@cnm/resolver` consumes (sandbox-dns.md §3.2–3.4).
+ * Names are matched case-insensitively; addresses are canonical text.
+ */
+export interface DnsRecordSource {
+  readonly generation: number
+  lookupName(name: string): { readonly ipv4: readonly string[]; readonly ipv6: readonly string[] } | undefined
+  /** PTR target `<name>.<network>` of an address on the sandbox's networks. */
+  lookupAddress(address: string, version: 4 | 6): string | undefined
+  lookupService(name: string, service: string, protocol: DnsServiceProtocol): readonly DnsServiceRecord[] | undefined
+}

@@ -88,3 +88,80 @@ describe('events', () => {
     expect(await pending).toEqual({ done: true, value: undefined })
   })
 })
+
+describe('dnsRecordSource (the resolver-facing view)', () => {
+  it('answers names, name.network forms, PTRs and [S3] SRV records, with a changing generation', async () => {
+    const { ctl } = await harness({})
+    await ctl.createNetwork({ name: 'front', type: 'bridge', ipam: { v4: [{ pool: '10.1.0.0/24' }] } })
+    await ctl.createNetwork({ name: 'back', type: 'bridge', ipam: { v4: [{ pool: '10.2.0.0/24' }] } })
+    const web = await ctl.createSandbox({
+      containerId: 'web',
+      portBindings: [
+        { proto: 'tcp', containerPort: 80, hostPort: 8080, hostPortEnd: 8080 },
+        { proto: 'udp', containerPort: 53, hostPort: 0, hostPortEnd: 0 },
+      ],
+    })
+    const client = await ctl.createSandbox({ containerId: 'client' })
+    await ctl.connect(web.id, 'front', { name: 'web', aliases: ['www'] }, { priority: 1 })
+    await ctl.connect(web.id, 'back', { name: 'web' })
+    await ctl.connect(client.id, 'front', { name: 'client' })
+    await ctl.connect(client.id, 'back', { name: 'client' })
+
+    const src = ctl.dnsRecordSource(client.id)
+    const g0 = src.generation
+    // the client's endpoint order is back, front (equal priority: network name ascending): first hit wins
+    expect(ctl.sandbox(client.id).endpoints.map((e) => ctl.endpoint(e).networkName)).toEqual(['back', 'front'])
+    expect(src.lookupName('web')).toEqual({ ipv4: ['10.2.0.2'], ipv6: [] })
+    expect(src.lookupName('web.front')).toEqual({ ipv4: ['10.1.0.2'], ipv6: [] })
+    expect(src.lookupName('WEB.back.')).toEqual({ ipv4: ['10.2.0.2'], ipv6: [] })
+    expect(src.lookupName('www.front')).toEqual({ ipv4: ['10.1.0.2'], ipv6: [] })
+    expect(src.lookupName('www.back')).toBeUndefined()
+    expect(src.lookupName('nothing')).toBeUndefined()
+    expect(src.lookupAddress('10.2.0.2', 4)).toBe('web.back')
+    expect(src.lookupAddress('10.9.9.9', 4)).toBeUndefined()
+    expect(src.lookupService('web', '80', 'tcp')).toEqual([{ target: 'web', port: 80, addresses: ['10.2.0.2'] }])
+    expect(src.lookupService('web', '80', 'udp')).toBeUndefined()
+    expect(src.lookupService('www', '53', 'udp')).toEqual([{ target: 'web', port: 53, addresses: ['10.1.0.2'] }])
+    // the published port, on the gateway endpoint, bound to all addresses → needs hostAddress
+    expect(src.lookupService('web', 'host_80', 'tcp')).toBeUndefined()
+
+    const ep = ctl.endpointByName('front', 'web')!
+    await ctl.leave(web.id, ep.id)
+    expect(src.generation).not.toBe(g0)
+    expect(src.lookupName('www')).toBeUndefined()
+    expect(src.lookupName('web.front')).toBeUndefined()
+    expect(src.lookupName('web')).toEqual({ ipv4: ['10.2.0.2'], ipv6: [] })
+  })
+
+  it('_host_ SRV records use the published host port and hostAddress, identical after stop/start ([S3])', async () => {
+    const { memoryStore } = await import('@cnm/datastore')
+    const { MemoryDriver } = await import('@cnm/driverapi/testing')
+    const { defaultIpam } = await import('@cnm/ipam')
+    const { createController } = await import('../src/index.js')
+    const { FakeOsLayer } = await import('./fixtures/harness.js')
+    const { noopLogger } = await import('@cnm/types')
+    const logger = noopLogger()
+    const store = memoryStore()
+    const ctl = createController({ hostAddress: '192.0.2.10' })({
+      logger,
+      store,
+      osLayer: new FakeOsLayer(),
+      drivers: { bridge: new MemoryDriver({ type: 'bridge' }) },
+      ipams: { default: defaultIpam()({ logger }) },
+    })
+    await ctl.start()
+    await ctl.createNetwork({ name: 'n', type: 'bridge' })
+    const pb = [{ proto: 'tcp' as const, containerPort: 80, hostPort: 0, hostPortEnd: 0 }]
+    const sb = await ctl.createSandbox({ containerId: 'web', portBindings: pb })
+    const ep = await ctl.connect(sb.id, 'n', { name: 'web' })
+    const first = ctl.dnsRecordSource(sb.id).lookupService('web', 'host_80', 'tcp')
+    expect(first).toHaveLength(1)
+    expect(first![0]!.addresses).toEqual(['192.0.2.10'])
+    expect(first![0]!.port).toBeGreaterThan(0)
+    await ctl.deleteSandbox(sb.id, { endpoints: 'leave' })
+    const sb2 = await ctl.createSandbox({ containerId: 'web', portBindings: pb })
+    await ctl.join(sb2.id, ep.id)
+    expect(ctl.dnsRecordSource(sb2.id).lookupService('web', 'host_80', 'tcp')).toEqual(first)
+    await ctl.stop()
+  })
+})

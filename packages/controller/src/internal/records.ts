@@ -12,7 +12,7 @@ import {
   type PoolId,
   type SandboxId,
 } from '@cnm/types'
-import type { MacAddress, PortBinding, StaticRoute, TransportPort } from '@cnm/driverapi'
+import type { MacAddress, PortBinding, PortMapping, StaticRoute, TransportPort } from '@cnm/driverapi'
 import type { ExtraHost, IpamConfig, NetworkIpamInfo, NetworkScope } from '../types.js'
 
 /** In-memory network state. */
@@ -53,6 +53,8 @@ export interface JoinState {
   staticRoutes: StaticRoute[]
   disableGatewayService: boolean
   priority: number
+  /** Host ports mapped while this is the sandbox's gateway endpoint. */
+  portMappings?: PortMapping[]
 }
 
 export interface EndpointState {
@@ -161,6 +163,15 @@ interface JoinJSON {
   routes: RouteJSON[]
   disableGatewayService: boolean
   priority: number
+  portMappings?: PortMappingJSON[]
+}
+
+interface PortMappingJSON {
+  proto: PortMapping['proto']
+  containerIp?: string
+  containerPort: number
+  hostIp?: string
+  hostPort: number
 }
 
 export interface EndpointRecord {
@@ -353,6 +364,16 @@ export function endpointToRecord(e: EndpointState): EndpointRecord {
         routes: j.staticRoutes.map(routeToJSON),
         disableGatewayService: j.disableGatewayService,
         priority: j.priority,
+        ...opt(
+          'portMappings',
+          j.portMappings?.map((m) => ({
+            proto: m.proto,
+            ...opt('containerIp', m.containerIp && formatIp(m.containerIp)),
+            containerPort: m.containerPort,
+            ...opt('hostIp', m.hostIp && formatIp(m.hostIp)),
+            hostPort: m.hostPort,
+          })),
+        ),
       },
     ),
   }
@@ -393,6 +414,16 @@ export function endpointFromRecord(r: EndpointRecord): EndpointState {
         staticRoutes: (j.routes ?? []).map(routeFromJSON),
         disableGatewayService: j.disableGatewayService === true,
         priority: j.priority ?? 0,
+        ...opt(
+          'portMappings',
+          j.portMappings?.map((m) => ({
+            proto: m.proto,
+            ...opt('containerIp', m.containerIp === undefined ? undefined : parseIp(m.containerIp)),
+            containerPort: m.containerPort,
+            ...opt('hostIp', m.hostIp === undefined ? undefined : parseIp(m.hostIp)),
+            hostPort: m.hostPort,
+          })),
+        ),
       },
     ),
   }
