@@ -1,6 +1,6 @@
 import type net from 'node:net'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { addressAt, isCnmError, noopLogger, parsePrefix, type EndpointId, type IpCidr, type NetworkId } from '@cnm/types'
+import { addressAt, formatIp, isCnmError, noopLogger, parsePrefix, type EndpointId, type IpCidr, type NetworkId } from '@cnm/types'
 import { EndpointInterface, generateId, type NetworkDriverConfig } from '@cnm/driverapi'
 import { testIpamData } from '@cnm/driverapi/testing'
 import { osl as makeOsl, type Osl, type Sandbox } from '@cnm/osl'
@@ -98,6 +98,32 @@ describe.skipIf(!netnsAvailable())('bridge driver on the kernel (host played by 
     servers.push(await greeter(o, a.label, 8080, 'hello from a'))
     expect(await tcpFrom(b.label, '198.18.' + ((base + 0) % 256) + '.2', 8080)).toBe('hello from a')
     expect(await rules(host)).toEqual(before)
+  })
+
+  it('IPv6: v6 gateway on the bridge, addresses from the MAC, TCP over IPv6 between sandboxes', async () => {
+    const d = await driver()
+    const nid = generateId() as NetworkId
+    const v6 = `fd00:cafe:${(base + 7).toString(16)}::/64`
+    await d.createNetwork(nid, cfg({ enableIPv6: true }), [testIpamData(subnet(0))], [testIpamData(v6)])
+    const bridge = `br-${nid.slice(0, 12)}`
+    const brAddrs = await run('ip', ['-n', host, '-o', 'addr', 'show', 'dev', bridge])
+    expect(brAddrs).toContain(`fd00:cafe:${(base + 7).toString(16)}::1/64`)
+    expect(brAddrs).toContain('fe80::1/64')
+    const [a, b] = [await sandbox('a'), await sandbox('b')]
+    const ia = new EndpointInterface({ address: addr(0, 2) })
+    const ib = new EndpointInterface({ address: addr(0, 3) })
+    const ea = generateId() as EndpointId
+    const eb = generateId() as EndpointId
+    await d.createEndpoint(nid, ea, ia, epCfg)
+    await d.createEndpoint(nid, eb, ib, epCfg)
+    expect(ia.addressIPv6).toBeDefined()
+    const ja = await plug(o, d, nid, ea, a, addr(0, 2), ia.addressIPv6)
+    await plug(o, d, nid, eb, b, addr(0, 3), ib.addressIPv6)
+    expect(ja.gatewayIPv6).toBeDefined()
+    const v6a = (await run('ip', ['-n', a.label, '-6', '-o', 'addr', 'show', 'dev', 'eth0'])).match(/inet6 (fd00:\S+)\/64/)?.[1]
+    expect(v6a).toBe(formatIp((ia.addressIPv6 as IpCidr).ip))
+    servers.push(await greeter(o, a.label, 8080, 'hello over v6', 6))
+    expect(await tcpFrom(b.label, v6a ?? '', 8080)).toBe('hello over v6')
   })
 
   it('two bridge networks cannot reach each other', async () => {
