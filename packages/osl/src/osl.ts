@@ -20,7 +20,7 @@ export const DEFAULT_OSL_INIT = Object.freeze({
   ipPath: 'ip',
   bridgePath: 'bridge',
   nsenterPath: 'nsenter',
-  residentHost: false,
+  residentHost: true,
   nativeNetlink: true,
 })
 
@@ -152,7 +152,12 @@ export class Osl {
     const keys = [...(disable ? ['net/ipv6/conf/all/disable_ipv6'] : []), ...sysctls.map(([k]) => k)]
     const values = [...(disable ? ['1'] : []), ...sysctls.map(([, v]) => v)]
     const native = this.native()
-    await mkdir(this.netnsDir, { recursive: true })
+    try {
+      await mkdir(this.netnsDir, { recursive: true })
+    } catch (err) {
+      // creating the namespace file below reports the real problem (ENOENT/EACCES) with its path
+      this.log.trace('mkdir %s: %s', this.netnsDir, (err as Error).message)
+    }
     const create = async (): Promise<void> => {
       this.stats.nativeCalls++
       await native.createNetns(path, 1, keys, values)

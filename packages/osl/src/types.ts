@@ -27,8 +27,9 @@ export interface OslInit {
   /** Load the native addon from this file instead of native/build/Release/cnm_osl.node. */
   nativeAddonPath?: string
   /**
-   * Keep one long-lived `ip -force -batch -` process in the host namespace and feed host-side commands to
-   * it over stdin instead of launching `ip` per batch. @default false
+   * Keep one long-lived `ip -force -batch -` process in the host namespace (started on first use, stopped
+   * by `close()`) and feed host-side commands to it over stdin instead of launching `ip` per batch.
+   * `false`: one `ip -batch -` launch per host-side batch. @default true
    */
   residentHost?: boolean
   /**

@@ -66,6 +66,7 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
     }
   })
 
+  /** A test host namespace and an Osl on it (default options: resident host helper, native rtnetlink). */
   async function setup(init: { residentHost?: boolean; netnsDir?: string } = {}): Promise<{ host: string; o: Osl }> {
     const host = await fx.add('host')
     o = osl({ hostNetns: host, ...init })()
@@ -134,7 +135,7 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
   })
 
   it('one batched attach: bridge in the host, default route, reaches a server in the host namespace', async () => {
-    const { host, o } = await setup()
+    const { host, o } = await setup({ residentHost: false })
     await o.host.createBridge({ name: 'br0', addresses: ['10.241.0.1/24'], mtu: 1500, mac: '02:42:00:00:00:01' })
     await o.host.addAddress('lo', '10.249.0.1/32')
     const br = await o.host.link('br0')
@@ -193,8 +194,8 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
 
   it('native rtnetlink and ip -batch program the same state', async () => {
     const host = await fx.add('host')
-    const viaIp = osl({ hostNetns: host, nativeNetlink: false })()
-    o = osl({ hostNetns: host })()
+    const viaIp = osl({ hostNetns: host, nativeNetlink: false, residentHost: false })()
+    o = osl({ hostNetns: host, residentHost: false })()
     fx.onCleanup(async () => await viaIp.close())
     await o.host.createBridge({ name: 'br0', addresses: ['10.239.0.1/24', 'fd00:239::1/64'] })
     const states = []
@@ -418,7 +419,7 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
   })
 
   it('resident host helper: same results, fewer launches, rollback still works', async () => {
-    const { host, o } = await setup({ residentHost: true })
+    const { host, o } = await setup()
     await o.host.createBridge({ name: 'br0', addresses: ['10.255.0.1/24'] })
     const launches0 = o.stats.launches
     for (let i = 0; i < 3; i++) {
