@@ -60,7 +60,7 @@ import { hostDriver, nullDriver } from './builtin-drivers.js'
 import { EventHub } from './internal/events.js'
 import { allocatePools, assignAddress, releasePools, validateIpamConfigs } from './internal/ipam.js'
 import { KeyedMutex } from './internal/mutex.js'
-import { compareEndpoints, gatewayEndpoint, isSpecialType, type OrderedEndpoint } from './internal/order.js'
+import { GW_BRIDGE_NETWORK, compareEndpoints, gatewayEndpoint, isSpecialType, type OrderedEndpoint } from './internal/order.js'
 import {
   endpointFromRecord,
   endpointToRecord,
@@ -112,6 +112,8 @@ export const DEFAULT_CONTROLLER_INIT = Object.freeze({
   builtinDrivers: true,
   casRetries: 8,
   hostAddress: '',
+  gatewayBridge: true,
+  gatewayBridgeDriver: 'bridge',
 })
 
 type ResolvedInit = Required<ControllerInit>
@@ -1068,11 +1070,98 @@ export class Controller {
     if (options.priority !== undefined && !Number.isSafeInteger(options.priority)) {
       throw new InvalidRequestError(`invalid join priority ${String(options.priority)}`)
     }
-    return this.#locks.run(
-      `sb:${sandboxId}`,
-      () => this.#locks.run(`ep:${endpointId}`, () => this.#joinLocked(sandboxId, endpointId, options), options),
-      options,
-    )
+    return this.#locks.run(`sb:${sandboxId}`, () => this.#joinInSandbox(sandboxId, endpointId, options), options)
+  }
+
+  /** Join under the sandbox lock, then attach/detach docker_gwbridge as needed (§6 join steps 6–8). */
+  async #joinInSandbox(sid: string, eid: string, options: JoinOptions): Promise<EndpointInfo> {
+    await this.#locks.run(`ep:${eid}`, () => this.#joinLocked(sid, eid, options), options)
+    try {
+      await this.#reconcileGwBridge(sid, options)
+    } catch (err) {
+      this.#log.error('docker_gwbridge for sandbox %s failed; undoing the join of %s: %o', sid, eid, err)
+      await this.#locks
+        .run(`ep:${eid}`, () => this.#leaveLocked(sid, eid))
+        .catch((e: unknown) => this.#log.error('undo join of %s failed: %o', eid, e))
+      throw err
+    }
+    return this.#endpointInfo(this.#endpoint(eid))
+  }
+
+  /**
+   * §7.3: a sandbox needs a default gateway when some endpoint (not on docker_gwbridge, not null/host,
+   * not internal, not disabling the gateway service) exists and none of them has a gateway or a
+   * default static route.
+   */
+  #needsDefaultGw(sb: SandboxState): boolean {
+    let need = false
+    for (const eid of sb.endpoints) {
+      const e = this.#endpoints.get(eid)
+      const n = e && this.#networks.get(e.networkId)
+      if (e === undefined || n === undefined) continue
+      if (n.name === GW_BRIDGE_NETWORK || isSpecialType(n.type) || n.internal) continue
+      if (e.join?.disableGatewayService === true) continue
+      if (e.join?.gateway !== undefined) return false
+      if (e.join?.staticRoutes.some((r) => r.destination.version === 4 && r.destination.bits === 0) === true) return false
+      need = true
+    }
+    return need
+  }
+
+  /** Attaches the sandbox to docker_gwbridge when it needs a default gateway, detaches it when not (sandbox lock held). */
+  async #reconcileGwBridge(sid: string, options?: AbortOptions): Promise<void> {
+    if (!this.#cfg.gatewayBridge) return
+    const sb = this.#sandboxes.get(sid)
+    if (sb === undefined || sb.useDefaultSandbox) return
+    const gwEp = sb.endpoints.map((id) => this.#endpoints.get(id)).find((e) => e !== undefined && this.#networks.get(e.networkId)?.name === GW_BRIDGE_NETWORK)
+    const need = this.#needsDefaultGw(sb)
+    if (need && gwEp === undefined) {
+      const type = this.#cfg.gatewayBridgeDriver
+      if (!this.#drivers.has(type)) {
+        this.#log.error('sandbox %s needs %s but driver %s is not registered', sid, GW_BRIDGE_NETWORK, type)
+        return
+      }
+      let net = [...this.#networks.values()].find((n) => n.name === GW_BRIDGE_NETWORK && !n.inDelete)
+      if (net === undefined) {
+        const info = await this.createNetwork(
+          {
+            name: GW_BRIDGE_NETWORK,
+            type,
+            checkDuplicate: true,
+            driverOptions: {
+              'com.docker.network.bridge.name': GW_BRIDGE_NETWORK,
+              'com.docker.network.bridge.enable_icc': 'false',
+              'com.docker.network.bridge.enable_ip_masquerade': 'true',
+            },
+          },
+          options,
+        )
+        net = this.#net(info.id)
+      }
+      // [S3]: a container restarting reuses its gateway endpoint (same address, same host ports).
+      let ep = this.#endpointsOf(net.id).find((e) => e.containerId === sb.containerId && e.sandboxId === undefined)
+      if (ep === undefined) {
+        const name = `gateway_${sb.containerId.length > 12 ? sb.id.slice(0, 12) : sb.containerId}`
+        const info = await this.createEndpoint(
+          net.id,
+          { name, anonymous: true, portBindings: sb.portBindings, exposedPorts: sb.exposedPorts },
+          options,
+        )
+        ep = this.#endpoint(info.id)
+      }
+      const gw = ep
+      try {
+        await this.#locks.run(`ep:${gw.id}`, () => this.#joinLocked(sid, gw.id, options ?? {}), options)
+      } catch (err) {
+        await this.deleteEndpoint(gw.id).catch((e: unknown) => this.#log.error('delete unused gateway endpoint %s: %o', gw.id, e))
+        throw err
+      }
+      this.#log('attached sandbox %s to %s through %s', sid, GW_BRIDGE_NETWORK, gw.id)
+    } else if (!need && gwEp !== undefined) {
+      await this.#locks.run(`ep:${gwEp.id}`, () => this.#leaveLocked(sid, gwEp.id, options), options)
+      await this.deleteEndpoint(gwEp.id, sig(options))
+      this.#log('detached sandbox %s from %s', sid, GW_BRIDGE_NETWORK)
+    }
   }
 
   async #joinLocked(sid: string, eid: string, options: JoinOptions): Promise<EndpointInfo> {
@@ -1168,7 +1257,12 @@ export class Controller {
     this.#endpoint(endpointId)
     await this.#locks.run(
       `sb:${sandboxId}`,
-      () => this.#locks.run(`ep:${endpointId}`, () => this.#leaveLocked(sandboxId, endpointId, options), options),
+      async () => {
+        await this.#locks.run(`ep:${endpointId}`, () => this.#leaveLocked(sandboxId, endpointId, options), options)
+        await this.#reconcileGwBridge(sandboxId, options).catch((err: unknown) => {
+          this.#log.error('docker_gwbridge update of sandbox %s after leave failed: %o', sandboxId, err)
+        })
+      },
       options,
     )
   }
@@ -1342,9 +1436,9 @@ export class Controller {
     try {
       for (const eid of [...sb.endpoints]) {
         const ep = this.#endpoints.get(eid)
-        if (ep === undefined) continue
+        if (ep === undefined || ep.sandboxId !== sb.id) continue
         try {
-          await this.leave(sb.id, eid, sig(options))
+          await this.#locks.run(`sb:${sb.id}`, () => this.#locks.run(`ep:${eid}`, () => this.#leaveLocked(sb.id, eid, sig(options))), options)
         } catch (err) {
           this.#log.error('sandbox %s delete: leave of %s failed, dropping the join: %o', sb.id, eid, err)
           this.#forgetJoin(ep)

@@ -71,6 +71,13 @@ export interface ControllerInit {
    * published on all addresses. Empty: such records are not answered. @default ''
    */
   hostAddress?: string
+  /**
+   * Attach sandboxes that need a default gateway to `docker_gwbridge` (§7.3), creating that network on
+   * demand with `gatewayBridgeDriver`. @default true
+   */
+  gatewayBridge?: boolean
+  /** Driver type of `docker_gwbridge`. @default 'bridge' */
+  gatewayBridgeDriver?: string
 }
 
 /** What the host injects. Drivers and IPAMs may also be registered later with registerDriver/registerIpam. */
