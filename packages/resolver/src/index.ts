@@ -20,3 +20,13 @@ export {
 } from './errors.js'
 export { NetworkRecords, SandboxRecords } from './records.js'
 export type { NameRecordOptions, ServiceTargetInit, SandboxAttachment } from './records.js'
+export {
+  startSandboxResolver,
+  SandboxResolver,
+  netnsSocketFactory,
+  dnsNatChanges,
+  EMBEDDED_DNS_ADDRESS,
+  DNS_OUTPUT_CHAIN,
+  DNS_POSTROUTING_CHAIN,
+} from './netns.js'
+export type { SandboxResolverInit, SandboxResolverComponents, NetnsSocketOpener, NatRules, NatChange } from './netns.js'

@@ -1,4 +1,5 @@
 import type dgram from 'node:dgram'
+import { closeSync } from 'node:fs'
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type { AbortOptions, ComponentLogger, Logger } from '@cnm/types'
@@ -254,15 +255,20 @@ export class Resolver {
     }
   }
 
-  /** Binds or adopts the listeners. Idempotent; a stopped resolver cannot start again. */
+  /**
+   * Binds or adopts the listeners. Idempotent; a stopped resolver cannot start again. Descriptors
+   * given in `listen` belong to the resolver: they are closed on stop, and when start fails.
+   */
   async start(options: AbortOptions = {}): Promise<void> {
-    options.signal?.throwIfAborted()
     if (this.state === 'started' || this.state === 'starting') return
     if (this.state === 'stopped') throw new ResolverStoppedError()
     this.state = 'starting'
     const undo: Array<() => void> = []
+    const pending = new Set<ListenSpec>([this.listen.udp, this.listen.tcp].filter((x) => x !== undefined))
     try {
+      options.signal?.throwIfAborted()
       if (this.listen.udp !== undefined) {
+        pending.delete(this.listen.udp)
         const sock = await openUdp(this.listen.udp, options.signal)
         undo.push(() => sock.close())
         if (this.config.udpRecvBufferBytes > 0) sock.setRecvBufferSize(this.config.udpRecvBufferBytes)
@@ -271,6 +277,7 @@ export class Resolver {
         this.udp = sock
       }
       if (this.listen.tcp !== undefined) {
+        pending.delete(this.listen.tcp)
         const server = await openTcp(this.listen.tcp, this.onTcpConnection, options.signal)
         undo.push(() => server.close())
         server.on('error', (err: Error) => this.log.error('tcp listener error: %s', err.message))
@@ -278,9 +285,10 @@ export class Resolver {
       }
     } catch (err) {
       for (const u of undo.reverse()) u()
+      for (const spec of pending) closeSpecFd(spec)
       this.udp = undefined
       this.tcp = undefined
-      this.state = 'new'
+      this.state = 'stopped'
       if (err instanceof ResolverListenError) throw err
       throw new ResolverListenError(`cannot start the resolver: ${(err as Error).message}`, { cause: err })
     }
@@ -301,6 +309,11 @@ export class Resolver {
     options.signal?.throwIfAborted()
     if (this.state === 'stopped') return
     const wasRunning = this.state !== 'new'
+    if (!wasRunning) {
+      // never started: the descriptors we were given are still ours to close
+      if (this.listen.udp !== undefined) closeSpecFd(this.listen.udp)
+      if (this.listen.tcp !== undefined) closeSpecFd(this.listen.tcp)
+    }
     this.state = 'stopped'
     this.forwarder.close()
     const waits: Array<Promise<void>> = []
@@ -579,6 +592,15 @@ function truncateReply(reply: Buffer, questionEnd: number): Buffer {
   return out
 }
 
+function closeSpecFd(spec: ListenSpec): void {
+  if (!('fd' in spec)) return
+  try {
+    closeSync(spec.fd)
+  } catch {
+    // not open (any more): nothing to release
+  }
+}
+
 function fmt(a: AddressInfo | undefined): string {
   return a === undefined ? '-' : `${a.address}:${a.port}`
 }
@@ -667,8 +689,16 @@ async function openUdp(spec: ListenSpec, signal: AbortSignal | undefined): Promi
       sock.off('error', onError)
       resolve()
     }
-    if ('fd' in spec) sock.bind({ fd: spec.fd }, done)
-    else sock.bind({ address: spec.address, port: spec.port, exclusive: true }, done)
+    if ('fd' in spec) {
+      try {
+        sock.bind({ fd: spec.fd }, done)
+      } catch (err) {
+        // the handle did not take the descriptor: it is still ours
+        closeSpecFd(spec)
+        sock.off('error', onError)
+        reject(new ResolverListenError(`udp listener: ${(err as Error).message}`, { cause: err }))
+      }
+    } else sock.bind({ address: spec.address, port: spec.port, exclusive: true }, done)
   })
   return sock
 }
@@ -686,8 +716,16 @@ async function openTcp(spec: ListenSpec, onConnection: (s: net.Socket) => void, 
       server.off('error', onError)
       resolve()
     }
-    if ('fd' in spec) server.listen({ fd: spec.fd }, done)
-    else server.listen({ host: spec.address, port: spec.port, exclusive: true }, done)
+    if ('fd' in spec) {
+      try {
+        server.listen({ fd: spec.fd }, done)
+      } catch (err) {
+        // rejected before a handle took the descriptor (wrong type): it is still ours
+        closeSpecFd(spec)
+        server.off('error', onError)
+        reject(new ResolverListenError(`tcp listener: ${(err as Error).message}`, { cause: err }))
+      }
+    } else server.listen({ host: spec.address, port: spec.port, exclusive: true }, done)
   })
   return server
 }

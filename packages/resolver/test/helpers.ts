@@ -72,7 +72,7 @@ export type UpstreamBehaviour = (q: Packet, transport: 'udp' | 'tcp') => Packet 
 
 /** A scriptable DNS server for forwarding tests (UDP + TCP on one port). */
 export class TestUpstream {
-  readonly queries: Array<{ name: string; type: string; transport: 'udp' | 'tcp'; at: number }> = []
+  readonly queries: Array<{ name: string; type: string; transport: 'udp' | 'tcp'; at: number; from: string }> = []
   private udp!: dgram.Socket
   private tcp!: net.Server
   private readonly conns = new Set<net.Socket>()
@@ -84,15 +84,17 @@ export class TestUpstream {
     public behaviour: UpstreamBehaviour,
   ) {}
 
-  async start(port = 0): Promise<this> {
+  /** Listens on 127.0.0.x:port (0 = any), or on adopted descriptors (a bound UDP and a listening TCP socket). */
+  async start(port = 0, fds?: { udp: number; tcp: number; port: number }): Promise<this> {
     this.udp = dgram.createSocket('udp4')
     this.udp.on('message', (msg, rinfo) => {
-      void this.answer(msg, 'udp').then((out) => {
+      void this.answer(msg, 'udp', rinfo.address).then((out) => {
         if (out !== undefined && !this.stopped) this.udp.send(out, rinfo.port, rinfo.address)
       })
     })
-    await new Promise<void>((resolve) => this.udp.bind(port, this.address, resolve))
-    this.port = this.udp.address().port
+    if (fds !== undefined) await new Promise<void>((resolve) => this.udp.bind({ fd: fds.udp }, resolve))
+    else await new Promise<void>((resolve) => this.udp.bind(port, this.address, resolve))
+    this.port = fds?.port ?? this.udp.address().port
     this.tcp = net.createServer((sock) => {
       this.conns.add(sock)
       sock.on('close', () => this.conns.delete(sock))
@@ -103,7 +105,7 @@ export class TestUpstream {
         while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
           const msg = buf.subarray(2, 2 + buf.readUInt16BE(0))
           buf = buf.subarray(2 + msg.length)
-          void this.answer(Buffer.from(msg), 'tcp').then((out) => {
+          void this.answer(Buffer.from(msg), 'tcp', sock.remoteAddress ?? '').then((out) => {
             if (out === undefined || sock.destroyed) return
             const frame = Buffer.alloc(out.length + 2)
             frame.writeUInt16BE(out.length)
@@ -113,11 +115,12 @@ export class TestUpstream {
         }
       })
     })
-    await new Promise<void>((resolve) => this.tcp.listen(this.port, this.address, resolve))
+    if (fds !== undefined) await new Promise<void>((resolve) => this.tcp.listen({ fd: fds.tcp }, resolve))
+    else await new Promise<void>((resolve) => this.tcp.listen(this.port, this.address, resolve))
     return this
   }
 
-  private async answer(msg: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> {
+  private async answer(msg: Buffer, transport: 'udp' | 'tcp', from: string): Promise<Buffer | undefined> {
     let q: Packet
     try {
       q = dnsPacket.decode(msg)
@@ -125,7 +128,7 @@ export class TestUpstream {
       return undefined
     }
     const question = q.questions?.[0]
-    this.queries.push({ name: question?.name ?? '', type: question?.type ?? '', transport, at: Date.now() })
+    this.queries.push({ name: question?.name ?? '', type: question?.type ?? '', transport, at: Date.now(), from })
     const r = await this.behaviour(q, transport)
     if (r === 'drop') return undefined
     return dnsPacket.encode({ ...r, id: q.id ?? 0, type: 'response', questions: r.questions ?? q.questions ?? [] })
