@@ -1700,6 +1700,7 @@ export class Controller {
     }
 
     // 3. Sandboxes whose namespace is gone are dead: their endpoints leave (kept, [S3]).
+    const dirty = new Set<EndpointState>()
     const kernel = new Set(await this.#os.listSandboxes(s))
     for (const sb of [...this.#sandboxes.values()]) {
       if (sb.useDefaultSandbox || sb.useExternalKey || kernel.has(sb.key)) continue
@@ -1709,6 +1710,7 @@ export class Controller {
         if (e === undefined) continue
         delete e.sandboxId
         delete e.join
+        dirty.add(e)
       }
       this.#sandboxes.delete(sb.id)
       await this.#store.remove(keys.sandbox(sb.id), s)
@@ -1718,6 +1720,7 @@ export class Controller {
       if (e.sandboxId !== undefined && !this.#sandboxes.has(e.sandboxId)) {
         delete e.sandboxId
         delete e.join
+        dirty.add(e)
       }
     }
     for (const sb of this.#sandboxes.values()) {
@@ -1780,9 +1783,9 @@ export class Controller {
     }
 
     // 7. Persist repaired endpoints and reconcile endpoint counters.
-    for (const e of this.#endpoints.values()) {
+    for (const e of dirty) {
       const n = this.#networks.get(e.networkId)
-      if (n?.persist === true) await this.#saveEndpoint(e, s)
+      if (this.#endpoints.has(e.id) && n?.persist === true) await this.#saveEndpoint(e, s)
     }
     for (const n of this.#networks.values()) {
       if (!n.persist || n.configOnly) continue
@@ -1807,13 +1810,19 @@ export class Controller {
       n.v4 = v4
       n.v6 = v6
       for (const e of this.#endpointsOf(n.id)) {
-        if (e.address !== undefined) {
+        if (e.address !== undefined && e.v4PoolId !== undefined) {
           const a = await assignAddress(ipam, n.v4, 4, e.address.ip, e.ipamOptions, options)
-          if (a !== undefined) e.v4PoolId = a.poolId
+          if (a !== undefined && a.poolId !== e.v4PoolId) {
+            e.v4PoolId = a.poolId
+            await this.#saveEndpoint(e, sig(options))
+          }
         }
         if (e.addressIPv6 !== undefined && e.v6PoolId !== undefined) {
           const a = await assignAddress(ipam, n.v6, 6, e.addressIPv6.ip, e.ipamOptions, options)
-          if (a !== undefined) e.v6PoolId = a.poolId
+          if (a !== undefined && a.poolId !== e.v6PoolId) {
+            e.v6PoolId = a.poolId
+            await this.#saveEndpoint(e, sig(options))
+          }
         }
       }
       await this.#saveNetwork(n, sig(options))
