@@ -14,7 +14,7 @@ import type { KVPair, ListOptions, Store, WatchEvent, WatchOptions } from './con
 import { KeyExistsError, KeyModifiedError, StoreUnavailableError } from './errors.js'
 import { assertIndex } from './internal/checks.js'
 import { newOwner, ownerAlive, type OwnerRecord } from './internal/owner.js'
-import { deleteSegments, readSegments, WalWriter, type WalOp, type WalRecord } from './internal/wal.js'
+import { deleteSegments, readSegments, WalWriter, type WalRecord } from './internal/wal.js'
 import { WatchHub } from './internal/watch-hub.js'
 import { assertValidKey, assertValidPrefix, assertValidValue, compareKeys } from './keys.js'
 
@@ -47,6 +47,30 @@ export const DEFAULT_LMDB_STORE_INIT: Readonly<Required<Omit<LmdbStoreInit, 'pat
 interface Pending {
   readonly value: Uint8Array | undefined
   readonly index: number
+}
+
+/**
+ * The newest write of a key not yet handed to LMDB, and the version LMDB will hold for the key when it is
+ * applied (`base`; null: absent), which the LMDB write is made conditional on.
+ */
+interface Queued extends Pending {
+  readonly base: number | null
+}
+
+interface Deferred {
+  readonly promise: Promise<void>
+  resolve(): void
+  reject(err: unknown): void
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void
+  let reject!: (err: unknown) => void
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
 }
 
 type Env = Lmdb.RootDatabase<unknown, string>
@@ -82,11 +106,12 @@ function loadLmdb(): typeof Lmdb {
 /**
  * The embedded persistent store: LMDB through lmdb-js, plus a write-ahead log in fast mode.
  *
- * Compare-and-swap is decided in the owning process, against the newest state (LMDB plus the writes still
- * on their way to it), and every LMDB write is itself conditional on the version this process expects
- * there (`ifVersion`), so a write that would overwrite a state it did not see fails the store instead of
- * being lost silently. Only one process may have a store open at a time (checked at open).
- * Writes of one event-loop turn are committed to LMDB in one transaction.
+ * Every operation is decided synchronously in the owning process against the newest state: LMDB plus the
+ * writes still on their way to it (`#pending`). Writes then go to LMDB in batches, with at most one LMDB
+ * transaction in flight: what is written meanwhile waits for the next one, and several writes of one key
+ * in a batch reach LMDB as one (group commit). Each LMDB write is itself conditional on the version this
+ * process expects there (`ifVersion`), so a write that would overwrite a state it did not see fails the
+ * store instead of being lost silently. Only one process may have a store open at a time (checked at open).
  */
 export class LmdbStore implements Store {
   /** Absolute path of the store directory. */
@@ -100,14 +125,26 @@ export class LmdbStore implements Store {
   readonly #owner: OwnerRecord
   readonly #wal: WalWriter | undefined
   readonly #hub = new WatchHub()
+  /** Newest write per key that is not yet durable in LMDB (queued or in flight). */
   readonly #pending = new Map<string, Pending>()
+  /** Newest write per key not yet handed to LMDB. */
+  #queue = new Map<string, Queued>()
   /** Index of the last write handed out. */
   #last: number
   /** Every write up to this index is committed and flushed in LMDB. */
   #durable: number
-  /** Promise of the last LMDB operation queued (they settle in order). */
-  #tail: Promise<unknown> = Promise.resolve()
-  #hwmQueued = false
+  #flushScheduled = false
+  #inFlight = false
+  /** Settled once the write-ahead log records of the current synchronous run are written (fast mode). */
+  #walGroup: Deferred | undefined
+  /** Settled when the batch now in #queue is durable (created only when someone waits). */
+  #queueDone: Deferred | undefined
+  /** Settled when the batch in flight is durable (created only when someone waits). */
+  #flightDone: Deferred | undefined
+  readonly #flushSoon = (): void => {
+    this.#flushScheduled = false
+    this.#flushNow()
+  }
   #closed = false
   #closing: Promise<void> | undefined
   #failure: StoreUnavailableError | undefined
@@ -126,7 +163,7 @@ export class LmdbStore implements Store {
     this.#getLastVersion = lmdb.getLastVersion
     let env: Env
     try {
-      // Defaults on purpose: overlappingSync (power-loss safe, flushed before a write's promise resolves) and
+      // Defaults on purpose: overlappingSync (power-loss safe; a write's promise resolves once flushed) and
       // eventTurnBatching (the writes of one event-loop turn share a transaction).
       env = lmdb.open<unknown, string>({ path: this.path, noSubdir: false, maxDbs: 4 })
     } catch (err) {
@@ -180,8 +217,8 @@ export class LmdbStore implements Store {
     assertValidKey(key)
     assertValidValue(key, value)
     this.#begin(options)
-    const index = this.#write('put', key, new Uint8Array(value), undefined) as number
-    if (this.#sync) await this.#confirm(this.#tail)
+    const index = this.#write(key, new Uint8Array(value), undefined) as number
+    await this.#written()
     return BigInt(index)
   }
 
@@ -189,8 +226,8 @@ export class LmdbStore implements Store {
     assertValidKey(key)
     assertValidValue(key, value)
     this.#begin(options)
-    const index = this.#write('put', key, new Uint8Array(value), null) as number
-    if (this.#sync) await this.#confirm(this.#tail)
+    const index = this.#write(key, new Uint8Array(value), null) as number
+    await this.#written()
     return BigInt(index)
   }
 
@@ -199,24 +236,23 @@ export class LmdbStore implements Store {
     assertValidValue(key, value)
     assertIndex(previousIndex)
     this.#begin(options)
-    const index = this.#write('put', key, new Uint8Array(value), previousIndex) as number
-    if (this.#sync) await this.#confirm(this.#tail)
+    const index = this.#write(key, new Uint8Array(value), previousIndex) as number
+    await this.#written()
     return BigInt(index)
   }
 
   async delete(key: string, options?: AbortOptions): Promise<void> {
     assertValidKey(key)
     this.#begin(options)
-    const index = this.#write('delete', key, undefined, undefined)
-    if (this.#sync && index !== undefined) await this.#confirm(this.#tail)
+    if (this.#write(key, undefined, undefined) !== undefined) await this.#written()
   }
 
   async deleteIf(key: string, previousIndex: bigint, options?: AbortOptions): Promise<void> {
     assertValidKey(key)
     assertIndex(previousIndex)
     this.#begin(options)
-    this.#write('delete', key, undefined, previousIndex)
-    if (this.#sync) await this.#confirm(this.#tail)
+    this.#write(key, undefined, previousIndex)
+    await this.#written()
   }
 
   async list(prefix: string, options?: ListOptions): Promise<KVPair[]> {
@@ -259,13 +295,7 @@ export class LmdbStore implements Store {
    */
   async flush(options?: AbortOptions): Promise<void> {
     this.#begin(options)
-    // Let a high-water-mark write queued by this turn's writes join the tail first.
-    await Promise.resolve()
-    try {
-      await this.#tail
-    } catch {
-      // Recorded by #fail, thrown below.
-    }
+    await this.#drain()
     if (this.#failure !== undefined) throw this.#failure
   }
 
@@ -283,7 +313,7 @@ export class LmdbStore implements Store {
     throwIfAborted(options?.signal)
   }
 
-  /** The version of `key` this process sees: its last write still in flight, else LMDB's. */
+  /** The version of `key` this process sees: its newest write not yet durable, else LMDB's. */
   #version(key: string): number | undefined {
     const p = this.#pending.get(key)
     if (p !== undefined) return p.value === undefined ? undefined : p.index
@@ -295,45 +325,39 @@ export class LmdbStore implements Store {
   }
 
   /**
-   * Checks the condition (`expect`: undefined none, null absent, bigint that index) and applies the write:
-   * write-ahead log, in-flight map, LMDB queue, watchers. Returns the new index, or undefined for the
-   * delete of a missing key. Synchronous, so no other operation interleaves between check and write.
+   * Checks the condition (`expect`: undefined none, null absent, bigint that index) and applies the write
+   * (`value` undefined: delete): write-ahead log, pending map, LMDB queue, watchers. Returns the new index,
+   * or undefined for the delete of a missing key. Synchronous, so nothing interleaves between check and
+   * write.
    */
-  #write(op: WalOp, key: string, value: Uint8Array | undefined, expect: bigint | null | undefined): number | undefined {
+  #write(key: string, value: Uint8Array | undefined, expect: bigint | null | undefined): number | undefined {
     const cur = this.#version(key)
     if (expect === null) {
       if (cur !== undefined) throw new KeyExistsError(key)
     } else if (expect !== undefined) {
       if (cur === undefined || BigInt(cur) !== expect) throw new KeyModifiedError(key)
-    } else if (op === 'delete' && cur === undefined) {
+    } else if (value === undefined && cur === undefined) {
       return undefined
     }
     const index = this.#last + 1
     if (this.#wal !== undefined) {
-      try {
-        this.#wal.append(op, index, key, value)
-      } catch (err) {
-        throw this.#fail(new StoreUnavailableError('cannot append to the write-ahead log', { cause: err }))
+      // Encoded now, written by one write(2) for all the writes of this synchronous run (a microtask).
+      this.#wal.add(value === undefined ? 'delete' : 'put', index, key, value)
+      if (this.#walGroup === undefined) {
+        this.#walGroup = deferred()
+        queueMicrotask(this.#commitWal)
       }
-    }
-    let done: Promise<boolean>
-    try {
-      // Conditional on the version this process expects in LMDB (null: absent), so a divergence shows.
-      done =
-        op === 'put'
-          ? this.#kv.put(key, value as Uint8Array, index, (cur ?? null) as number)
-          : this.#kv.remove(key, cur as number)
-    } catch (err) {
-      throw this.#fail(new StoreUnavailableError(`cannot queue the write of ${key}`, { cause: err }))
     }
     this.#last = index
     this.#pending.set(key, { value, index })
-    this.#tail = done
-    done.then(
-      (ok) => (ok ? this.#settle(key, index) : this.#diverged(key, index)),
-      (err: unknown) => this.#fail(new StoreUnavailableError('LMDB commit failed', { cause: err })),
-    )
-    this.#queueHwm()
+    const queued = this.#queue.get(key)
+    // A key already queued keeps its base: LMDB has not seen the write this one replaces. Otherwise LMDB
+    // will hold what this process sees now (a batch in flight is applied before the next one is sent).
+    this.#queue.set(key, { value, index, base: queued !== undefined ? queued.base : (cur ?? null) })
+    if (!this.#inFlight && !this.#flushScheduled) {
+      this.#flushScheduled = true
+      setImmediate(this.#flushSoon)
+    }
     if (this.#hub.active) {
       this.#hub.emit(
         value === undefined
@@ -344,36 +368,91 @@ export class LmdbStore implements Store {
     return index
   }
 
-  /** Records the last index in the same LMDB transaction as the writes of this turn. */
-  #queueHwm(): void {
-    if (this.#hwmQueued) return
-    this.#hwmQueued = true
-    queueMicrotask(() => {
-      this.#hwmQueued = false
-      if (this.#failure !== undefined) return
-      try {
-        const done = this.#meta.put(HWM_KEY, this.#last)
-        this.#tail = done
-        done.then(undefined, (err: unknown) => this.#fail(new StoreUnavailableError('LMDB commit failed', { cause: err })))
-      } catch (err) {
-        this.#fail(new StoreUnavailableError('cannot queue the index high-water mark', { cause: err }))
+  /** Hands the queue to LMDB as one transaction, with the index high-water mark. */
+  #flushNow(): void {
+    if (this.#inFlight || this.#queue.size === 0 || this.#failure !== undefined) return
+    const batch = this.#queue
+    const last = this.#last
+    this.#queue = new Map()
+    this.#flightDone = this.#queueDone
+    this.#queueDone = undefined
+    this.#inFlight = true
+    const ops: Array<Promise<boolean>> = []
+    try {
+      for (const [key, q] of batch) {
+        if (q.value !== undefined) ops.push(this.#kv.put(key, q.value, q.index, q.base as number))
+        else if (q.base !== null) ops.push(this.#kv.remove(key, q.base))
+        // else: created and deleted again before LMDB saw it: nothing to write.
       }
-    })
-  }
-
-  /** LMDB has committed and flushed the write `index` (and, in order, everything before it). */
-  #settle(key: string, index: number): void {
-    if (index > this.#durable) this.#durable = index
-    if (this.#pending.get(key)?.index === index) this.#pending.delete(key)
-    this.#wal?.release(this.#durable)
-  }
-
-  #diverged(key: string, index: number): void {
-    this.#fail(
-      new StoreUnavailableError(
-        `LMDB refused write ${index} of ${key}: the stored version is not the one this process expected (another writer?)`,
-      ),
+      // Same transaction (all queued in this turn): replay trusts it to cover every write above.
+      ops.push(this.#meta.put(HWM_KEY, last))
+    } catch (err) {
+      this.#flushFailed(new StoreUnavailableError('cannot queue writes for LMDB', { cause: err }))
+      return
+    }
+    Promise.all(ops).then(
+      (results) => {
+        if (results.includes(false)) {
+          this.#flushFailed(
+            new StoreUnavailableError(
+              `LMDB refused a write of ${this.path}: a stored version is not the one this process expected (another writer?)`,
+            ),
+          )
+          return
+        }
+        this.#inFlight = false
+        this.#durable = last
+        for (const [key, q] of batch) if (this.#pending.get(key)?.index === q.index) this.#pending.delete(key)
+        this.#wal?.release(last)
+        const done = this.#flightDone
+        this.#flightDone = undefined
+        done?.resolve()
+        if (this.#queue.size > 0) this.#flushNow()
+      },
+      (err: unknown) => this.#flushFailed(new StoreUnavailableError('LMDB commit failed', { cause: err })),
     )
+  }
+
+  #flushFailed(err: StoreUnavailableError): void {
+    const failure = this.#fail(err)
+    this.#inFlight = false
+    this.#flightDone?.reject(failure)
+    this.#queueDone?.reject(failure)
+    this.#flightDone = undefined
+    this.#queueDone = undefined
+  }
+
+  /**
+   * What a write waits for before it resolves: its record in the write-ahead log (fast mode), or its LMDB
+   * transaction flushed to the device (sync mode).
+   */
+  #written(): Promise<void> {
+    if (this.#wal !== undefined) return (this.#walGroup as Deferred).promise
+    return (this.#queueDone ??= deferred()).promise
+  }
+
+  /** Writes the log records of the current group; its writes resolve (or fail) after this. */
+  readonly #commitWal = (): void => {
+    const group = this.#walGroup as Deferred
+    this.#walGroup = undefined
+    try {
+      this.#wal?.commit()
+      group.resolve()
+    } catch (err) {
+      group.reject(this.#fail(new StoreUnavailableError('cannot append to the write-ahead log', { cause: err })))
+    }
+  }
+
+  /** Waits until everything written so far is durable in LMDB, or the store failed. */
+  async #drain(): Promise<void> {
+    while (this.#failure === undefined && (this.#inFlight || this.#queue.size > 0)) {
+      if (!this.#inFlight) this.#flushNow()
+      try {
+        await (this.#flightDone ??= deferred()).promise
+      } catch {
+        // Recorded by #fail; the caller looks at #failure.
+      }
+    }
   }
 
   /** Marks the store failed: every later call rejects with the first failure. */
@@ -382,19 +461,11 @@ export class LmdbStore implements Store {
       this.#failure = err
       this.#log.error('store %s failed: %s %o', this.path, err.message, err.cause)
       this.#hub.endAll()
+      // The queued batch will never be sent: release its waiters (a batch in flight settles by itself).
+      this.#queueDone?.reject(err)
+      this.#queueDone = undefined
     }
     return this.#failure
-  }
-
-  /** Waits for one write's LMDB commit (sync mode). */
-  async #confirm(done: Promise<unknown>): Promise<void> {
-    let ok: unknown
-    try {
-      ok = await done
-    } catch (err) {
-      throw this.#failure ?? new StoreUnavailableError('LMDB commit failed', { cause: err })
-    }
-    if (ok !== true) throw this.#failure ?? new StoreUnavailableError('LMDB refused a write')
   }
 
   #takeOwnership(): void {
@@ -454,17 +525,9 @@ export class LmdbStore implements Store {
   async #shutdown(): Promise<void> {
     this.#closed = true
     this.#hub.endAll()
-    // Wait until LMDB has every write (the hwm of the last turn may be queued by a microtask meanwhile).
-    let tail: Promise<unknown>
-    do {
-      tail = this.#tail
-      try {
-        await tail
-      } catch {
-        // Already recorded by #fail; the write-ahead log keeps those writes for the next open.
-      }
-    } while (tail !== this.#tail || this.#hwmQueued)
+    await this.#drain()
     try {
+      // Everything is in LMDB unless the store failed: then the log keeps the writes for the next open.
       if (this.#failure === undefined) this.#wal?.close(this.#durable)
       else this.#wal?.close()
     } catch (err) {

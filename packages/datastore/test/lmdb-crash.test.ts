@@ -39,8 +39,9 @@ describe('LmdbStore survives SIGKILL', () => {
     let stderr = ''
     let buffered = ''
     let timer: ReturnType<typeof setTimeout> | undefined
+    // 'close', not 'exit': every line the child wrote before it died must have been read.
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-      child.on('exit', (code, signal) => resolve({ code, signal }))
+      child.on('close', (code, signal) => resolve({ code, signal }))
     })
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()))
     child.stdout?.on('data', (d: Buffer) => {

@@ -206,7 +206,7 @@ describe('LmdbStore write-ahead log replay', () => {
     let err = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
     child.stderr.on('data', (d: Buffer) => (err += d.toString()))
-    const signal = await new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, sig) => resolve(sig)))
+    const signal = await new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, sig) => resolve(sig)))
     expect(signal, err).toBe('SIGKILL')
     const m = /^acked (\d+)$/m.exec(out)
     expect(m, out + err).not.toBeNull()

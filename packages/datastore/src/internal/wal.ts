@@ -120,7 +120,10 @@ export interface WalWriterInit {
   onError(err: unknown): void
 }
 
-/** Appends records; rotates segments; deletes a segment once every record in it is durable in LMDB. */
+/**
+ * Appends records; rotates segments; deletes a segment once every record in it is durable in LMDB.
+ * Records are encoded by `add` and written together by `commit` (one write for a group of records).
+ */
 export class WalWriter {
   readonly #dir: string
   readonly #segmentBytes: number
@@ -131,7 +134,11 @@ export class WalWriter {
   #lastIndex = 0
   /** Full segments waiting for their last record to become durable. */
   readonly #full: Array<{ name: string; lastIndex: number }> = []
-  #buf = Buffer.allocUnsafe(16 * 1024)
+  /** Encoded records not yet written. */
+  #buf = Buffer.allocUnsafe(64 * 1024)
+  #len = 0
+  #firstIndex = 0
+  #pendingLast = 0
 
   constructor(init: WalWriterInit) {
     this.#dir = init.dir
@@ -139,13 +146,17 @@ export class WalWriter {
     this.#onError = init.onError
   }
 
-  /** Appends one record with a single write. Throws when the file system refuses it. */
-  append(op: WalOp, index: number, key: string, value: Uint8Array | undefined): void {
-    const keyMax = key.length * 3
-    const need = HEADER_BYTES + 11 + keyMax + (value === undefined ? 0 : 4 + value.length)
-    if (need > this.#buf.length) this.#buf = Buffer.allocUnsafe(Math.max(need, this.#buf.length * 2))
+  /** Encodes one record for the next `commit`. */
+  add(op: WalOp, index: number, key: string, value: Uint8Array | undefined): void {
+    const need = this.#len + HEADER_BYTES + 11 + key.length * 3 + (value === undefined ? 0 : 4 + value.length)
+    if (need > this.#buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, this.#buf.length * 2))
+      this.#buf.copy(grown, 0, 0, this.#len)
+      this.#buf = grown
+    }
     const buf = this.#buf
-    const start = HEADER_BYTES
+    const rec = this.#len
+    const start = rec + HEADER_BYTES
     buf[start] = op === 'put' ? OP_PUT : OP_DELETE
     buf.writeDoubleLE(index, start + 1)
     const keyLen = buf.write(key, start + 11, 'utf8')
@@ -156,20 +167,29 @@ export class WalWriter {
       buf.set(value, end + 4)
       end += 4 + value.length
     }
-    buf.writeUInt32LE(end - start, 0)
-    buf.writeUInt32LE(crc32(buf.subarray(start, end)), 4)
+    buf.writeUInt32LE(end - start, rec)
+    buf.writeUInt32LE(crc32(buf.subarray(start, end)), rec + 4)
+    if (this.#len === 0) this.#firstIndex = index
+    this.#len = end
+    this.#pendingLast = index
+  }
 
+  /** Writes the records added since the last commit with one write. Throws when the file system refuses. */
+  commit(): void {
+    if (this.#len === 0) return
+    const len = this.#len
+    this.#len = 0
     if (this.#fd === undefined) {
-      this.#name = segmentName(index)
+      this.#name = segmentName(this.#firstIndex)
       this.#fd = openSync(join(this.#dir, this.#name), 'w')
       this.#size = 0
     }
     const fd = this.#fd
     try {
       let off = 0
-      while (off < end) off += writeSync(fd, buf, off, end - off)
+      while (off < len) off += writeSync(fd, this.#buf, off, len - off)
     } catch (err) {
-      // Cut off a partial record so that the next append does not land behind garbage.
+      // Cut off a partial write so that a later record never lands behind garbage.
       try {
         ftruncateSync(fd, this.#size)
       } catch (truncErr) {
@@ -177,13 +197,21 @@ export class WalWriter {
       }
       throw err
     }
-    this.#size += end
-    this.#lastIndex = index
+    this.#size += len
+    this.#lastIndex = this.#pendingLast
+    // Do not keep a buffer grown for one huge value.
+    if (this.#buf.length > 1024 * 1024) this.#buf = Buffer.allocUnsafe(64 * 1024)
     if (this.#size >= this.#segmentBytes) {
       closeSync(fd)
       this.#fd = undefined
-      this.#full.push({ name: this.#name, lastIndex: index })
+      this.#full.push({ name: this.#name, lastIndex: this.#lastIndex })
     }
+  }
+
+  /** `add` and `commit` of one record. */
+  append(op: WalOp, index: number, key: string, value: Uint8Array | undefined): void {
+    this.add(op, index, key, value)
+    this.commit()
   }
 
   /** Every record up to `durableIndex` is flushed in LMDB: delete the full segments it covers. */

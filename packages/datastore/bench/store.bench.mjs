@@ -1,0 +1,122 @@
+// Benchmark of @cnm/datastore: per-operation cost of get, put and compare-and-swap update on the memory
+// store and the LMDB store (fast mode: a write resolves once it is in the write-ahead log; sync mode: once
+// LMDB has fsynced it), both one awaited operation at a time and in concurrent batches (the writes of a
+// batch share one LMDB transaction). Values are 128 bytes, about an IPAM bitmap of a small pool.
+// Prints one JSON object as its last stdout line. Run: node tools/bench/run.mjs datastore (build first).
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { lmdbStore, memoryStore } from '@cnm/datastore'
+
+const VALUE = new Uint8Array(128).fill(7)
+const KEYS = 1000
+const key = (i) => `bench/pool/${String(i % KEYS).padStart(4, '0')}/`
+const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d
+
+function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]
+}
+
+/** Runs `op(i)` n times awaited one by one; per-op mean, p50 and p99 in µs. */
+async function sequential(n, op) {
+  const lat = new Float64Array(n)
+  const t0 = performance.now()
+  for (let i = 0; i < n; i++) {
+    const s = performance.now()
+    await op(i)
+    lat[i] = performance.now() - s
+  }
+  const total = performance.now() - t0
+  lat.sort()
+  return {
+    ops: n,
+    usPerOp: round((total * 1000) / n),
+    p50Us: round(percentile(lat, 50) * 1000),
+    p99Us: round(percentile(lat, 99) * 1000),
+  }
+}
+
+/** Runs `rounds` batches of `batch` concurrent `op(i)`; per-op cost in µs. */
+async function batched(rounds, batch, op) {
+  const t0 = performance.now()
+  for (let r = 0; r < rounds; r++) {
+    const ps = new Array(batch)
+    for (let i = 0; i < batch; i++) ps[i] = op(i)
+    await Promise.all(ps)
+  }
+  const total = performance.now() - t0
+  return { ops: rounds * batch, batch, usPerOp: round((total * 1000) / (rounds * batch)) }
+}
+
+/** One get + update of the value read: the IPAM's allocate/release pattern. */
+async function casOnce(store, k) {
+  const cur = await store.get(k)
+  await store.update(k, VALUE, cur.index)
+}
+
+async function measure(name, open, scale) {
+  const { store, cleanup } = open()
+  try {
+    for (let i = 0; i < KEYS; i++) await store.put(key(i), VALUE)
+    // Warm up every path.
+    await sequential(Math.min(2000, scale.seq), (i) => casOnce(store, key(i)))
+    await batched(2, KEYS, (i) => casOnce(store, key(i)))
+    const n = scale.seq
+    const result = {
+      get: await sequential(scale.get, (i) => store.get(key(i))),
+      put: await sequential(n, (i) => store.put(key(i), VALUE)),
+      casUpdate: await sequential(n, (i) => casOnce(store, key(i))),
+      casUpdateOneKey: await sequential(n, () => casOnce(store, key(0))),
+      putBatch: await batched(scale.rounds, KEYS, (i) => store.put(key(i), VALUE)),
+      casUpdateBatch: await batched(scale.rounds, KEYS, (i) => casOnce(store, key(i))),
+    }
+    if (typeof store.flush === 'function') {
+      const t = performance.now()
+      await store.flush()
+      result.flushAfterMs = round(performance.now() - t)
+    }
+    process.stderr.write(`${name}: ${JSON.stringify(result)}\n`)
+    return result
+  } finally {
+    await store.close()
+    cleanup()
+  }
+}
+
+function lmdb(sync) {
+  return () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cnm-datastore-bench-'))
+    return { store: lmdbStore({ path: dir, sync }), cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+  }
+}
+
+const memory = await measure('memory', () => ({ store: memoryStore(), cleanup: () => {} }), {
+  get: 200_000,
+  seq: 100_000,
+  rounds: 50,
+})
+const lmdbFast = await measure('lmdb (fast)', lmdb(false), { get: 200_000, seq: 50_000, rounds: 30 })
+const lmdbSync = await measure('lmdb (sync)', lmdb(true), { get: 200_000, seq: 1_000, rounds: 10 })
+
+const headline = (r) => ({
+  getUs: r.get.usPerOp,
+  putUs: r.put.usPerOp,
+  casUpdateUs: r.casUpdate.usPerOp,
+  casUpdateP99Us: r.casUpdate.p99Us,
+  putBatchUs: r.putBatch.usPerOp,
+  casUpdateBatchUs: r.casUpdateBatch.usPerOp,
+})
+
+console.log(
+  JSON.stringify({
+    summary: { memory: headline(memory), lmdbFast: headline(lmdbFast), lmdbSync: headline(lmdbSync) },
+    valueBytes: VALUE.length,
+    keys: KEYS,
+    notes:
+      'casUpdate = get + update of the value read (one awaited op at a time); *Batch = batches of 1000 concurrent ops ' +
+      'on distinct keys (one LMDB transaction each); lmdbFast resolves writes once in the write-ahead log, lmdbSync once fsynced by LMDB',
+    memory,
+    lmdbFast,
+    lmdbSync,
+  }),
+)
