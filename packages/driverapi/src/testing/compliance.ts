@@ -38,8 +38,13 @@ export interface DriverComplianceOptions<D extends NetworkDriver = NetworkDriver
   sandboxKey?(): string | Promise<string>
   /** Sandbox config for join/programExternalConnectivity (port bindings to check [S3] stability). @default none */
   sandboxConfig?(): SandboxDriverConfig
-  /** The driver fails createEndpoint when no IPv4 address is pre-assigned. @default false (it assigns one) */
+  /** The driver fails createEndpoint when no IPv4 address is pre-assigned. @default false */
   requiresAddress?: boolean
+  /**
+   * When no IPv4 address is pre-assigned (and `requiresAddress` is false) the driver assigns one from the
+   * pool; false: it leaves the interface without address (host/null style drivers). @default true
+   */
+  assignsAddress?: boolean
   /** The driver implements `restore`; the suite then checks it. @default false */
   implementsRestore?: boolean
   /** deleteNetwork with endpoints fails with `forbidden`. @default true */
@@ -270,6 +275,15 @@ export function driverComplianceTests<D extends NetworkDriver>(opts: DriverCompl
         const err = await rejectionOf(driver.createEndpoint(nid, eid, new EndpointInterface(), endpointConfig()))
         expect(isCnmError(err)).toBe(true)
         expectKind(await rejectionOf(driver.endpointOperInfo(nid, eid)), 'not-found')
+      })
+    } else if (opts.assignsAddress === false) {
+      it('accepts an endpoint without an IPv4 address and does not invent one', async () => {
+        const { nid } = await newNetwork()
+        const iface = new SpyInterface({})
+        const eid = await newEndpoint(nid, iface)
+        expect(iface.overrideAttempts).toEqual([])
+        expect(iface.address).toBeUndefined()
+        await driver.endpointOperInfo(nid, eid)
       })
     } else {
       it('assigns an IPv4 address inside the pool when none was pre-assigned', async () => {
