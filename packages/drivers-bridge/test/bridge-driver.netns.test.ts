@@ -1,4 +1,6 @@
+import { close } from 'node:fs'
 import type net from 'node:net'
+import { promisify } from 'node:util'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { addressAt, formatIp, isCnmError, noopLogger, parsePrefix, type EndpointId, type IpCidr, type NetworkId } from '@cnm/types'
 import { EndpointInterface, generateId, type NetworkDriverConfig } from '@cnm/driverapi'
@@ -29,6 +31,7 @@ const cfg = (over: Partial<NetworkDriverConfig> = {}): NetworkDriverConfig => ({
   ingress: false,
   ...over,
 })
+const closeFd = promisify(close)
 const epCfg = { name: 'e', driverOptions: {}, exposedPorts: [], portBindings: [], dnsServers: [] }
 const publish = (containerPort: number, hostPort = 0) => ({
   ...EMPTY_SANDBOX_CONFIG,
@@ -204,6 +207,23 @@ describe.skipIf(!netnsAvailable())('bridge driver on the kernel (host played by 
     const err = await d.programExternalConnectivity(nid, e2, publish(80, 18080)).catch((e: unknown) => e)
     expect(isCnmError(err, 'ERR_PORT_ALREADY_ALLOCATED')).toBe(true)
     expect(await rules(host)).toEqual(before)
+  })
+
+  it('holdHostPorts keeps other processes off a published host port until it is unpublished', async () => {
+    const d = await driver({ holdHostPorts: true })
+    const nid = generateId() as NetworkId
+    await d.createNetwork(nid, cfg(), [testIpamData(subnet(0))], [])
+    const a = await sandbox('a')
+    const ea = await endpoint(d, nid, addr(0, 2))
+    await plug(o, d, nid, ea, a, addr(0, 2))
+    await d.programExternalConnectivity(nid, ea, publish(80, 18082))
+    servers.push(await greeter(o, a.label, 80, 'held'))
+    const clash = await o.openSocket(host, { type: 'tcp4', address: '0.0.0.0', port: 18082 }).catch((e: unknown) => e)
+    expect(isCnmError(clash, 'ERR_OSL_ADDRESS_IN_USE')).toBe(true)
+    expect(await tcpFrom(host, '127.0.0.1', 18082)).toBe('held')
+    await d.revokeExternalConnectivity(nid, ea)
+    const free = await o.openSocket(host, { type: 'tcp4', address: '0.0.0.0', port: 18082 })
+    await closeFd(free.fd)
   })
 
   it('network delete leaves no link or rule behind', async () => {

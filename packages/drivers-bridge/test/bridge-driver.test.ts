@@ -133,6 +133,16 @@ describe('BridgeDriver networks', () => {
     expect(kernel.forwarding.v4).toBe(false)
   })
 
+  it('ensures forwarding itself when the firewall is off, and initialises the kernel on restore', async () => {
+    const { driver, kernel } = setup({ enableIptables: false })
+    await driver.restore()
+    expect(kernel.initialised).toBe(1)
+    await driver.createNetwork(nid(), cfg(), [testIpamData('10.12.1.0/24')], [])
+    expect(kernel.calls).toContain('enableForwarding')
+    expect(kernel.forwarding.v4).toBe(true)
+    expect(kernel.firewalls.size).toBe(0)
+  })
+
   it('uses DefaultGatewayIPv4 as the containers gateway and puts the IPAM gateway on the bridge', async () => {
     const { driver, kernel } = setup()
     const id = nid()
