@@ -5,6 +5,7 @@
 export { Controller, createController, DEFAULT_CONTROLLER_INIT, ipamInfoToJSON } from './controller.js'
 export { hostDriver, nullDriver, TrivialDriver } from './builtin-drivers.js'
 export { GW_BRIDGE_NETWORK } from './internal/order.js'
+export { parseCreateNetworkRequest, parseCreateEndpointRequest, parseCreateSandboxRequest, parseJoinOptions } from './parse.js'
 export { ROOT as STORE_ROOT, keys as storeKeys } from './internal/state-store.js'
 export type {
   NetworkScope,
