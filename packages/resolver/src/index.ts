@@ -30,3 +30,38 @@ export {
   DNS_POSTROUTING_CHAIN,
 } from './netns.js'
 export type { SandboxResolverInit, SandboxResolverComponents, NetnsSocketOpener, NatRules, NatChange } from './netns.js'
+export {
+  DEFAULT_HOSTS_RECORDS,
+  buildHosts,
+  addHosts,
+  deleteHosts,
+  updateHosts,
+  hostsNames,
+  hostsLine,
+} from './hosts.js'
+export type { HostsRecord, BuildHostsOptions } from './hosts.js'
+export {
+  parseResolvConf,
+  getNameservers,
+  nameserversAsCidr,
+  buildResolvConf,
+  hashResolvConf,
+  filterResolvConf,
+  hostResolvConfPath,
+  hostUpstreams,
+  ndotsOf,
+  embeddedResolvConf,
+  DEFAULT_IPV4_NAMESERVERS,
+  DEFAULT_IPV6_NAMESERVERS,
+  HOST_RESOLV_CONF,
+  SYSTEMD_RESOLV_CONF,
+} from './resolv-conf.js'
+export type { ResolvConf, NameserverKind, EmbeddedResolvConf } from './resolv-conf.js'
+export { DnsFiles, SandboxDnsFiles, applyParentUpdates, DEFAULT_DNS_FILES_INIT } from './dns-files.js'
+export type {
+  DnsFilesInit,
+  DnsFilesComponents,
+  SandboxDnsFilesInit,
+  SandboxDnsFilesComponents,
+  ParentHostsUpdate,
+} from './dns-files.js'
