@@ -460,7 +460,7 @@ export class LmdbStore implements Store {
     if (this.#failure === undefined) {
       this.#failure = err
       this.#log.error('store %s failed: %s %o', this.path, err.message, err.cause)
-      this.#hub.endAll()
+      this.#hub.failAll(err)
       // The queued batch will never be sent: release its waiters (a batch in flight settles by itself).
       this.#queueDone?.reject(err)
       this.#queueDone = undefined

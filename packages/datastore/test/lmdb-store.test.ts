@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { format } from 'node:util'
@@ -175,6 +175,31 @@ describe('LmdbStore persistence', () => {
     const text = logger.lines.join('\n')
     expect(text).toMatch(/^cnm:datastore:lmdb info: opened .* at index 0/m)
     expect(text).toMatch(/^cnm:datastore:lmdb info: closed .* at index 0/m)
+  })
+
+  it('fails the store when the write-ahead log cannot be written', async () => {
+    const dir = tempDir()
+    const logger = capturingLogger()
+    const store = lmdbStore({ path: dir }, { logger })
+    open.push(store)
+    // The first segment's name taken by a directory: opening it for writing fails.
+    mkdirSync(join(dir, 'wal-0000000000000001.log'))
+    const watching = store.watch('', { prefix: true })[Symbol.asyncIterator]()
+    const next = watching.next()
+    const err = await store.put('k', enc.encode('v')).catch((e: unknown) => e)
+    expect(isCnmError(err, 'ERR_STORE_UNAVAILABLE')).toBe(true)
+    expect((err as Error).message).toContain('write-ahead log')
+    // The watcher saw the write (it was applied in memory before the log write failed), then the failure.
+    expect((await next).value?.key).toBe('k')
+    expect(isCnmError(await watching.next().catch((e: unknown) => e), 'ERR_STORE_UNAVAILABLE')).toBe(true)
+    expect(isCnmError(await store.get('k').catch((e: unknown) => e), 'ERR_STORE_UNAVAILABLE')).toBe(true)
+    expect(logger.lines.some((l) => l.includes('error: store') && l.includes('failed'))).toBe(true)
+    await store.close()
+    rmSync(join(dir, 'wal-0000000000000001.log'), { recursive: true })
+    // The failed write never reached LMDB.
+    const again = openStore({ path: dir })
+    expect(await again.get('k')).toBeUndefined()
+    expect(again.lastIndex).toBe(0n)
   })
 
   it('supports await using', async () => {

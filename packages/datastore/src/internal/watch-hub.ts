@@ -51,7 +51,7 @@ class Subscription implements AsyncIterableIterator<WatchEvent> {
     for (const w of this.#waiters.splice(0)) w.resolve(DONE)
   }
 
-  /** Aborted: queued events are dropped and the next read throws `err`. */
+  /** Aborted or the store failed: queued events are dropped and the next read throws `err`. */
   fail(err: unknown): void {
     if (this.#state !== 'open') return
     this.#state = 'failed'
@@ -147,6 +147,12 @@ export class WatchHub {
   endAll(): void {
     for (const set of [...this.#exact.values()]) for (const sub of [...set]) sub.end()
     for (const sub of [...this.#prefixed]) sub.end()
+  }
+
+  /** Makes every subscription throw `err` (the store failed). */
+  failAll(err: unknown): void {
+    for (const set of [...this.#exact.values()]) for (const sub of [...set]) sub.fail(err)
+    for (const sub of [...this.#prefixed]) sub.fail(err)
   }
 
   /** @internal called by a subscription that ends. */
