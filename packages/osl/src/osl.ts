@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { mkdir, readdir, unlink } from 'node:fs/promises'
 import { isAbsolute, join } from 'node:path'
 import { noopLogger, type AbortOptions, type Logger } from '@cnm/types'
@@ -147,7 +148,8 @@ export class Osl {
     options.signal?.throwIfAborted()
     this.ctx.assertOpen()
     const path = this.sandboxPath(key)
-    const disable = options.disableIpv6 ?? true
+    // a kernel booted without IPv6 has no such knob (and nothing to disable)
+    const disable = (options.disableIpv6 ?? true) && existsSync('/proc/sys/net/ipv6/conf/all/disable_ipv6')
     const sysctls = Object.entries(options.sysctls ?? {}).map(([k, v]) => [sysctlPath(k), sysctlValue(v, k)] as const)
     const keys = [...(disable ? ['net/ipv6/conf/all/disable_ipv6'] : []), ...sysctls.map(([k]) => k)]
     const values = [...(disable ? ['1'] : []), ...sysctls.map(([, v]) => v)]
@@ -186,8 +188,12 @@ export class Osl {
     const path = this.sandboxPath(key)
     this.stats.nativeCalls++
     let disabled: string | undefined
+    const probe = existsSync('/proc/sys/net/ipv6/conf/all/disable_ipv6')
+      ? 'net/ipv6/conf/all/disable_ipv6'
+      : 'net/ipv4/conf/all/forwarding'
     try {
-      ;[disabled] = await this.native().sysctl(path, [], [], ['net/ipv6/conf/all/disable_ipv6'])
+      const [value] = await this.native().sysctl(path, [], [], [probe])
+      disabled = probe.startsWith('net/ipv6') ? value : '0'
     } catch (err) {
       const mapped = mapNativeError(err, path, `open sandbox ${key}`)
       if (mapped instanceof NamespaceNotFoundError) throw new NamespaceNotFoundError(`sandbox ${key} not found at ${path}`, { cause: err })

@@ -84,3 +84,19 @@ describe('routes', () => {
     expect(toNetlinkOp('neigh replace 10.0.0.9 lladdr 02:00:00:00:00:09 dev eth0 nud permanent')).toBeUndefined()
   })
 })
+
+describe('native addon loading', () => {
+  it('a missing addon is a typed error that says how to build it', async () => {
+    const { loadNative } = await import('../src/native.js')
+    const { NativeAddonMissingError } = await import('../src/index.js')
+    let err: unknown
+    try {
+      loadNative('/nonexistent/cnm_osl.node')
+    } catch (e) {
+      err = e
+    }
+    expect(err).toBeInstanceOf(NativeAddonMissingError)
+    expect((err as Error).message).toMatch(/build/)
+    expect((err as { code: string }).code).toBe('ERR_OSL_NATIVE_MISSING')
+  })
+})
