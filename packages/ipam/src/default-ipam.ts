@@ -109,6 +109,9 @@ interface PoolEntry {
   readonly start: bigint
   readonly end: bigint
   readonly lastOrdinal: bigint
+  /** IPv4 only: the network and last ordinal as numbers, for the allocation-free release path; else -1. */
+  readonly network4: number
+  readonly last4: number
 }
 
 function wrapStore(err: unknown, what: string): unknown {
@@ -420,6 +423,8 @@ export class DefaultIpam implements Ipam {
       start: rec.range?.start ?? 0n,
       end: rec.range?.end ?? last,
       lastOrdinal: last,
+      network4: rec.pool.version === 4 ? Number(rec.pool.network) : -1,
+      last4: rec.pool.version === 4 ? Number(last) : -1,
     })
   }
 
@@ -565,6 +570,14 @@ export class DefaultIpam implements Ipam {
     const signal = options?.signal
     throwIfAborted(signal)
     const e = this.entries.get(poolId) ?? (await this.entry(poolId))
+    if (!e.bitmap.persistent && e.network4 >= 0 && typeof address === 'object' && address !== null && address.version === 4 && typeof address.value === 'bigint') {
+      // IPv4 fast path: exact number arithmetic, no bigint allocated.
+      const o = Number(address.value) - e.network4
+      if (o >= 0 && o <= e.last4) {
+        e.bitmap.unsetSync(o)
+        return
+      }
+    }
     const ordinal = this.ordinalIn(e, address)
     if (e.bitmap.persistent) await e.bitmap.enqueue('unset', ordinal, ordinal, false, signal)
     else e.bitmap.unsetSync(ordinal)

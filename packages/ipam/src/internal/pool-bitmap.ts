@@ -97,12 +97,17 @@ export class PoolBitmap {
   readonly id: string
   readonly pool: IpPrefix
   readonly bits: bigint
+  /** bits - 1, the last ordinal. */
+  readonly lastOrdinal: bigint
   private readonly st: PoolBitmapOptions['store']
   private readonly log: Logger
   private handle: Bitseq | undefined
   private index: bigint | undefined
-  /** Serial cursor: one past the last ordinal handed out (in memory only, as in libnetwork). */
-  private curr = 0n
+  /**
+   * The last ordinal handed out by an automatic allocation; the serial cursor is one past it (in memory
+   * only, as in libnetwork). Kept as the ordinal itself so that the non-serial hot path allocates nothing.
+   */
+  private last = -1n
   private queue: Op[] = []
   private draining: Promise<void> | undefined
   private closed = false
@@ -111,6 +116,7 @@ export class PoolBitmap {
     this.id = opts.id
     this.pool = opts.pool
     this.bits = bitmapSize(opts.pool)
+    this.lastOrdinal = this.bits - 1n
     this.st = opts.store
     this.log = opts.log
     this.handle = opts.fresh || opts.store === undefined ? freshBitmap(opts.pool) : undefined
@@ -133,7 +139,8 @@ export class PoolBitmap {
     h.setSync(ordinal)
   }
 
-  unsetSync(ordinal: bigint): void {
+  /** Clears an ordinal (a number when it is exact, which spares bigint conversions); no-op when clear. */
+  unsetSync(ordinal: bigint | number): void {
     const h = this.handle as Bitseq
     if (h.isSet(ordinal)) h.unsetSync(ordinal)
   }
@@ -150,14 +157,15 @@ export class PoolBitmap {
   private applyAny(h: Bitseq, start: bigint, end: bigint, serial: boolean): bigint {
     let o: bigint
     try {
-      if (serial && this.curr > start && this.curr <= end) {
+      const curr = serial ? this.last + 1n : 0n
+      if (curr > start && curr <= end) {
         try {
-          o = h.setAnyInRangeSync(this.curr, end, false)
+          o = h.setAnyInRangeSync(curr, end, false)
         } catch (err) {
           if (!isCnmError(err, NO_BIT)) throw err
           o = h.setAnyInRangeSync(start, end, false)
         }
-      } else if (start === 0n && end === this.bits - 1n) {
+      } else if (start === 0n && end === this.lastOrdinal) {
         o = h.setAnySync(false)
       } else {
         o = h.setAnyInRangeSync(start, end, false)
@@ -166,7 +174,7 @@ export class PoolBitmap {
       if (isCnmError(err, NO_BIT)) throw new NoAvailableAddressError(`no available addresses on pool ${this.id}`)
       throw err
     }
-    this.curr = o + 1n
+    this.last = o
     return o
   }
 
@@ -221,7 +229,7 @@ export class PoolBitmap {
           return
         }
         const h = this.handle as Bitseq
-        const curr = this.curr
+        const last = this.last
         let mutated = false
         for (const op of batch) {
           op.error = undefined
@@ -262,7 +270,7 @@ export class PoolBitmap {
           }
           return
         }
-        this.curr = curr
+        this.last = last
         this.log.trace('retrying %d address operations on %s after a concurrent change (attempt %d)', batch.length, this.id, attempt + 1)
       }
     } catch (err) {
