@@ -1,5 +1,6 @@
 // Per-operation cost of setAny/unset on a 65,536-bit handle (an IPv4 /16) in memory, and the memory a
 // fully allocated /16 handle takes. Prints one JSON object as its last line.
+import { loadavg } from 'node:os'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { Bitseq } from '@cnm/bitseq'
@@ -31,27 +32,30 @@ function permutation(n, seed) {
   return a
 }
 
-const ns = (t0) => Number(process.hrtime.bigint() - t0)
+// The machine may be shared: per-op figures are process CPU time (what the code costs), with wall
+// time alongside (what a caller waited, including time other processes had the CPU).
+const start = () => ({ wall: process.hrtime.bigint(), cpu: process.cpuUsage() })
+const elapsed = (t0, n) => {
+  const cpu = process.cpuUsage(t0.cpu)
+  return { cpu: ((cpu.user + cpu.system) * 1000) / n, wall: Number(process.hrtime.bigint() - t0.wall) / n }
+}
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
 const round1 = (x) => Math.round(x * 10) / 10
 
-/**
- * Runs `round` ROUNDS times (plus one warm-up) and returns the median ns/op per phase, plus the best
- * round as `<phase>Min` (the machine is shared: the minimum is the least disturbed figure).
- */
+/** Runs `round` ROUNDS times (plus one warm-up) and returns the median CPU and wall ns/op per phase. */
 async function measure(round) {
   const acc = {}
   for (let r = 0; r <= ROUNDS; r++) {
     const res = await round(r)
     if (r === 0) continue
-    for (const [k, v] of Object.entries(res)) (acc[k] ??= []).push(v)
+    for (const [k, v] of Object.entries(res)) {
+      ;(acc[k] ??= []).push(v.cpu)
+      ;(acc[`${k.replace(/NsPerOp$/, '')}WallNsPerOp`] ??= []).push(v.wall)
+    }
   }
   const out = {}
-  for (const [k, v] of Object.entries(acc)) {
-    out[k] = round1(median(v))
-    out[`${k}Min`] = round1(Math.min(...v))
-  }
+  for (const [k, v] of Object.entries(acc)) out[k] = round1(median(v))
   return out
 }
 
@@ -61,12 +65,12 @@ const shuffled = permutation(BITS, 7)
 // 1. Sequential: fill with setAny, release in order (the IPAM's common case).
 const sequentialSync = await measure(async () => {
   const h = await Bitseq.create({ bits: BigInt(BITS) })
-  let t = process.hrtime.bigint()
+  let t = start()
   for (let i = 0; i < BITS; i++) h.setAnySync()
-  const setAny = ns(t) / BITS
-  t = process.hrtime.bigint()
+  const setAny = elapsed(t, BITS)
+  t = start()
   for (let i = 0; i < BITS; i++) h.unsetSync(ordered[i])
-  return { setAnyNsPerOp: setAny, unsetNsPerOp: ns(t) / BITS }
+  return { setAnyNsPerOp: setAny, unsetNsPerOp: elapsed(t, BITS) }
 })
 
 // 2. Fragmented: full handle released in random order (list grows to ~2k sequences and shrinks),
@@ -74,13 +78,13 @@ const sequentialSync = await measure(async () => {
 const randomSync = await measure(async () => {
   const h = await Bitseq.create({ bits: BigInt(BITS) })
   for (let i = 0; i < BITS; i++) h.setAnySync()
-  let t = process.hrtime.bigint()
+  let t = start()
   for (let i = 0; i < BITS; i++) h.unsetSync(shuffled[i])
-  const unset = ns(t) / BITS
+  const unset = elapsed(t, BITS)
   for (let i = 0; i < BITS / 2; i++) h.setSync(shuffled[i])
-  t = process.hrtime.bigint()
+  t = start()
   for (let i = 0; i < BITS / 2; i++) h.setAnySync()
-  return { unsetRandomNsPerOp: unset, setAnyIntoHolesNsPerOp: ns(t) / (BITS / 2) }
+  return { unsetRandomNsPerOp: unset, setAnyIntoHolesNsPerOp: elapsed(t, BITS / 2) }
 })
 
 // 3. Steady churn at 50% occupancy: release a random allocated bit, allocate one (serial and first-free).
@@ -91,53 +95,59 @@ const churn = await measure(async (round) => {
   for (let i = 0; i < BITS / 2; i++) held.push(BigInt(i * 2))
   for (const o of held) h.setSync(o)
   const OPS = 100_000
-  const t = process.hrtime.bigint()
+  const t = start()
   for (let i = 0; i < OPS; i++) {
     const j = Math.floor(r() * held.length)
     h.unsetSync(held[j])
     held[j] = h.setAnySync(i % 2 === 0)
   }
-  return { churnNsPerOp: ns(t) / (2 * OPS) }
+  return { churnNsPerOp: elapsed(t, 2 * OPS) }
 })
 
 // 4. The async API without a store (what a caller awaiting setAny()/unset() pays).
 const asyncApi = await measure(async () => {
   const h = await Bitseq.create({ bits: BigInt(BITS) })
-  let t = process.hrtime.bigint()
+  let t = start()
   for (let i = 0; i < BITS; i++) await h.setAny()
-  const setAny = ns(t) / BITS
-  t = process.hrtime.bigint()
+  const setAny = elapsed(t, BITS)
+  t = start()
   for (let i = 0; i < BITS; i++) await h.unset(ordered[i])
-  return { asyncSetAnyNsPerOp: setAny, asyncUnsetNsPerOp: ns(t) / BITS }
+  return { asyncSetAnyNsPerOp: setAny, asyncUnsetNsPerOp: elapsed(t, BITS) }
 })
 
 // 5. Memory: heap retained per handle.
+async function settleHeap() {
+  for (let i = 0; i < 4; i++) {
+    gc()
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
 async function heapPerHandle(n, build) {
   const keep = []
-  gc()
-  gc()
+  await settleHeap()
   const before = process.memoryUsage()
   for (let i = 0; i < n; i++) keep.push(await build(i))
-  gc()
-  gc()
+  await settleHeap()
   const after = process.memoryUsage()
   const perHandle = (after.heapUsed - before.heapUsed + (after.arrayBuffers - before.arrayBuffers)) / n
   keep.length = 0
   return Math.round(perHandle)
 }
-const fullBytes = await heapPerHandle(200, async () => {
-  const h = await Bitseq.create({ bits: BigInt(BITS) })
-  for (let i = 0; i < BITS; i++) h.setAnySync()
-  return h
-})
-const freshBytes = await heapPerHandle(2000, () => Bitseq.create({ bits: BigInt(BITS) }))
+// A fully allocated /16, filled by setAny (the list never exceeds 3 sequences on the way, so its arrays
+// keep their initial capacity); copies are made from its bytes so that building thousands of them does
+// not churn the heap while measuring.
+const filled = await Bitseq.create({ bits: BigInt(BITS) })
+for (let i = 0; i < BITS; i++) filled.setAnySync()
+const filledBytes = filled.serialize()
+const fullBytes = await heapPerHandle(5000, () => Bitseq.deserialize(filledBytes))
+const freshBytes = await heapPerHandle(5000, () => Bitseq.create({ bits: BigInt(BITS) }))
 const fragmented = await Bitseq.create({ bits: BigInt(BITS) })
 for (let i = 0; i < BITS / 2; i++) fragmented.setSync(shuffled[i])
 const fragmentedSequences = fragmented.sequenceString().split('->').length - 1
-const fragmentedBytes = await heapPerHandle(50, () => Bitseq.deserialize(fragmented.serialize()))
+const fragmentedBytes = await heapPerHandle(200, () => Bitseq.deserialize(fragmented.serialize()))
 
-const full = await Bitseq.create({ bits: BigInt(BITS) })
-for (let i = 0; i < BITS; i++) full.setAnySync()
+const full = Bitseq.deserialize(filledBytes)
+if (!full.equals(filled)) throw new Error('deserialized copy differs')
 
 const worst = Math.max(
   sequentialSync.setAnyNsPerOp,
@@ -156,6 +166,8 @@ console.log(
       churnNsPerOp: churn.churnNsPerOp,
       worstSyncNsPerOp: worst,
       asyncSetAnyNsPerOp: asyncApi.asyncSetAnyNsPerOp,
+      asyncUnsetNsPerOp: asyncApi.asyncUnsetNsPerOp,
+      loadAverage1m: loadavg()[0],
       fullyAllocatedHandleBytes: fullBytes,
     },
     sequentialSync,
@@ -172,5 +184,6 @@ console.log(
       randomHalfAllocatedSerializedBytes: fragmented.serialize().length,
     },
     rounds: ROUNDS,
+    note: '*NsPerOp = median process CPU time per operation; *WallNsPerOp = median wall time',
   }),
 )

@@ -236,9 +236,9 @@ export class Bitseq {
    * the last ordinal handed out) and wrap around, so released bits are not reused until the wrap.
    * @throws NoBitAvailableError when every bit is set
    */
-  async setAny(serial = false, options?: AbortOptions): Promise<bigint> {
-    throwIfAborted(options?.signal)
-    if (this.store === undefined) return this.setAnySync(serial)
+  setAny(serial = false, options?: AbortOptions): Promise<bigint> {
+    // Not an async function: without a store the result is settled at once, without a second hop.
+    if (this.store === undefined) return settled(options, () => this.setAnySync(serial))
     return this.mutate(options?.signal, (e) => {
       if (e instanceof BigEngine) {
         const o = allocBig(e, 0n, e.bits - 1n, serial ? this.currB : 0n)
@@ -260,9 +260,8 @@ export class Bitseq {
    * @throws InvalidRangeError when `end < start`, `start < 0` or `end >= bits`
    * @throws NoBitAvailableError when every bit of the range is set
    */
-  async setAnyInRange(start: Ordinal, end: Ordinal, serial = false, options?: AbortOptions): Promise<bigint> {
-    throwIfAborted(options?.signal)
-    if (this.store === undefined) return this.setAnyInRangeSync(start, end, serial)
+  setAnyInRange(start: Ordinal, end: Ordinal, serial = false, options?: AbortOptions): Promise<bigint> {
+    if (this.store === undefined) return settled(options, () => this.setAnyInRangeSync(start, end, serial))
     return this.mutate(options?.signal, (e) => {
       if (e instanceof BigEngine) {
         const [s, t] = bigRange(start, end, e.bits)
@@ -286,13 +285,9 @@ export class Bitseq {
    * @throws OutOfRangeError when `ordinal` is outside `[0, bits)`
    * @throws BitAlreadyAllocatedError when the bit is already set
    */
-  async set(ordinal: Ordinal, options?: AbortOptions): Promise<void> {
-    throwIfAborted(options?.signal)
-    if (this.store === undefined) {
-      this.setSync(ordinal)
-      return
-    }
-    await this.mutate(options?.signal, (e) => {
+  set(ordinal: Ordinal, options?: AbortOptions): Promise<void> {
+    if (this.store === undefined) return settled(options, () => this.setSync(ordinal))
+    return this.mutate(options?.signal, (e) => {
       setBit(e, ordinal)
       return noop
     })
@@ -303,13 +298,9 @@ export class Bitseq {
    * free counter (and is still written to the store).
    * @throws OutOfRangeError when `ordinal` is outside `[0, bits)`
    */
-  async unset(ordinal: Ordinal, options?: AbortOptions): Promise<void> {
-    throwIfAborted(options?.signal)
-    if (this.store === undefined) {
-      this.unsetSync(ordinal)
-      return
-    }
-    await this.mutate(options?.signal, (e) => {
+  unset(ordinal: Ordinal, options?: AbortOptions): Promise<void> {
+    if (this.store === undefined) return settled(options, () => this.unsetSync(ordinal))
+    return this.mutate(options?.signal, (e) => {
       unsetBit(e, ordinal)
       return noop
     })
@@ -388,6 +379,7 @@ export class Bitseq {
    * Any other failure leaves the in-memory copy as it was.
    */
   private async mutate<T>(signal: AbortSignal | undefined, op: (e: Engine) => () => T): Promise<T> {
+    throwIfAborted(signal)
     return this.exclusive(signal, () => this.mutateLocked(signal, op))
   }
 
@@ -493,6 +485,16 @@ export class Bitseq {
 }
 
 function noop(): void {}
+
+/** Runs `fn` now and returns its outcome as a settled promise (an exception becomes a rejection). */
+function settled<T>(options: AbortOptions | undefined, fn: () => T): Promise<T> {
+  try {
+    throwIfAborted(options?.signal)
+    return Promise.resolve(fn())
+  } catch (err) {
+    return Promise.reject(err)
+  }
+}
 
 /** Resolves with `p`, or rejects with AbortError as soon as `signal` aborts. */
 async function untilAborted(p: Promise<void>, signal: AbortSignal | undefined): Promise<void> {

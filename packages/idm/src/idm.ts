@@ -45,13 +45,16 @@ export class Idm {
   readonly end: bigint
   private readonly handle: Bitseq
   private readonly log: Logger
+  /** With a store every operation goes through it; without, the sync paths answer at once. */
+  private readonly persistent: boolean
 
-  private constructor(id: string, start: bigint, end: bigint, handle: Bitseq, log: Logger) {
+  private constructor(id: string, start: bigint, end: bigint, handle: Bitseq, log: Logger, persistent: boolean) {
     this.id = id
     this.start = start
     this.end = end
     this.handle = handle
     this.log = log
+    this.persistent = persistent
   }
 
   /**
@@ -85,7 +88,7 @@ export class Idm {
       ...(init.signal === undefined ? {} : { signal: init.signal }),
     })
     const log = (init.logger ?? noopLogger()).forComponent('cnm:idm').child(init.id)
-    return new Idm(init.id, start, end, handle, log)
+    return new Idm(init.id, start, end, handle, log, init.store !== undefined)
   }
 
   /**
@@ -93,8 +96,9 @@ export class Idm {
    * released IDs are not reused right away.
    * @throws NoBitAvailableError when every ID is taken
    */
-  async getId(serial = false, options?: AbortOptions): Promise<bigint> {
-    return this.start + (await this.handle.setAny(serial, options))
+  getId(serial = false, options?: AbortOptions): Promise<bigint> {
+    if (!this.persistent) return settled(options, () => this.getIdSync(serial))
+    return this.handle.setAny(serial, options).then((o) => this.start + o)
   }
 
   /**
@@ -102,8 +106,9 @@ export class Idm {
    * @throws IdOutOfRangeError outside `[start, end]`
    * @throws BitAlreadyAllocatedError when it is taken
    */
-  async getSpecificId(id: IdValue, options?: AbortOptions): Promise<void> {
-    await this.handle.set(this.ordinal(id), options)
+  getSpecificId(id: IdValue, options?: AbortOptions): Promise<void> {
+    if (!this.persistent) return settled(options, () => this.getSpecificIdSync(id))
+    return settled(options, () => this.ordinal(id)).then((k) => this.handle.set(k, options))
   }
 
   /**
@@ -112,18 +117,22 @@ export class Idm {
    * @throws InvalidRangeError when `b < a`
    * @throws NoBitAvailableError when every ID of the range is taken
    */
-  async getIdInRange(a: IdValue, b: IdValue, serial = false, options?: AbortOptions): Promise<bigint> {
-    const [s, t] = this.range(a, b)
-    return this.start + (await this.handle.setAnyInRange(s, t, serial, options))
+  getIdInRange(a: IdValue, b: IdValue, serial = false, options?: AbortOptions): Promise<bigint> {
+    if (!this.persistent) return settled(options, () => this.getIdInRangeSync(a, b, serial))
+    return settled(options, () => this.range(a, b))
+      .then(([s, t]) => this.handle.setAnyInRange(s, t, serial, options))
+      .then((o) => this.start + o)
   }
 
   /**
    * Gives an ID back. As in libnetwork, an ID outside the set is ignored (trace-logged); a store
    * failure or an abort still rejects, since the ID then stays taken in the store.
    */
-  async release(id: IdValue, options?: AbortOptions): Promise<void> {
-    const k = this.releasable(id)
-    if (k !== undefined) await this.handle.unset(k, options)
+  release(id: IdValue, options?: AbortOptions): Promise<void> {
+    if (!this.persistent) return settled(options, () => this.releaseSync(id))
+    return settled(options, () => this.releasable(id)).then((k) =>
+      k === undefined ? undefined : this.handle.unset(k, options),
+    )
   }
 
   /** {@link Idm.getId} for sets without a store. */
@@ -198,6 +207,16 @@ export class Idm {
       this.log.trace('release of %s ignored: outside [%s, %s]', String(id), this.start, this.end)
       return undefined
     }
+  }
+}
+
+/** Runs `fn` now and returns its outcome as a settled promise (an exception becomes a rejection). */
+function settled<T>(options: AbortOptions | undefined, fn: () => T): Promise<T> {
+  try {
+    throwIfAborted(options?.signal)
+    return Promise.resolve(fn())
+  } catch (err) {
+    return Promise.reject(err)
   }
 }
 
