@@ -13,6 +13,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <node_api.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -27,7 +28,7 @@
 
 #define MAX_STR 4096
 
-enum job_kind { JOB_SOCKET = 1, JOB_CREATE = 2, JOB_SYSCTL = 3, JOB_UNMOUNT = 4, JOB_NETLINK = 5 };
+enum job_kind { JOB_SOCKET = 1, JOB_CREATE = 2, JOB_SYSCTL = 3, JOB_UNMOUNT = 4, JOB_NETLINK = 5, JOB_CONNECT = 6 };
 
 typedef struct {
   enum job_kind kind;
@@ -38,6 +39,8 @@ typedef struct {
   int family, socktype, port, reuse, backlog;
   char address[INET6_ADDRSTRLEN + 1];
   int out_fd, out_port;
+  int timeout_ms;
+  napi_threadsafe_function tsfn; /* JOB_CONNECT settles from its own thread */
   /* create / unmount */
   char *path;
   int lo_up;
@@ -344,6 +347,63 @@ static void do_netlink(job_t *j) {
   close(fd);
 }
 
+
+/* connect: a TCP socket created inside the namespace and connected to address:port within timeout_ms */
+static void do_connect(job_t *j) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  memset(&ss, 0, sizeof ss);
+  if (j->family == AF_INET) {
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)j->port);
+    if (inet_pton(AF_INET, j->address, &sin->sin_addr) != 1) {
+      fail(j, EINVAL, "inet_pton", j->address);
+      return;
+    }
+    len = sizeof *sin;
+  } else {
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons((uint16_t)j->port);
+    if (inet_pton(AF_INET6, j->address, &sin6->sin6_addr) != 1) {
+      fail(j, EINVAL, "inet_pton", j->address);
+      return;
+    }
+    len = sizeof *sin6;
+  }
+  int s = socket(j->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (s < 0) {
+      fail(j, errno, "socket", j->address);
+      return;
+    }
+  if (connect(s, (struct sockaddr *)&ss, len) < 0) {
+    if (errno != EINPROGRESS) {
+      fail(j, errno, "connect", j->address);
+      close(s);
+      return;
+    }
+    struct pollfd pfd = {.fd = s, .events = POLLOUT};
+    int r;
+    do r = poll(&pfd, 1, j->timeout_ms);
+    while (r < 0 && errno == EINTR);
+    if (r == 0) {
+      fail(j, ETIMEDOUT, "connect", j->address);
+      close(s);
+      return;
+    }
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    if (r < 0 || getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0) {
+      fail(j, r < 0 ? errno : (soerr != 0 ? soerr : errno), "connect", j->address);
+      close(s);
+      return;
+    }
+  }
+  j->out_fd = s;
+  j->out_port = j->port;
+}
+
 static void do_create(job_t *j) {
   int fd = open(j->path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
   if (fd < 0) {
@@ -373,33 +433,43 @@ static void do_unmount(job_t *j) {
   if (umount2(j->path, MNT_DETACH) < 0) fail(j, errno, "umount", j->path);
 }
 
-static void *thread_main(void *arg) {
-  job_t *j = arg;
+static void run_job(job_t *j) {
   if (j->kind == JOB_CREATE) {
     do_create(j);
-    return NULL;
+    return;
   }
   if (j->kind == JOB_UNMOUNT) {
     do_unmount(j);
-    return NULL;
+    return;
   }
   if (j->ns_path != NULL) {
     int fd = open(j->ns_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       fail(j, errno, "open", j->ns_path);
-      return NULL;
+      return;
     }
     int r = setns(fd, CLONE_NEWNET);
     int e = errno;
     close(fd);
     if (r < 0) {
       fail(j, e, "setns", j->ns_path);
-      return NULL;
+      return;
     }
   }
   if (j->kind == JOB_SOCKET) do_socket(j);
   else if (j->kind == JOB_SYSCTL) write_sysctls(j);
   else if (j->kind == JOB_NETLINK) do_netlink(j);
+  else if (j->kind == JOB_CONNECT) do_connect(j);
+}
+
+static void *thread_main(void *arg) {
+  job_t *j = arg;
+  run_job(j);
+  if (j->kind == JOB_CONNECT) {
+    /* settle on the JS thread; the threadsafe function keeps the loop alive until then */
+    napi_call_threadsafe_function(j->tsfn, j, napi_tsfn_blocking);
+    napi_release_threadsafe_function(j->tsfn, napi_tsfn_release);
+  }
   return NULL;
 }
 
@@ -448,6 +518,9 @@ static const char *errno_code(int e) {
     case ENOTDIR: return "ENOTDIR";
     case EMFILE: return "EMFILE";
     case ENODEV: return "ENODEV";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case EHOSTUNREACH: return "EHOSTUNREACH";
     case ENETUNREACH: return "ENETUNREACH";
     case ESRCH: return "ESRCH";
     case EOPNOTSUPP: return "EOPNOTSUPP";
@@ -455,10 +528,8 @@ static const char *errno_code(int e) {
   }
 }
 
-static void complete(napi_env env, napi_status status, void *data) {
-  job_t *j = data;
+static void settle(napi_env env, job_t *j) {
   napi_value result = NULL;
-  if (status != napi_ok && j->err == 0) fail(j, ECANCELED, "async", "");
   if (j->err != 0) {
     napi_value code, msg, err, errnum;
     napi_create_string_utf8(env, errno_code(j->err), NAPI_AUTO_LENGTH, &code);
@@ -473,7 +544,7 @@ static void complete(napi_env env, napi_status status, void *data) {
     }
     napi_reject_deferred(env, j->deferred, err);
   } else {
-    if (j->kind == JOB_SOCKET) {
+    if (j->kind == JOB_SOCKET || j->kind == JOB_CONNECT) {
       napi_value fd, port;
       napi_create_object(env, &result);
       napi_create_int32(env, j->out_fd, &fd);
@@ -492,7 +563,22 @@ static void complete(napi_env env, napi_status status, void *data) {
     }
     napi_resolve_deferred(env, j->deferred, result);
   }
+}
+
+static void complete(napi_env env, napi_status status, void *data) {
+  job_t *j = data;
+  if (status != napi_ok && j->err == 0) fail(j, ECANCELED, "async", "");
+  settle(env, j);
   napi_delete_async_work(env, j->work);
+  free_job(j);
+}
+
+static void connect_done(napi_env env, napi_value js_cb, void *context, void *data) {
+  (void)js_cb;
+  (void)context;
+  job_t *j = data;
+  if (env != NULL) settle(env, j);
+  else if (j->out_fd >= 0) close(j->out_fd); /* environment gone: nobody will adopt the descriptor */
   free_job(j);
 }
 
@@ -572,6 +658,50 @@ static napi_value open_socket(napi_env env, napi_callback_info info) {
   return start(env, j, "cnm_osl.openSocket");
 }
 
+/* connectSocket(nsPath|null, family 4|6, address, port, timeoutMs) -> Promise<{fd, port}>: runs on its own
+   detached thread (a slow connect must not hold a libuv worker) and settles through a threadsafe function */
+static napi_value connect_socket(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  job_t *j = calloc(1, sizeof *j);
+  j->kind = JOB_CONNECT;
+  j->out_fd = -1;
+  int fam;
+  char *addr = NULL;
+  if (argc < 5 || get_str(env, argv[0], &j->ns_path) < 0 || get_int(env, argv[1], &fam) < 0 ||
+      get_str(env, argv[2], &addr) < 0 || addr == NULL || get_int(env, argv[3], &j->port) < 0 ||
+      get_int(env, argv[4], &j->timeout_ms) < 0 || strlen(addr) > INET6_ADDRSTRLEN) {
+    free(addr);
+    return bad_args(env, j, "connectSocket(nsPath, family, address, port, timeoutMs)");
+  }
+  strcpy(j->address, addr);
+  free(addr);
+  j->family = fam == 6 ? AF_INET6 : AF_INET;
+  napi_value promise, name;
+  napi_create_promise(env, &j->deferred, &promise);
+  napi_create_string_utf8(env, "cnm_osl.connectSocket", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL, NULL, NULL, connect_done, &j->tsfn) != napi_ok) {
+    fail(j, ENOMEM, "napi_create_threadsafe_function", "");
+    settle(env, j);
+    free_job(j);
+    return promise;
+  }
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  int r = pthread_create(&t, &attr, thread_main, j);
+  pthread_attr_destroy(&attr);
+  if (r != 0) {
+    napi_release_threadsafe_function(j->tsfn, napi_tsfn_abort);
+    fail(j, r, "pthread_create", "");
+    settle(env, j);
+    free_job(j);
+  }
+  return promise;
+}
+
 /* createNetns(path, loUp bool(int), sysctlKeys[], sysctlValues[]) */
 static napi_value create_netns(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -645,6 +775,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sysctl", NULL, sysctl, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unmount", NULL, unmount_netns, NULL, NULL, NULL, napi_enumerable, NULL},
       {"netlink", NULL, netlink_ops, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"connectSocket", NULL, connect_socket, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

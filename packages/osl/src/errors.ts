@@ -3,6 +3,7 @@ import {
   InternalError,
   InvalidArgumentError,
   NotFoundError,
+  TimeoutError,
   UnavailableError,
   type CnmErrorOptions,
 } from '@cnm/types'
@@ -118,6 +119,20 @@ export class InterfaceNotFoundError extends NotFoundError {
 export class AddressInUseError extends ConflictError {
   constructor(message: string, options?: Opts) {
     super(message, { ...options, code: 'ERR_OSL_ADDRESS_IN_USE' })
+  }
+}
+
+/** connectSocketInNetns: refused, or no route to the peer (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH). */
+export class ConnectFailedError extends UnavailableError {
+  constructor(message: string, options?: Opts) {
+    super(message, { ...options, code: 'ERR_OSL_CONNECT_FAILED' })
+  }
+}
+
+/** connectSocketInNetns: no answer within `timeoutMs`. */
+export class ConnectTimeoutError extends TimeoutError {
+  constructor(message: string, options?: Opts) {
+    super(message, { ...options, code: 'ERR_OSL_CONNECT_TIMEOUT' })
   }
 }
 

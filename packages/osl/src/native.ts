@@ -19,6 +19,14 @@ export interface NativeOps {
     reuseAddr: 0 | 1,
     backlog: number,
   ): Promise<{ fd: number; port: number }>
+  /** A non-blocking, close-on-exec TCP socket made inside `nsPath` and connected within `timeoutMs` (own thread). */
+  connectSocket(
+    nsPath: string | null,
+    family: 4 | 6,
+    address: string,
+    port: number,
+    timeoutMs: number,
+  ): Promise<{ fd: number; port: number }>
   /** Creates `path` (must not exist), binds a new network namespace on it, optionally sets lo up, writes sysctls. */
   createNetns(path: string, loUp: 0 | 1, sysctlKeys: string[], sysctlValues: string[]): Promise<void>
   /** Reads `readKeys` then writes (paths below /proc/sys) inside `nsPath`; resolves the values read before the writes. */

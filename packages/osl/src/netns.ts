@@ -1,7 +1,14 @@
 import type { AbortOptions } from '@cnm/types'
 import { splitJsonOutput, type NsTarget } from './batch.js'
 import { NetnsPlan, type NsResolver } from './plan.js'
-import { mapNativeError, openSocketWith, type NetnsSocket, type OpenSocketOptions } from './socket.js'
+import {
+  connectSocketWith,
+  mapNativeError,
+  openSocketWith,
+  type ConnectSocketOptions,
+  type NetnsSocket,
+  type OpenSocketOptions,
+} from './socket.js'
 import { mapBatchError, type Transaction, type TxContext } from './transaction.js'
 import type {
   AddressInfo,
@@ -144,6 +151,13 @@ export class Netns {
     this.ctx.assertOpen()
     this.ctx.stats.nativeCalls++
     return await openSocketWith(this.ctx.native(), this.target.path ?? null, opts)
+  }
+
+  /** Opens a TCP connection from inside this namespace; see connectSocketInNetns. */
+  async connect(opts: ConnectSocketOptions): Promise<NetnsSocket> {
+    this.ctx.assertOpen()
+    this.ctx.stats.nativeCalls++
+    return await connectSocketWith(this.ctx.native(), this.target.path ?? null, opts)
   }
 
   /** @internal Runs `ip -json -batch` with show commands; one launch. */

@@ -1,6 +1,8 @@
 import { isIP } from 'node:net'
 import {
   AddressInUseError,
+  ConnectFailedError,
+  ConnectTimeoutError,
   InvalidAddressError,
   InvalidOptionError,
   KernelError,
@@ -52,6 +54,10 @@ export function mapNativeError(err: unknown, path: string, what: string): Error 
     }
   }
   if (e.code === 'EADDRINUSE') return new AddressInUseError(`${what}: ${msg}`, { cause: err })
+  if (e.code === 'ETIMEDOUT') return new ConnectTimeoutError(`${what}: ${msg}`, { cause: err })
+  if (e.code === 'ECONNREFUSED' || e.code === 'EHOSTUNREACH' || e.code === 'ENETUNREACH') {
+    return new ConnectFailedError(`${what}: ${msg}`, { cause: err })
+  }
   if (e.code === 'EADDRNOTAVAIL') return new InvalidAddressError(`${what}: ${msg}`, { cause: err })
   return new KernelError(`${what} failed: ${msg}`, { stderr: msg, command: what }, { cause: err })
 }
@@ -112,4 +118,51 @@ export async function openSocketInNetns(
 ): Promise<{ fd: number; port: number }> {
   const path = netnsPath(netns)
   return await openSocketWith(loadNative(), path, opts)
+}
+
+export interface ConnectSocketOptions {
+  type: 'tcp4' | 'tcp6'
+  /** Peer address, of the family of `type`. */
+  address: string
+  port: number
+  /** @default 4000 */
+  timeoutMs?: number
+}
+
+/** Validates options and calls the addon. Shared by `connectSocketInNetns` and `Netns.connect`. */
+export async function connectSocketWith(
+  native: NativeOps,
+  nsPath: string | null,
+  opts: ConnectSocketOptions,
+): Promise<NetnsSocket> {
+  if (typeof opts !== 'object' || opts === null) throw new InvalidOptionError('options: required')
+  if (opts.type !== 'tcp4' && opts.type !== 'tcp6') {
+    throw new InvalidOptionError(`type: must be tcp4 or tcp6, got ${JSON.stringify(opts.type)}`)
+  }
+  const family = opts.type === 'tcp6' ? 6 : 4
+  if (typeof opts.address !== 'string' || isIP(opts.address) !== family) {
+    throw new InvalidAddressError(`address: ${JSON.stringify(opts.address)} is not an IPv${family} address`)
+  }
+  if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535) {
+    throw new InvalidOptionError(`port: must be an integer in 1..65535, got ${String(opts.port)}`)
+  }
+  const timeoutMs = opts.timeoutMs ?? 4000
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 600_000) {
+    throw new InvalidOptionError(`timeoutMs: must be an integer in 1..600000, got ${String(timeoutMs)}`)
+  }
+  try {
+    return await native.connectSocket(nsPath, family, opts.address, opts.port, timeoutMs)
+  } catch (err) {
+    throw mapNativeError(err, nsPath ?? 'self', `connect to ${opts.address}:${opts.port} from ${nsPath ?? 'self'}`)
+  }
+}
+
+/**
+ * Opens a TCP connection from inside a network namespace (the namespace's routes and firewall apply) and
+ * returns the connected descriptor; adopt it with `new net.Socket({ fd, readable: true, writable: true })`.
+ * The connect runs on its own native thread, so a slow peer holds no libuv worker. Throws
+ * ConnectFailedError, ConnectTimeoutError, NamespaceNotFoundError, InvalidAddressError, InvalidOptionError.
+ */
+export async function connectSocketInNetns(netns: string, opts: ConnectSocketOptions): Promise<NetnsSocket> {
+  return await connectSocketWith(loadNative(), netnsPath(netns), opts)
 }

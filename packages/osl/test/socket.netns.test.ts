@@ -3,7 +3,14 @@ import dgram from 'node:dgram'
 import net from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { NetnsFixture, netnsAvailable, run } from '@cnm/test-utils'
-import { AddressInUseError, NamespaceNotFoundError, InvalidAddressError, openSocketInNetns } from '../src/index.js'
+import {
+  AddressInUseError,
+  ConnectFailedError,
+  InvalidAddressError,
+  NamespaceNotFoundError,
+  connectSocketInNetns,
+  openSocketInNetns,
+} from '../src/index.js'
 
 /** Runs a node script inside `ns` (ip netns exec), returns its stdout; the child is killed by PID on timeout. */
 async function nodeIn(ns: string, script: string): Promise<string> {
@@ -122,5 +129,43 @@ describe.skipIf(!netnsAvailable())('openSocketInNetns', () => {
     await expect(openSocketInNetns(a, { type: 'udp4', address: '10.9.9.9', port: 0 })).rejects.toBeInstanceOf(
       InvalidAddressError,
     )
+  })
+})
+
+describe.skipIf(!netnsAvailable())('connectSocketInNetns', () => {
+  const fx = new NetnsFixture('con')
+  afterEach(async () => {
+    await fx.cleanup()
+  })
+
+  it('connects from inside one namespace to a server in another, with typed failures', async () => {
+    const a = await fx.add('a')
+    const b = await fx.add('b')
+    await run('ip', ['-n', a, '-batch', '-'], `link add va type veth peer name vb netns ${b}\naddr add 10.232.0.1/24 dev va\nlink set va up\n`)
+    await run('ip', ['-n', b, '-batch', '-'], 'addr add 10.232.0.2/24 dev vb\nlink set vb up\n')
+    const srv = await openSocketInNetns(a, { type: 'tcp4', address: '10.232.0.1', port: 0 })
+    const server = net.createServer((s) => s.on('data', (d) => s.end(`echo:${d.toString()}|${s.remoteAddress}`)))
+    fx.onCleanup(async () => await new Promise<void>((r) => server.close(() => r())))
+    await new Promise<void>((r) => server.listen({ fd: srv.fd }, () => r()))
+
+    const { fd } = await connectSocketInNetns(b, { type: 'tcp4', address: '10.232.0.1', port: srv.port })
+    const sock = new net.Socket({ fd, readable: true, writable: true })
+    const reply = await new Promise<string>((resolve, reject) => {
+      let got = ''
+      sock.on('data', (d) => (got += d.toString()))
+      sock.on('end', () => resolve(got))
+      sock.on('error', reject)
+      sock.write('q')
+    })
+    sock.destroy()
+    expect(reply).toBe('echo:q|10.232.0.2') // the connection came from b's address
+
+    // nothing listens on that port in a: refused; from the root namespace the address is unreachable
+    await expect(connectSocketInNetns(b, { type: 'tcp4', address: '10.232.0.1', port: 1 })).rejects.toBeInstanceOf(
+      ConnectFailedError,
+    )
+    await expect(
+      connectSocketInNetns(b, { type: 'tcp4', address: '10.232.9.9', port: 53, timeoutMs: 200 }),
+    ).rejects.toMatchObject({ kind: expect.stringMatching(/unavailable|timeout/) })
   })
 })

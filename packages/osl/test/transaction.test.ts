@@ -50,6 +50,10 @@ function fakeNative(fail?: { op: number; message: string; code: string }): Nativ
     unmount: async (...a) => {
       calls.push(['unmount', a])
     },
+    connectSocket: async (...a) => {
+      calls.push(['connectSocket', a])
+      return { fd: 98, port: a[3] }
+    },
     netlink: async (...a) => {
       calls.push(['netlink', a])
       if (fail !== undefined) {

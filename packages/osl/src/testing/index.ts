@@ -90,6 +90,11 @@ export function fakeOsl(init: Omit<OslInit, 'residentHost' | 'nativeNetlink'> = 
     netlink: async (...args) => {
       nativeCalls.push({ op: 'netlink', args })
     },
+    connectSocket: async (...args) => {
+      nativeCalls.push({ op: 'connectSocket', args })
+      if (args[0] !== null && !existsSync(args[0])) throw missing(args[0])
+      throw Object.assign(new Error(`connect(${args[2]}): Connection refused`), { code: 'ECONNREFUSED', errno: 111 })
+    },
   }
 
   const o = new Osl(
