@@ -92,7 +92,8 @@ async function memoryBench() {
   runs.sort((a, b) => a.usPerOp - b.usPerOp)
   const serial = await (async () => {
     const t0 = performance.now()
-    for (let i = 0; i < USABLE; i++) await ipam.requestAddress(poolId, { options: { 'com.docker.network.ipam.serial': 'true' } })
+    for (let i = 0; i < USABLE; i++)
+      await ipam.requestAddress(poolId, { options: { 'com.docker.network.ipam.serial': 'true' } })
     for (let i = 1; i <= USABLE; i++) await ipam.releaseAddress(poolId, { version: 4, value: base + BigInt(i) })
     return round(((performance.now() - t0) * 1000) / (2 * USABLE))
   })()
@@ -153,7 +154,9 @@ async function killCheck() {
       import { lmdbStore } from '@cnm/datastore'
       import { formatIp, noopLogger } from '@cnm/types'
       const fd = openSync(${JSON.stringify(log)}, 'a')
-      const ipam = defaultIpam()({ logger: noopLogger(), store: lmdbStore({ path: ${JSON.stringify(join(dir, 'db'))} }) })
+      const ipam = defaultIpam()({ logger: noopLogger(), store: lmdbStore({ path: ${JSON.stringify(
+        join(dir, 'db'),
+      )} }) })
       const { poolId } = await ipam.requestPool({ addressSpace: 'LocalDefault', pool: '10.0.0.0/8' })
       const worker = async () => {
         for (;;) writeSync(fd, formatIp((await ipam.requestAddress(poolId)).address.ip) + '\\n')
@@ -186,7 +189,12 @@ async function killCheck() {
       const lost = results.filter((r) => r.status === 'fulfilled').length
       const other = results.filter((r) => r.status === 'rejected' && !isCnmError(r.reason, 'ERR_IPAM_ADDRESS_IN_USE'))
       if (other.length > 0) throw other[0].reason
-      return { exit: how, resolvedBeforeKill: lines.length, lostAfterRestart: lost, freeAfterRestart: Number(ipam.freeAddresses(poolId)) }
+      return {
+        exit: how,
+        resolvedBeforeKill: lines.length,
+        lostAfterRestart: lost,
+        freeAfterRestart: Number(ipam.freeAddresses(poolId)),
+      }
     } finally {
       await store.close()
     }

@@ -34,7 +34,13 @@ import {
   type Logger,
   type PoolId,
 } from '@cnm/types'
-import { AddressSpaceState, rangeOf, type ConfigEffects, type PoolRecord, type Scope } from './internal/address-space.js'
+import {
+  AddressSpaceState,
+  rangeOf,
+  type ConfigEffects,
+  type PoolRecord,
+  type Scope,
+} from './internal/address-space.js'
 import { Mutex } from './internal/mutex.js'
 import { PoolBitmap, bitmapSize } from './internal/pool-bitmap.js'
 import { formatKey, parsePoolId, type SubnetKey } from './internal/pool-id.js'
@@ -177,7 +183,9 @@ export class DefaultIpam implements Ipam {
     this.spaces.set(GLOBAL_ADDRESS_SPACE, new SpaceCtl(GLOBAL_ADDRESS_SPACE, 'global', components.globalStore, global))
     cfg.addressSpaces.forEach((name, i) => {
       if (typeof name !== 'string' || name === '' || name.includes('/') || this.spaces.has(name)) {
-        throw new InvalidIpamConfigError(`addressSpaces[${i}]: invalid or duplicate address space ${JSON.stringify(name)}`)
+        throw new InvalidIpamConfigError(
+          `addressSpaces[${i}]: invalid or duplicate address space ${JSON.stringify(name)}`,
+        )
       }
       this.spaces.set(name, new SpaceCtl(name, 'local', components.store, undefined))
     })
@@ -217,14 +225,20 @@ export class DefaultIpam implements Ipam {
       } catch (err) {
         throw new InvalidSubPoolError(`invalid sub-pool ${JSON.stringify(subText)}`, { cause: err })
       }
-      if (sub.version !== pool.version || sub.bits < pool.bits || (sub.network & maskOf(pool.version, pool.bits)) !== pool.network) {
+      if (
+        sub.version !== pool.version ||
+        sub.bits < pool.bits ||
+        (sub.network & maskOf(pool.version, pool.bits)) !== pool.network
+      ) {
         throw new InvalidSubPoolError(`sub-pool ${formatPrefix(sub)} is not inside pool ${formatPrefix(pool)}`)
       }
     }
     const space = this.space(addressSpace)
     const range = pool !== undefined && sub !== undefined ? rangeOf(pool, sub) : undefined
     if (range !== undefined && pool !== undefined && range.end >= bitmapSize(pool)) {
-      throw new InvalidSubPoolError(`sub-pool ${formatPrefix(range.sub)} lies beyond the 2^64 - 1 addressable addresses of ${formatPrefix(pool)}`)
+      throw new InvalidSubPoolError(
+        `sub-pool ${formatPrefix(range.sub)} lies beyond the 2^64 - 1 addressable addresses of ${formatPrefix(pool)}`,
+      )
     }
     const v6 = request.v6 === true
     const result = await this.mutate(space, signal, (state) => {
@@ -563,14 +577,24 @@ export class DefaultIpam implements Ipam {
       ordinal = bm.allocSync(e.start, e.end, serial)
     }
     const master = e.master
-    return { address: { ip: { version: master.version, value: master.network + ordinal }, prefix: master }, meta: EMPTY_META }
+    return {
+      address: { ip: { version: master.version, value: master.network + ordinal }, prefix: master },
+      meta: EMPTY_META,
+    }
   }
 
   async releaseAddress(poolId: PoolId, address: IpAddr | string, options?: AbortOptions): Promise<void> {
     const signal = options?.signal
     throwIfAborted(signal)
     const e = this.entries.get(poolId) ?? (await this.entry(poolId))
-    if (!e.bitmap.persistent && e.network4 >= 0 && typeof address === 'object' && address !== null && address.version === 4 && typeof address.value === 'bigint') {
+    if (
+      !e.bitmap.persistent &&
+      e.network4 >= 0 &&
+      typeof address === 'object' &&
+      address !== null &&
+      address.version === 4 &&
+      typeof address.value === 'bigint'
+    ) {
       // IPv4 fast path: exact number arithmetic, no bigint allocated.
       const o = Number(address.value) - e.network4
       if (o >= 0 && o <= e.last4) {
@@ -589,7 +613,11 @@ export class DefaultIpam implements Ipam {
     const m = e.master
     const ordinal = ip.value - m.network
     if (ip.version !== m.version || ordinal < 0n || ordinal > e.lastOrdinal) {
-      throw new OutOfRangeError(`requested address ${typeof address === 'string' ? address : String(ip.value)} is out of range of pool ${formatPrefix(m)}`)
+      throw new OutOfRangeError(
+        `requested address ${
+          typeof address === 'string' ? address : String(ip.value)
+        } is out of range of pool ${formatPrefix(m)}`,
+      )
     }
     return ordinal
   }

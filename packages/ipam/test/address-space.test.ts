@@ -9,13 +9,25 @@ describe('address space records', () => {
   it('round-trips through the stored JSON', () => {
     const s = new AddressSpaceState('S', 'global')
     s.addPool(key('10.0.0.0/16'), parsePrefix('10.0.0.0/16'), undefined)
-    s.addPool(key('10.0.0.0/16', '10.0.1.0/24'), parsePrefix('10.0.0.0/16'), rangeOf(parsePrefix('10.0.0.0/16'), parsePrefix('10.0.1.0/24')))
-    s.addPool(key('fd00::/64', 'fd00::/120'), parsePrefix('fd00::/64'), rangeOf(parsePrefix('fd00::/64'), parsePrefix('fd00::/120')))
+    s.addPool(
+      key('10.0.0.0/16', '10.0.1.0/24'),
+      parsePrefix('10.0.0.0/16'),
+      rangeOf(parsePrefix('10.0.0.0/16'), parsePrefix('10.0.1.0/24')),
+    )
+    s.addPool(
+      key('fd00::/64', 'fd00::/120'),
+      parsePrefix('fd00::/64'),
+      rangeOf(parsePrefix('fd00::/64'), parsePrefix('fd00::/120')),
+    )
     const t = AddressSpaceState.fromJSON('S', 'global', s.toJSON())
     expect(t.toJSON()).toBe(s.toJSON())
     expect(t.get('S/10.0.0.0/16')?.refCount).toBe(2)
     expect(t.get('S/fd00::/64')?.refCount).toBe(1)
-    expect(t.get('S/10.0.0.0/16/10.0.1.0/24')?.range).toEqual({ sub: parsePrefix('10.0.1.0/24'), start: 256n, end: 511n })
+    expect(t.get('S/10.0.0.0/16/10.0.1.0/24')?.range).toEqual({
+      sub: parsePrefix('10.0.1.0/24'),
+      start: 256n,
+      end: 511n,
+    })
     // The overlap index is rebuilt too.
     expect(t.overlaps(parsePrefix('10.0.200.0/24'))).toBe(true)
     expect(t.overlaps(parsePrefix('10.1.0.0/24'))).toBe(false)
@@ -23,11 +35,19 @@ describe('address space records', () => {
 
   it('indexes only master pools for overlap checks, with multiplicity', () => {
     const s = new AddressSpaceState('S', 'local')
-    s.addPool(key('10.0.0.0/8', '10.5.0.0/16'), parsePrefix('10.0.0.0/8'), rangeOf(parsePrefix('10.0.0.0/8'), parsePrefix('10.5.0.0/16')))
+    s.addPool(
+      key('10.0.0.0/8', '10.5.0.0/16'),
+      parsePrefix('10.0.0.0/8'),
+      rangeOf(parsePrefix('10.0.0.0/8'), parsePrefix('10.5.0.0/16')),
+    )
     expect(s.containing(parsePrefix('10.9.0.0/16'))).toEqual(parsePrefix('10.0.0.0/8'))
     expect(s.overlaps(parsePrefix('0.0.0.0/0'))).toBe(true)
     // The sub-pool path adds no overlap check against other masters (upstream behaviour).
-    s.addPool(key('10.5.0.0/16', '10.5.5.0/24'), parsePrefix('10.5.0.0/16'), rangeOf(parsePrefix('10.5.0.0/16'), parsePrefix('10.5.5.0/24')))
+    s.addPool(
+      key('10.5.0.0/16', '10.5.5.0/24'),
+      parsePrefix('10.5.0.0/16'),
+      rangeOf(parsePrefix('10.5.0.0/16'), parsePrefix('10.5.5.0/24')),
+    )
     s.releasePool('S/10.0.0.0/8/10.5.0.0/16')
     expect(s.get('S/10.0.0.0/8')).toBeUndefined()
     expect(s.overlaps(parsePrefix('10.5.1.0/24'))).toBe(true)

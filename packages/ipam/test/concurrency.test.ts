@@ -17,7 +17,8 @@ function rng(seed: number): () => number {
 
 for (const mode of ['in memory', 'with a store'] as const) {
   describe(`concurrency, ${mode} (libnetwork's parallel tests)`, () => {
-    const build = (): ReturnType<typeof make> => (mode === 'in memory' ? make() : make(undefined, { store: new TestStore() }))
+    const build = (): ReturnType<typeof make> =>
+      mode === 'in memory' ? make() : make(undefined, { store: new TestStore() })
 
     it('interleaved requestAddress/releaseAddress on one pool never hand out an address twice', async () => {
       const ipam = build()
@@ -33,7 +34,11 @@ for (const mode of ['in memory', 'with a store'] as const) {
             await ipam.releaseAddress(p.poolId, ip)
           } else {
             const serial = (w + i) % 3 === 0
-            const ip = await addr(ipam, p.poolId, serial ? { options: { 'com.docker.network.ipam.serial': 'true' } } : undefined)
+            const ip = await addr(
+              ipam,
+              p.poolId,
+              serial ? { options: { 'com.docker.network.ipam.serial': 'true' } } : undefined,
+            )
             expect(held.has(ip), `${ip} handed out twice`).toBe(false)
             held.add(ip)
             mine.push(ip)
@@ -58,9 +63,13 @@ for (const mode of ['in memory', 'with a store'] as const) {
     it('concurrent preferred requests for one address: exactly one wins', async () => {
       const ipam = build()
       const p = await ipam.requestPool({ addressSpace: LOCAL, pool: '10.12.0.0/24' })
-      const res = await Promise.allSettled(Array.from({ length: 50 }, () => addr(ipam, p.poolId, { preferred: '10.12.0.9' })))
+      const res = await Promise.allSettled(
+        Array.from({ length: 50 }, () => addr(ipam, p.poolId, { preferred: '10.12.0.9' })),
+      )
       expect(res.filter((r) => r.status === 'fulfilled').length).toBe(1)
-      expect(res.filter((r) => r.status === 'rejected' && isCnmError(r.reason, 'ERR_IPAM_ADDRESS_IN_USE')).length).toBe(49)
+      expect(res.filter((r) => r.status === 'rejected' && isCnmError(r.reason, 'ERR_IPAM_ADDRESS_IN_USE')).length).toBe(
+        49,
+      )
     })
 
     it('concurrent requestPool calls never hand out one pool twice; interleaved with releases', async () => {
@@ -94,9 +103,13 @@ for (const mode of ['in memory', 'with a store'] as const) {
 
     it('concurrent explicit requests for one pool: exactly one wins', async () => {
       const ipam = build()
-      const res = await Promise.allSettled(Array.from({ length: 20 }, () => ipam.requestPool({ addressSpace: LOCAL, pool: '10.13.0.0/16' })))
+      const res = await Promise.allSettled(
+        Array.from({ length: 20 }, () => ipam.requestPool({ addressSpace: LOCAL, pool: '10.13.0.0/16' })),
+      )
       expect(res.filter((r) => r.status === 'fulfilled').length).toBe(1)
-      expect(res.filter((r) => r.status === 'rejected' && isCnmError(r.reason, 'ERR_IPAM_POOL_OVERLAP')).length).toBe(19)
+      expect(res.filter((r) => r.status === 'rejected' && isCnmError(r.reason, 'ERR_IPAM_POOL_OVERLAP')).length).toBe(
+        19,
+      )
     })
   })
 }

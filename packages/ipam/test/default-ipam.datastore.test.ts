@@ -33,7 +33,9 @@ describe('default ipam on memoryStore()', () => {
     const p = await a.requestPool({ addressSpace: LOCAL, pool: '10.1.0.0/22' })
     const got = await Promise.all(Array.from({ length: 800 }, (_, i) => addr(i % 2 === 0 ? a : b, p.poolId)))
     expect(new Set(got).size).toBe(800)
-    const pools = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).requestPool({ addressSpace: LOCAL })))
+    const pools = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).requestPool({ addressSpace: LOCAL })),
+    )
     const ids = pools.filter((r) => r.status === 'fulfilled').map((r) => r.value.poolId)
     expect(ids.length).toBe(20)
     expect(new Set(ids).size).toBe(20)

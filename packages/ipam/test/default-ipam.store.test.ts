@@ -2,7 +2,12 @@ import { Buffer } from 'node:buffer'
 import { describe, expect, it } from 'vitest'
 import { Bitseq } from '@cnm/bitseq'
 import { formatIp, formatPrefix, isCnmError, type PoolId } from '@cnm/types'
-import { CONFIG_KEY_PREFIX, DATA_KEY_PREFIX, GLOBAL_ADDRESS_SPACE as GLOBAL, LOCAL_ADDRESS_SPACE as LOCAL } from '../src/index.js'
+import {
+  CONFIG_KEY_PREFIX,
+  DATA_KEY_PREFIX,
+  GLOBAL_ADDRESS_SPACE as GLOBAL,
+  LOCAL_ADDRESS_SPACE as LOCAL,
+} from '../src/index.js'
 import { TestStore } from './fixtures/test-store.js'
 import { addr, expectReject, make } from './helpers.js'
 
@@ -68,7 +73,9 @@ describe('default ipam with a store: persistence format', () => {
     expect(text).toContain('"Start":18446744073709551104,"End":18446744073709551359')
     // A restarted instance reads it back and allocates in the range.
     const again = make(undefined, { store })
-    expect(await addr(again, 'LocalDefault/fd00::/64/fd00::ffff:ffff:ffff:fe00/120' as PoolId)).toBe('fd00::ffff:ffff:ffff:fe00')
+    expect(await addr(again, 'LocalDefault/fd00::/64/fd00::ffff:ffff:ffff:fe00/120' as PoolId)).toBe(
+      'fd00::ffff:ffff:ffff:fe00',
+    )
   })
 
   it('keeps the global space in the global store, and in memory without one', async () => {
@@ -248,7 +255,14 @@ describe('default ipam with a store: two instances', () => {
     const b = make(undefined, { store })
     const p = await a.requestPool({ addressSpace: LOCAL, pool: '10.90.0.0/22' })
     const ops: Array<Promise<string>> = []
-    for (let i = 0; i < 600; i++) ops.push(addr(i % 2 === 0 ? a : b, p.poolId, i % 3 === 0 ? { options: { 'com.docker.network.ipam.serial': 'true' } } : undefined))
+    for (let i = 0; i < 600; i++)
+      ops.push(
+        addr(
+          i % 2 === 0 ? a : b,
+          p.poolId,
+          i % 3 === 0 ? { options: { 'com.docker.network.ipam.serial': 'true' } } : undefined,
+        ),
+      )
     const got = await Promise.all(ops)
     expect(new Set(got).size).toBe(600)
     // Release half from the other instance, concurrently with new requests.

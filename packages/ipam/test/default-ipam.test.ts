@@ -92,11 +92,17 @@ describe('default ipam: basics', () => {
       ipam.requestPool({ addressSpace: LOCAL, pool: '1003:1:2:3:4:5:6::/112', v6: true }),
       'ERR_IPAM_POOL_OVERLAP',
     )
-    await expectReject(ipam.requestPool({ addressSpace: LOCAL, pool: '1003:1:2::/48', v6: true }), 'ERR_IPAM_POOL_OVERLAP')
+    await expectReject(
+      ipam.requestPool({ addressSpace: LOCAL, pool: '1003:1:2::/48', v6: true }),
+      'ERR_IPAM_POOL_OVERLAP',
+    )
     await ipam.requestPool({ addressSpace: LOCAL, pool: '1003:1:2:4::/64', v6: true })
     const other = make()
     await other.requestPool({ addressSpace: LOCAL, pool: '1003:1:2:3:4:5:6::/112', v6: true })
-    await expectReject(other.requestPool({ addressSpace: LOCAL, pool: '1003:1:2:3::/64', v6: true }), 'ERR_IPAM_POOL_OVERLAP')
+    await expectReject(
+      other.requestPool({ addressSpace: LOCAL, pool: '1003:1:2:3::/64', v6: true }),
+      'ERR_IPAM_POOL_OVERLAP',
+    )
   })
 
   it('(§5.11) the same CIDR in two address spaces gets two pool IDs', async () => {
@@ -146,7 +152,12 @@ describe('default ipam: basics', () => {
 
 describe('default ipam: configured default pools', () => {
   it('splits each base into subnets of the given size, in order', async () => {
-    const ipam = make({ localPools: [{ base: '10.10.0.0/16', size: 24 }, { base: '10.20.0.0/23', size: 24 }] })
+    const ipam = make({
+      localPools: [
+        { base: '10.10.0.0/16', size: 24 },
+        { base: '10.20.0.0/23', size: 24 },
+      ],
+    })
     const got = []
     for (let i = 0; i < 3; i++) got.push(formatPrefix((await ipam.requestPool({ addressSpace: LOCAL })).pool))
     expect(got).toEqual(['10.10.0.0/24', '10.10.1.0/24', '10.10.2.0/24'])
@@ -159,7 +170,12 @@ describe('default ipam: configured default pools', () => {
   })
 
   it('serves IPv6 defaults only when configured', async () => {
-    const ipam = make({ localPools: [{ base: '172.30.0.0/16', size: 24 }, { base: 'fd00:1::/48', size: 64 }] })
+    const ipam = make({
+      localPools: [
+        { base: '172.30.0.0/16', size: 24 },
+        { base: 'fd00:1::/48', size: 64 },
+      ],
+    })
     const p = await ipam.requestPool({ addressSpace: LOCAL, v6: true })
     expect(formatPrefix(p.pool)).toBe('fd00:1::/64')
     expect(formatPrefix((await ipam.requestPool({ addressSpace: LOCAL })).pool)).toBe('172.30.0.0/24')
@@ -217,7 +233,10 @@ describe('default ipam: request validation', () => {
     )
     // Outside the pool, shorter than the pool, or the other IP version: rejected (upstream accepted these).
     for (const subPool of ['10.1.0.0/24', '10.0.0.0/8', 'fd00::/64']) {
-      await expectReject(ipam.requestPool({ addressSpace: LOCAL, pool: '10.0.0.0/16', subPool }), 'ERR_IPAM_INVALID_SUBPOOL')
+      await expectReject(
+        ipam.requestPool({ addressSpace: LOCAL, pool: '10.0.0.0/16', subPool }),
+        'ERR_IPAM_INVALID_SUBPOOL',
+      )
     }
     // A sub-pool past the 2^64 - 1 addressable ordinals of a short IPv6 pool.
     await expectReject(
@@ -228,11 +247,22 @@ describe('default ipam: request validation', () => {
 
   it('rejects malformed pool IDs and unknown pools', async () => {
     const ipam = make()
-    for (const id of ['', 'LocalDefault', 'LocalDefault/10.0.0.0', 'LocalDefault/10.0.0.0/16/10.0.0.0', '/10.0.0.0/16', 'LocalDefault/x/16']) {
+    for (const id of [
+      '',
+      'LocalDefault',
+      'LocalDefault/10.0.0.0',
+      'LocalDefault/10.0.0.0/16/10.0.0.0',
+      '/10.0.0.0/16',
+      'LocalDefault/x/16',
+    ]) {
       await expectReject(ipam.requestAddress(id as PoolId), 'ERR_IPAM_INVALID_POOL_ID', 'invalid-argument')
       await expectReject(ipam.releasePool(id as PoolId), 'ERR_IPAM_INVALID_POOL_ID')
     }
-    await expectReject(ipam.requestAddress('LocalDefault/10.0.0.0/16' as PoolId), 'ERR_IPAM_POOL_NOT_FOUND', 'not-found')
+    await expectReject(
+      ipam.requestAddress('LocalDefault/10.0.0.0/16' as PoolId),
+      'ERR_IPAM_POOL_NOT_FOUND',
+      'not-found',
+    )
     await expectReject(ipam.releaseAddress('LocalDefault/10.0.0.0/16' as PoolId, '10.0.0.1'), 'ERR_IPAM_POOL_NOT_FOUND')
     await expectReject(ipam.requestAddress('Other/10.0.0.0/16' as PoolId), 'ERR_IPAM_INVALID_ADDRESS_SPACE')
     await expectReject(ipam.releasePool('LocalDefault/10.0.0.0/16' as PoolId), 'ERR_IPAM_BAD_POOL', 'invalid-argument')
@@ -247,7 +277,11 @@ describe('default ipam: request validation', () => {
   it('rejects malformed addresses', async () => {
     const ipam = make()
     const p = await ipam.requestPool({ addressSpace: LOCAL, pool: '10.3.0.0/16' })
-    await expectReject(ipam.requestAddress(p.poolId, { preferred: '10.3.0' }), 'ERR_IPAM_INVALID_ADDRESS', 'invalid-argument')
+    await expectReject(
+      ipam.requestAddress(p.poolId, { preferred: '10.3.0' }),
+      'ERR_IPAM_INVALID_ADDRESS',
+      'invalid-argument',
+    )
     await expectReject(ipam.releaseAddress(p.poolId, 'nope'), 'ERR_IPAM_INVALID_ADDRESS')
     await expectReject(ipam.releaseAddress(p.poolId, null as never), 'ERR_IPAM_INVALID_ADDRESS')
     await expectReject(ipam.releaseAddress(p.poolId, { version: 4, value: 5 } as never), 'ERR_IPAM_INVALID_ADDRESS')
@@ -401,7 +435,11 @@ describe('default ipam: addresses', () => {
       'forbidden',
     )
     expect(err.message).toContain('already in use')
-    await expectReject(ipam.requestAddress(p.poolId, { preferred: '172.17.0.23' }), 'ERR_IPAM_OUT_OF_RANGE', 'invalid-argument')
+    await expectReject(
+      ipam.requestAddress(p.poolId, { preferred: '172.17.0.23' }),
+      'ERR_IPAM_OUT_OF_RANGE',
+      'invalid-argument',
+    )
     await expectReject(ipam.releaseAddress(p.poolId, '172.17.0.23'), 'ERR_IPAM_OUT_OF_RANGE')
     await expectReject(ipam.requestAddress(p.poolId, { preferred: 'fd00::1' }), 'ERR_IPAM_OUT_OF_RANGE')
     // The network and broadcast addresses are reserved.
@@ -441,7 +479,11 @@ describe('default ipam: addresses', () => {
 
   it('(§5.16) IPv6: no default pool; explicit fe90::/64 hands out fe90::1 first, no broadcast reserved', async () => {
     const ipam = make()
-    const err = await expectReject(ipam.requestPool({ addressSpace: LOCAL, v6: true }), 'ERR_IPAM_NO_AVAILABLE_POOL', 'not-found')
+    const err = await expectReject(
+      ipam.requestPool({ addressSpace: LOCAL, v6: true }),
+      'ERR_IPAM_NO_AVAILABLE_POOL',
+      'not-found',
+    )
     expect(err.message).toContain('IPv6')
     const p = await ipam.requestPool({ addressSpace: LOCAL, pool: 'fe90::/64', v6: true })
     expect(p.poolId).toBe('LocalDefault/fe90::/64')
@@ -449,7 +491,10 @@ describe('default ipam: addresses', () => {
     expect(r === undefined ? '' : formatCidr(r.address)).toBe('fe90::1/64')
     expect(await addr(ipam, p.poolId)).toBe('fe90::2')
     // The bitmap is clamped to 2^64 - 1 bits: the very last address of the /64 is not addressable.
-    await expectReject(ipam.requestAddress(p.poolId, { preferred: 'fe90::ffff:ffff:ffff:ffff' }), 'ERR_IPAM_OUT_OF_RANGE')
+    await expectReject(
+      ipam.requestAddress(p.poolId, { preferred: 'fe90::ffff:ffff:ffff:ffff' }),
+      'ERR_IPAM_OUT_OF_RANGE',
+    )
     expect(await addr(ipam, p.poolId, { preferred: 'fe90::ffff:ffff:ffff:fffe' })).toBe('fe90::ffff:ffff:ffff:fffe')
     expect(ipam.freeAddresses(p.poolId)).toBe(2n ** 64n - 1n - 4n)
     // A small IPv6 pool: every address but ::0 (no broadcast).

@@ -26,11 +26,27 @@ describe('null ipam (§3.11, §5.17)', () => {
 
   it('rejects any other address space, explicit pools, sub-pools, IPv6 and pool IDs as bad requests', async () => {
     const ipam = nullIpam()()
-    await expectReject(ipam.requestPool({ addressSpace: 'LocalDefault' }), 'ERR_IPAM_INVALID_ADDRESS_SPACE', 'invalid-argument')
+    await expectReject(
+      ipam.requestPool({ addressSpace: 'LocalDefault' }),
+      'ERR_IPAM_INVALID_ADDRESS_SPACE',
+      'invalid-argument',
+    )
     await expectReject(ipam.requestPool({ addressSpace: '' }), 'ERR_IPAM_INVALID_ADDRESS_SPACE', 'invalid-argument')
-    await expectReject(ipam.requestPool({ addressSpace: 'null', pool: '10.0.0.0/8' }), 'ERR_IPAM_UNSUPPORTED_REQUEST', 'invalid-argument')
-    await expectReject(ipam.requestPool({ addressSpace: 'null', subPool: '10.0.0.0/8' }), 'ERR_IPAM_INVALID_SUBPOOL', 'invalid-argument')
-    await expectReject(ipam.requestPool({ addressSpace: 'null', v6: true }), 'ERR_IPAM_UNSUPPORTED_REQUEST', 'invalid-argument')
+    await expectReject(
+      ipam.requestPool({ addressSpace: 'null', pool: '10.0.0.0/8' }),
+      'ERR_IPAM_UNSUPPORTED_REQUEST',
+      'invalid-argument',
+    )
+    await expectReject(
+      ipam.requestPool({ addressSpace: 'null', subPool: '10.0.0.0/8' }),
+      'ERR_IPAM_INVALID_SUBPOOL',
+      'invalid-argument',
+    )
+    await expectReject(
+      ipam.requestPool({ addressSpace: 'null', v6: true }),
+      'ERR_IPAM_UNSUPPORTED_REQUEST',
+      'invalid-argument',
+    )
     for (const id of ['LocalDefault/10.0.0.0/8', 'null/0.0.0.0/1', '']) {
       await expectReject(ipam.requestAddress(id as PoolId), 'ERR_IPAM_INVALID_POOL_ID', 'invalid-argument')
       await expectReject(ipam.releaseAddress(id as PoolId, '10.0.0.1'), 'ERR_IPAM_INVALID_POOL_ID')

@@ -145,7 +145,9 @@ export class AddressSpaceState {
     }
     if (range === undefined) {
       if (this.index.overlaps(pool)) {
-        throw new PoolOverlapError(`requested pool ${formatPrefix(pool)} overlaps with an existing pool in ${key.addressSpace}`)
+        throw new PoolOverlapError(
+          `requested pool ${formatPrefix(pool)} overlaps with an existing pool in ${key.addressSpace}`,
+        )
       }
       const rec: PoolRecord = { key, id, pool, range: undefined, parent: undefined, refCount: 1 }
       this.insert(rec)
@@ -177,7 +179,8 @@ export class AddressSpaceState {
   /** libnetwork's updatePoolDBOnRemoval. Throws BadPoolError for an unknown ID. */
   releasePool(id: string): ConfigEffects {
     const rec = this.subnets.get(id)
-    if (rec === undefined) throw new BadPoolError(`address space ${this.name} does not contain specified address pool ${id}`)
+    if (rec === undefined)
+      throw new BadPoolError(`address space ${this.name} does not contain specified address pool ${id}`)
     this.bump(rec, -1)
     const removed: string[] = []
     const dropped: string[] = []
@@ -203,7 +206,9 @@ export class AddressSpaceState {
           : { AddressSpace: rec.key.addressSpace, Subnet: rec.key.subnet, ChildSubnet: '' }
       let body = `"ParentKey":${JSON.stringify(parent)},"Pool":${JSON.stringify(formatPrefix(rec.pool))}`
       if (rec.range !== undefined) {
-        body += `,"Range":{"Sub":${JSON.stringify(formatPrefix(rec.range.sub))},"Start":${rec.range.start},"End":${rec.range.end}}`
+        body += `,"Range":{"Sub":${JSON.stringify(formatPrefix(rec.range.sub))},"Start":${rec.range.start},"End":${
+          rec.range.end
+        }}`
       }
       body += `,"RefCount":${rec.refCount}`
       subnets.push(`${JSON.stringify(rec.id)}:{${body}}`)

@@ -2,12 +2,7 @@ import { Buffer } from 'node:buffer'
 import { Bitseq, BITSEQ_MAX_BITS } from '@cnm/bitseq'
 import type { KVPair, Store } from '@cnm/datastore'
 import { AbortError, hostBits, isCnmError, type IpPrefix, type Logger } from '@cnm/types'
-import {
-  AddressInUseError,
-  IpamStoreError,
-  NoAvailableAddressError,
-  PoolNotFoundError,
-} from '@cnm/ipamapi'
+import { AddressInUseError, IpamStoreError, NoAvailableAddressError, PoolNotFoundError } from '@cnm/ipamapi'
 
 const KEY_MODIFIED = 'ERR_STORE_KEY_MODIFIED'
 const KEY_EXISTS = 'ERR_STORE_KEY_EXISTS'
@@ -271,7 +266,12 @@ export class PoolBitmap {
           return
         }
         this.last = last
-        this.log.trace('retrying %d address operations on %s after a concurrent change (attempt %d)', batch.length, this.id, attempt + 1)
+        this.log.trace(
+          'retrying %d address operations on %s after a concurrent change (attempt %d)',
+          batch.length,
+          this.id,
+          attempt + 1,
+        )
       }
     } catch (err) {
       // A store failure: the cached copy may hold uncommitted changes, drop it.

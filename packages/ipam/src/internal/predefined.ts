@@ -44,7 +44,9 @@ export class PredefinedPools {
       const size = entry.size
       if (!Number.isInteger(size) || size <= 0 || size < base.bits || size > width) {
         throw new InvalidIpamConfigError(
-          `${field}[${i}].size: ${String(size)} is invalid for base ${formatPrefix(base)} (must be ${base.bits}..${width} and > 0)`,
+          `${field}[${i}].size: ${String(size)} is invalid for base ${formatPrefix(base)} (must be ${
+            base.bits
+          }..${width} and > 0)`,
         )
       }
       const count = 1n << BigInt(size - base.bits)

@@ -132,7 +132,10 @@ export function ipamComplianceTests(opts: IpamComplianceOptions): void {
 
       it('refuses explicit pools as invalid arguments', async () => {
         const { local } = await ipam.getDefaultAddressSpaces()
-        expectKind(await rejection(() => ipam.requestPool({ addressSpace: local, pool: '198.18.0.0/24' })), 'invalid-argument')
+        expectKind(
+          await rejection(() => ipam.requestPool({ addressSpace: local, pool: '198.18.0.0/24' })),
+          'invalid-argument',
+        )
         const err = await rejection(() =>
           ipam.requestPool({ addressSpace: local, pool: '198.18.0.0/24', subPool: '198.18.0.0/25' }),
         )
@@ -145,9 +148,18 @@ export function ipamComplianceTests(opts: IpamComplianceOptions): void {
       const { local } = await ipam.getDefaultAddressSpaces()
       const p = await ipam.requestPool({ addressSpace: local, pool: '198.18.0.7/24' })
       expect(formatPrefix(p.pool)).toBe('198.18.0.0/24')
-      expectCode(await rejection(() => ipam.requestPool({ addressSpace: local, pool: '198.18.0.0/24' })), 'ERR_IPAM_POOL_OVERLAP')
-      expectCode(await rejection(() => ipam.requestPool({ addressSpace: local, pool: '198.18.0.0/16' })), 'ERR_IPAM_POOL_OVERLAP')
-      expectCode(await rejection(() => ipam.requestPool({ addressSpace: local, pool: '198.18.0.128/25' })), 'ERR_IPAM_POOL_OVERLAP')
+      expectCode(
+        await rejection(() => ipam.requestPool({ addressSpace: local, pool: '198.18.0.0/24' })),
+        'ERR_IPAM_POOL_OVERLAP',
+      )
+      expectCode(
+        await rejection(() => ipam.requestPool({ addressSpace: local, pool: '198.18.0.0/16' })),
+        'ERR_IPAM_POOL_OVERLAP',
+      )
+      expectCode(
+        await rejection(() => ipam.requestPool({ addressSpace: local, pool: '198.18.0.128/25' })),
+        'ERR_IPAM_POOL_OVERLAP',
+      )
       const other = await ipam.requestPool({ addressSpace: local, pool: '198.18.1.0/24' })
       expect(other.poolId).not.toBe(p.poolId)
       await ipam.releasePool(other.poolId)
@@ -158,8 +170,14 @@ export function ipamComplianceTests(opts: IpamComplianceOptions): void {
 
     it('rejects unparsable pools and sub-pools', async () => {
       const { local } = await ipam.getDefaultAddressSpaces()
-      expectCode(await rejection(() => ipam.requestPool({ addressSpace: local, pool: '198.18.0.0' })), 'ERR_IPAM_INVALID_POOL')
-      expectCode(await rejection(() => ipam.requestPool({ addressSpace: local, pool: 'nope/24' })), 'ERR_IPAM_INVALID_POOL')
+      expectCode(
+        await rejection(() => ipam.requestPool({ addressSpace: local, pool: '198.18.0.0' })),
+        'ERR_IPAM_INVALID_POOL',
+      )
+      expectCode(
+        await rejection(() => ipam.requestPool({ addressSpace: local, pool: 'nope/24' })),
+        'ERR_IPAM_INVALID_POOL',
+      )
       const err = await rejection(() => ipam.requestPool({ addressSpace: local, pool: '198.18.0.0/24', subPool: 'x' }))
       expectCode(err, 'ERR_IPAM_INVALID_SUBPOOL')
     })
@@ -196,7 +214,10 @@ export function ipamComplianceTests(opts: IpamComplianceOptions): void {
       const r = await ipam.requestAddress(p.poolId, { preferred: '198.18.0.77' })
       expect(r === undefined ? undefined : formatIp(r.address.ip)).toBe('198.18.0.77')
       expect(r?.address.prefix.bits).toBe(24)
-      expectCode(await rejection(() => ipam.requestAddress(p.poolId, { preferred: '198.18.0.77' })), 'ERR_IPAM_ADDRESS_IN_USE')
+      expectCode(
+        await rejection(() => ipam.requestAddress(p.poolId, { preferred: '198.18.0.77' })),
+        'ERR_IPAM_ADDRESS_IN_USE',
+      )
       await ipam.releaseAddress(p.poolId, '198.18.0.77')
       const again = await ipam.requestAddress(p.poolId, { preferred: parseIp('198.18.0.77') })
       expect(again === undefined ? undefined : formatIp(again.address.ip)).toBe('198.18.0.77')
@@ -206,9 +227,15 @@ export function ipamComplianceTests(opts: IpamComplianceOptions): void {
     it('rejects addresses outside the pool and unparsable addresses', async () => {
       const { local } = await ipam.getDefaultAddressSpaces()
       const p = await ipam.requestPool({ addressSpace: local, pool: '198.18.0.0/24' })
-      expectCode(await rejection(() => ipam.requestAddress(p.poolId, { preferred: '198.18.1.1' })), 'ERR_IPAM_OUT_OF_RANGE')
+      expectCode(
+        await rejection(() => ipam.requestAddress(p.poolId, { preferred: '198.18.1.1' })),
+        'ERR_IPAM_OUT_OF_RANGE',
+      )
       expectCode(await rejection(() => ipam.releaseAddress(p.poolId, '198.18.1.1')), 'ERR_IPAM_OUT_OF_RANGE')
-      expectCode(await rejection(() => ipam.requestAddress(p.poolId, { preferred: 'bogus' })), 'ERR_IPAM_INVALID_ADDRESS')
+      expectCode(
+        await rejection(() => ipam.requestAddress(p.poolId, { preferred: 'bogus' })),
+        'ERR_IPAM_INVALID_ADDRESS',
+      )
       expectCode(await rejection(() => ipam.releaseAddress(p.poolId, '198.18.0.300')), 'ERR_IPAM_INVALID_ADDRESS')
       await ipam.releasePool(p.poolId)
     })
