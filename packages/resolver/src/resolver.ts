@@ -242,6 +242,7 @@ export class Resolver {
         probeIntervalMs: cfg.probeIntervalMs,
         idleSocketMs: cfg.idleSocketMs,
         socketMaxQueries: cfg.socketMaxQueries,
+        openTimeoutMs: Math.max(1, Math.min(2000, cfg.forwardTimeoutMs - 1)),
       },
       components.sockets ?? hostSocketFactory(),
       this.log,

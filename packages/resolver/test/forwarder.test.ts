@@ -1,6 +1,8 @@
 import dnsPacket from 'dns-packet'
 import { afterEach, describe, expect, it } from 'vitest'
-import { NetworkRecords, SandboxRecords } from '../src/index.js'
+import { NetworkRecords, Resolver, SandboxRecords, hostSocketFactory } from '../src/index.js'
+import type { ForwardSocketFactory } from '../src/index.js'
+import { capturingLogger } from '@cnm/test-utils'
 import type { ResolverInit, UpstreamServer } from '../src/index.js'
 import { TestUpstream, answerA, answerRcode, blackhole, dig, query, startResolver, udpQuery } from './helpers.js'
 import type { UpstreamBehaviour } from './helpers.js'
@@ -186,6 +188,31 @@ describe('hedging and upstream health', () => {
     const reply = await udpQuery(port, query('refused.example'), 3000)
     expect(performance.now() - t0).toBeLessThan(500)
     expect(dnsPacket.decode(reply as Buffer).answers?.map((x) => x.data)).toEqual(['10.0.0.95'])
+  })
+})
+
+describe('forwarding sockets', () => {
+  it('a socket factory that hangs fails the waiting queries after the open timeout (logged), the next open works', async () => {
+    const a = await upstream(answerA('10.0.2.1'))
+    const host = hostSocketFactory()
+    let calls = 0
+    const factory: ForwardSocketFactory = {
+      udpSocket: (server) => (++calls === 1 ? new Promise(() => undefined) : host.udpSocket(server)),
+      tcpConnect: (server, signal) => host.tcpConnect(server, signal),
+    }
+    const logger = capturingLogger()
+    const r = new Resolver(
+      { upstreams: [at(a)], forwardTimeoutMs: 300 },
+      { logger, records: records(), listen: { udp: { address: '127.0.0.1', port: 0 } }, sockets: factory },
+    )
+    cleanups.push(() => r.stop())
+    const t0 = performance.now()
+    expect(await r.handle(query('hang.example'))).toBeUndefined()
+    expect(performance.now() - t0).toBeLessThan(1000)
+    expect(logger.lines.some((l) => l.level === 'error' && l.message.includes('opening a forwarding socket'))).toBe(true)
+    const ok = await r.handle(query('ok.example'))
+    expect(dnsPacket.decode(ok as Buffer).answers?.map((x) => x.data)).toEqual(['10.0.2.1'])
+    expect(calls).toBe(2)
   })
 })
 

@@ -13,6 +13,8 @@ export interface ForwarderConfig {
   readonly probeIntervalMs: number
   readonly idleSocketMs: number
   readonly socketMaxQueries: number
+  /** Opening a forwarding socket that takes longer fails the queries waiting for it. */
+  readonly openTimeoutMs: number
 }
 
 /** Called once per forwarded query: the reply to relay (client id already restored), or undefined for none. */
@@ -268,7 +270,7 @@ export class Forwarder {
       return
     }
     if (u.opening === undefined) {
-      const opening = this.factory.udpSocket(u.server).then((sock) => this.adopt(u, sock))
+      const opening = this.openSocket(u).then((sock) => this.adopt(u, sock))
       u.opening = opening
       opening.then(
         () => {
@@ -284,6 +286,29 @@ export class Forwarder {
       (c) => this.sendUdp(a, c),
       () => this.attemptFailed(a),
     )
+  }
+
+  /** The factory's socket, or a rejection after `openTimeoutMs` (a late socket is closed). */
+  private openSocket(u: Upstream): Promise<dgram.Socket> {
+    return new Promise<dgram.Socket>((resolve, reject) => {
+      let timedOut = false
+      const timer = setTimeout(() => {
+        timedOut = true
+        reject(new Error(`no socket after ${this.config.openTimeoutMs} ms`))
+      }, this.config.openTimeoutMs)
+      timer.unref()
+      this.factory.udpSocket(u.server).then(
+        (sock) => {
+          clearTimeout(timer)
+          if (timedOut) sock.close()
+          else resolve(sock)
+        },
+        (err: unknown) => {
+          clearTimeout(timer)
+          reject(err instanceof Error ? err : new Error(String(err)))
+        },
+      )
+    })
   }
 
   private adopt(u: Upstream, sock: dgram.Socket): Promise<Channel> {
