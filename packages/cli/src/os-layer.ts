@@ -1,0 +1,125 @@
+import { basename, dirname } from 'node:path'
+import { formatCidr, formatIp, formatPrefix, isCnmError, parseCidr, parseIp, prefixContains, type AbortOptions } from '@cnm/types'
+import type { SandboxGateway, SandboxInterface, SandboxOsLayer } from '@cnm/controller'
+import type { Osl, Sandbox } from '@cnm/osl'
+import { DaemonConfigError } from './errors.js'
+
+/**
+ * The controller's SandboxOsLayer backed by @cnm/osl: sandbox keys are files `<netnsDir>/<name>`, one
+ * Sandbox handle is kept per key (re-opened from the kernel after a restart).
+ */
+export class OslSandboxLayer implements SandboxOsLayer {
+  readonly #osl: Osl
+  readonly #handles = new Map<string, Promise<Sandbox>>()
+
+  constructor(osl: Osl) {
+    this.#osl = osl
+  }
+
+  #name(key: string): string {
+    if (dirname(key) !== this.#osl.netnsDir) {
+      throw new DaemonConfigError(`sandbox key ${key} is not under ${this.#osl.netnsDir}`)
+    }
+    return basename(key)
+  }
+
+  async #handle(key: string, options?: AbortOptions): Promise<Sandbox> {
+    let h = this.#handles.get(key)
+    if (h === undefined) {
+      h = this.#osl.openSandbox(this.#name(key), options)
+      this.#handles.set(key, h)
+      h.catch(() => this.#handles.delete(key))
+    }
+    return await h
+  }
+
+  async createSandbox(key: string, options?: AbortOptions): Promise<void> {
+    const p = this.#osl.createSandbox(this.#name(key), { exist: 'replace', ...(options?.signal !== undefined && { signal: options.signal }) })
+    this.#handles.set(key, p)
+    try {
+      await p
+    } catch (err) {
+      this.#handles.delete(key)
+      throw err
+    }
+  }
+
+  async deleteSandbox(key: string, options?: AbortOptions): Promise<void> {
+    this.#handles.delete(key)
+    try {
+      await this.#osl.deleteSandbox(this.#name(key), options)
+    } catch (err) {
+      if (isCnmError(err) && err.kind === 'not-found') return
+      throw err
+    }
+  }
+
+  async listSandboxes(options?: AbortOptions): Promise<string[]> {
+    const names = await this.#osl.listSandboxes(options)
+    return names.map((n) => `${this.#osl.netnsDir}/${n}`)
+  }
+
+  async addInterface(key: string, iface: SandboxInterface, options?: AbortOptions): Promise<void> {
+    const sb = await this.#handle(key, options)
+    const tx = this.#osl.transaction()
+    const plan = tx.on(sb)
+    const addresses = [iface.address, iface.addressIPv6].filter((a) => a !== undefined).map((a) => formatCidr(a))
+    plan.addInterface({
+      srcName: iface.srcName,
+      dstName: iface.dstName,
+      ...(iface.macAddress !== undefined && { mac: String(iface.macAddress) }),
+      addresses,
+      linkLocalAddresses: iface.linkLocalAddresses.map((a) => formatCidr(a)),
+      routes: iface.routes.filter((r) => r.routeType === 'connected').map((r) => formatPrefix(r.destination)),
+    })
+    for (const r of iface.routes) {
+      if (r.routeType === 'next-hop' && r.nextHop !== undefined) {
+        plan.addStaticRoute({ destination: formatPrefix(r.destination), nextHop: formatIp(r.nextHop) })
+      }
+    }
+    await tx.commit(options)
+  }
+
+  async removeInterface(key: string, dstName: string, options?: AbortOptions): Promise<void> {
+    let sb: Sandbox
+    try {
+      sb = await this.#handle(key, options)
+    } catch (err) {
+      if (isCnmError(err) && err.kind === 'not-found') return
+      throw err
+    }
+    const iface = sb.findInterface(dstName)
+    if (iface === undefined) return
+    // the default route through this interface goes with it: drop it in the same transaction so the
+    // sandbox's bookkeeping agrees with the kernel when the controller then updates the gateway
+    const through = (gw: string | undefined): boolean => {
+      if (gw === undefined) return false
+      const ip = parseIp(gw)
+      return iface.addresses.some((a) => prefixContains(parseCidr(a).prefix, ip))
+    }
+    const tx = this.#osl.transaction()
+    const plan = tx.on(sb)
+    if (through(sb.gateway)) plan.unsetGateway(4)
+    if (through(sb.gateway6)) plan.unsetGateway(6)
+    plan.removeInterface(dstName, { destroy: true })
+    await tx.commit(options)
+  }
+
+  async setGateway(key: string, gateway: SandboxGateway, options?: AbortOptions): Promise<void> {
+    const sb = await this.#handle(key, options)
+    const want4 = gateway.ipv4 === undefined ? undefined : formatIp(gateway.ipv4)
+    const want6 = gateway.ipv6 === undefined ? undefined : formatIp(gateway.ipv6)
+    if (sb.gateway === want4 && sb.gateway6 === want6) return
+    const tx = this.#osl.transaction()
+    const plan = tx.on(sb)
+    if (sb.gateway !== want4) {
+      plan.unsetGateway(4)
+      if (want4 !== undefined) plan.setGateway(want4)
+    }
+    if (sb.gateway6 !== want6) {
+      plan.unsetGateway(6)
+      if (want6 !== undefined) plan.setGateway(want6)
+    }
+    await tx.commit(options)
+  }
+}
