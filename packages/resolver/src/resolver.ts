@@ -184,7 +184,7 @@ export class Resolver {
   private tcp: net.Server | undefined
   private readonly tcpConns = new Set<net.Socket>()
   private readonly q = new ParsedQuery()
-  private readonly scratch = Buffer.allocUnsafe(256)
+  private readonly scratch = Buffer.allocUnsafeSlow(256)
   private gen = Number.NaN
   private readonly cacheA = new Map<string, Entry>()
   private readonly cacheAAAA = new Map<string, Entry>()

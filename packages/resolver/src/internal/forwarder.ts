@@ -113,8 +113,9 @@ export class Forwarder {
   private active = 0
   private closed = false
   private maintenance: NodeJS.Timeout | undefined
-  private readonly ids = Buffer.alloc(2048)
-  private idPos = 2048
+  /** Random bytes for query ids, allocated on the first forward (idle sandboxes never pay for it). */
+  private ids: Buffer | undefined
+  private idPos = 0
   private lastOverloadLog = 0
   readonly counters: ForwarderCounters = {
     forwarded: 0,
@@ -585,11 +586,13 @@ export class Forwarder {
 
   /** Unpredictable 16-bit query ids (crypto-random, drawn in batches). */
   private nextId(): number {
-    if (this.idPos >= this.ids.length) {
-      randomFillSync(this.ids)
+    let ids = this.ids
+    if (ids === undefined || this.idPos >= ids.length) {
+      ids ??= this.ids = Buffer.allocUnsafeSlow(256)
+      randomFillSync(ids)
       this.idPos = 0
     }
-    const id = ((this.ids[this.idPos] as number) << 8) | (this.ids[this.idPos + 1] as number)
+    const id = ((ids[this.idPos] as number) << 8) | (ids[this.idPos + 1] as number)
     this.idPos += 2
     return id
   }
