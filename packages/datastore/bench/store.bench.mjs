@@ -145,7 +145,8 @@ console.log(
     valueBytes: VALUE.length,
     keys: KEYS,
     notes:
-      'casUpdate = get + update of the value read (one awaited op at a time); *Batch = batches of 1000 concurrent ops ' +
+      'casUpdate = get + update of the value read (one awaited op at a time); ' +
+      '*Batch = batches of 1000 concurrent ops ' +
       'on distinct keys; lmdbFast resolves writes once in the write-ahead log, lmdbSync once LMDB has fsynced them; ' +
       'best of 3 repetitions (shared 2-core machine); cpuUsPerOp counts every thread of the process',
     memory,

@@ -178,7 +178,9 @@ export class LmdbStore implements Store {
       this.#last = this.#replay()
       this.#durable = this.#last
     } catch (err) {
-      env.close().catch((closeErr: unknown) => this.#log.error('closing LMDB after a failed open of %s: %o', this.path, closeErr))
+      env.close().catch((closeErr: unknown) => {
+        this.#log.error('closing LMDB after a failed open of %s: %o', this.path, closeErr)
+      })
       if (err instanceof StoreUnavailableError) throw err
       throw new StoreUnavailableError(`cannot open store ${this.path}`, { cause: err })
     }
@@ -187,7 +189,9 @@ export class LmdbStore implements Store {
       : new WalWriter({
           dir: this.path,
           segmentBytes: cfg.walSegmentBytes,
-          onError: (err) => this.#log.error('cannot delete a write-ahead log segment in %s (retried later): %o', this.path, err),
+          onError: (err) => {
+            this.#log.error('cannot delete a write-ahead log segment in %s (retried later): %o', this.path, err)
+          },
         })
     this.#log('opened %s at index %d (sync %s)', this.path, this.#last, this.#sync)
   }
@@ -395,7 +399,8 @@ export class LmdbStore implements Store {
         if (results.includes(false)) {
           this.#flushFailed(
             new StoreUnavailableError(
-              `LMDB refused a write of ${this.path}: a stored version is not the one this process expected (another writer?)`,
+              `LMDB refused a write of ${this.path}: a stored version is not the one this process expected ` +
+                '(another writer?)',
             ),
           )
           return
@@ -447,6 +452,8 @@ export class LmdbStore implements Store {
   async #drain(): Promise<void> {
     while (this.#failure === undefined && (this.#inFlight || this.#queue.size > 0)) {
       if (!this.#inFlight) this.#flushNow()
+      // Nothing went out: the store failed meanwhile (the loop condition ends it).
+      if (!this.#inFlight) continue
       try {
         await (this.#flightDone ??= deferred()).promise
       } catch {

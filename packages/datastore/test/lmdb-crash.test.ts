@@ -26,14 +26,21 @@ describe('LmdbStore survives SIGKILL', () => {
   })
 
   afterEach(() => {
-    for (const child of children) if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL')
+    for (const child of children) {
+      if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL')
+    }
     children.clear()
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
   })
 
-  /** Starts the writer at step `first`, kills it `delayMs` after its first acknowledged step; returns the last acknowledged step. */
+  /**
+   * Starts the writer at step `first` and kills it `delayMs` after its first acknowledged step. Returns the
+   * last acknowledged step.
+   */
   async function runAndKill(dir: string, mode: string, first: number, delayMs: number): Promise<number> {
-    const child = spawn(process.execPath, [writer.file, dir, mode, String(first)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [writer.file, dir, mode, String(first)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     children.add(child)
     let acked = first - 1
     let stderr = ''
@@ -91,7 +98,9 @@ describe('LmdbStore survives SIGKILL', () => {
 
   function diff(actual: Map<string, string>, expected: Map<string, string>): string[] {
     const out: string[] = []
-    for (const [k, v] of expected) if (actual.get(k) !== v) out.push(`${k}: expected ${v.slice(0, 20)}, got ${actual.get(k)?.slice(0, 20)}`)
+    for (const [k, v] of expected) {
+      if (actual.get(k) !== v) out.push(`${k}: expected ${v.slice(0, 20)}, got ${actual.get(k)?.slice(0, 20)}`)
+    }
     for (const k of actual.keys()) if (!expected.has(k)) out.push(`${k}: unexpected`)
     return out.slice(0, 10)
   }
@@ -108,7 +117,8 @@ describe('LmdbStore survives SIGKILL', () => {
         const after = await stateOf(dir)
         const exact = same(after.state, simulate(acked))
         const oneMore = !exact && same(after.state, simulate(acked + 1))
-        expect(exact || oneMore, `round ${round}, acked ${acked}: ${diff(after.state, simulate(acked)).join('; ')}`).toBe(true)
+        const why = `round ${round}, acked ${acked}: ${diff(after.state, simulate(acked)).join('; ')}`
+        expect(exact || oneMore, why).toBe(true)
         applied = oneMore ? acked + 1 : acked
         // Indices never go back across crashes, and every stored index is one the store handed out.
         expect(after.lastIndex >= lastIndex).toBe(true)

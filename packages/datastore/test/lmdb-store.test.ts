@@ -36,7 +36,12 @@ function capturingLogger(): ComponentLogger & { lines: string[] } {
     const line = (level: string) => (f: string, ...a: unknown[]) => {
       lines.push(`${component} ${level}: ${format(f, ...a)}`)
     }
-    return Object.assign(line('info'), { error: line('error'), trace: line('trace'), enabled: true, child: (s: string) => make(`${component}:${s}`) })
+    return Object.assign(line('info'), {
+      error: line('error'),
+      trace: line('trace'),
+      enabled: true,
+      child: (s: string) => make(`${component}:${s}`),
+    })
   }
   return { lines, forComponent: make }
 }
@@ -231,7 +236,9 @@ describe('LmdbStore write-ahead log replay', () => {
     let err = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
     child.stderr.on('data', (d: Buffer) => (err += d.toString()))
-    const signal = await new Promise<NodeJS.Signals | null>((resolve) => child.on('close', (_code, sig) => resolve(sig)))
+    const signal = await new Promise<NodeJS.Signals | null>((resolve) => {
+      child.on('close', (_code, sig) => resolve(sig))
+    })
     expect(signal, err).toBe('SIGKILL')
     const m = /^acked (\d+)$/m.exec(out)
     expect(m, out + err).not.toBeNull()

@@ -28,7 +28,8 @@ function startTimeOf(pid: number): string | undefined {
 
 export function newOwner(): OwnerRecord {
   const start = startTimeOf(process.pid)
-  return start === undefined ? { pid: process.pid, token: randomUUID() } : { pid: process.pid, start, token: randomUUID() }
+  const token = randomUUID()
+  return start === undefined ? { pid: process.pid, token } : { pid: process.pid, start, token }
 }
 
 /** True when the process that wrote `rec` may still be running (and so may still use the store). */
