@@ -1,16 +1,16 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { LinkExistsError, NamespaceNotFoundError } from '../src/index.js'
+import { LinkExistsError, NamespaceNotFoundError, osl, type Osl } from '../src/index.js'
 import { fakeOsl, type FakeOsl } from '../src/testing/index.js'
 
 describe('@cnm/osl/testing fakeOsl', () => {
-  let fake: FakeOsl | undefined
+  let fake: FakeOsl<Osl> | undefined
   afterEach(async () => {
     await fake?.cleanup()
     fake = undefined
   })
 
   it('records the lines a bridge driver and controller would run', async () => {
-    fake = fakeOsl({ hostNetns: 'h' })
+    fake = fakeOsl(osl, { hostNetns: 'h' })
     const o = fake.osl
     await o.host.createBridge({ name: 'br0', addresses: ['10.0.0.1/24'] })
     const sb = await o.createSandbox('c1')
@@ -30,7 +30,7 @@ describe('@cnm/osl/testing fakeOsl', () => {
   })
 
   it('injects kernel failures and shows the rollback', async () => {
-    fake = fakeOsl({ hostNetns: 'h' })
+    fake = fakeOsl(osl, { hostNetns: 'h' })
     fake.failLines(/^link add name veth2/, 'RTNETLINK answers: File exists')
     const sb = await fake.osl.createSandbox('c2')
     await expect(sb.addInterface({ veth: { hostName: 'veth2' } })).rejects.toBeInstanceOf(LinkExistsError)

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync, existsSync, unlinkSync } from 'node
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ComponentLogger } from '@cnm/types'
-// through the package's own name, so the built testing entry shares classes (errors, Osl) with the main one
-import { Osl, type Exec, type ExecResult, type NativeOps, type OslInit } from '@cnm/osl'
+// types only: the caller passes the `osl` factory, so this entry carries no second copy of the classes
+import type { Exec, ExecResult, NativeOps, OslComponents, OslInit } from '../index.js'
 
 /** One recorded launch of the fake: the tool, its namespace (`-n NAME` or `--net=PATH`), and its batch lines. */
 export interface RecordedCall {
@@ -18,9 +18,14 @@ export interface FakeNative extends NativeOps {
   readonly calls: Array<{ op: keyof NativeOps; args: unknown[] }>
 }
 
-export interface FakeOsl {
+/** What fakeOsl needs of an Osl: the `close()` it calls in cleanup. */
+export interface Closable {
+  close(): Promise<void>
+}
+
+export interface FakeOsl<O extends Closable> {
   /** A real Osl wired to a recording exec and a fake addon; no kernel state is touched. */
-  readonly osl: Osl
+  readonly osl: O
   /** Every `ip`/`bridge` launch, in order. */
   readonly calls: RecordedCall[]
   readonly native: FakeNative
@@ -34,11 +39,22 @@ export interface FakeOsl {
 
 /**
  * A fake OS layer for unit tests of packages that use @cnm/osl (bridge driver, controller, resolver): the
- * real Osl with a recording process launcher and a fake addon. Commands always "succeed" (queries answer
- * `[]`) unless told otherwise with `failLines`; namespaces are plain files in a temporary netnsDir. The
- * resident helper and native rtnetlink are off so every kernel line shows up in `calls`.
+ * real Osl (from the `osl` factory you pass) with a recording process launcher and a fake addon. Commands
+ * always "succeed" (queries answer `[]`) unless told otherwise with `failLines`; namespaces are plain
+ * files in a temporary netnsDir. The resident helper and native rtnetlink are off so every kernel line
+ * shows up in `calls`.
+ *
+ * ```ts
+ * import { osl } from '@cnm/osl'
+ * import { fakeOsl } from '@cnm/osl/testing'
+ * const fake = fakeOsl(osl, { hostNetns: 'h' })
+ * ```
  */
-export function fakeOsl(init: Omit<OslInit, 'residentHost' | 'nativeNetlink'> = {}, logger?: ComponentLogger): FakeOsl {
+export function fakeOsl<O extends Closable>(
+  factory: (init: OslInit) => (components: OslComponents) => O,
+  init: Omit<OslInit, 'residentHost' | 'nativeNetlink'> = {},
+  logger?: ComponentLogger,
+): FakeOsl<O> {
   const dir = init.netnsDir ?? mkdtempSync(join(tmpdir(), 'cnm-osl-fake-'))
   const calls: RecordedCall[] = []
   const failures: Array<{ pattern: RegExp; message: string }> = []
@@ -97,10 +113,11 @@ export function fakeOsl(init: Omit<OslInit, 'residentHost' | 'nativeNetlink'> = 
     },
   }
 
-  const o = new Osl(
-    { ...init, netnsDir: dir, residentHost: false, nativeNetlink: false },
-    { exec, native, ...(logger === undefined ? {} : { logger }) },
-  )
+  const o = factory({ ...init, netnsDir: dir, residentHost: false, nativeNetlink: false })({
+    exec,
+    native,
+    ...(logger === undefined ? {} : { logger }),
+  })
   return {
     osl: o,
     calls,
