@@ -508,6 +508,52 @@ export class Sandbox extends Netns {
     return this.apply((tx) => this.plan(tx).deleteSandboxNeighbor(ip, mac, opts), opts)
   }
 
+  /** `arp_ignore=1`, `arp_announce=2` on an interface of this sandbox (libnetwork's disableARPForVIP). */
+  disableArpForVip(name: string, options?: MutateOptions): Promise<void> {
+    const iface = this.findInterface(name)
+    if (iface === undefined) return Promise.reject(new InterfaceNotFoundError(`sandbox ${this.key} has no interface ${name}`))
+    return this.setSysctls(
+      { [`net/ipv4/conf/${iface.dstName}/arp_ignore`]: 1, [`net/ipv4/conf/${iface.dstName}/arp_announce`]: 2 },
+      options,
+    )
+  }
+
+  /**
+   * IPVS knobs for ingress and load-balancer sandboxes (`conn_reuse_mode=0`, `expire_nodest_conn=1`,
+   * `expire_quiescent_template=1`), written inside this namespace; knobs the kernel lacks (no ip_vs module)
+   * are skipped and returned.
+   */
+  async applyLoadBalancerTweaks(options?: MutateOptions): Promise<string[]> {
+    const wanted = {
+      'net/ipv4/vs/conn_reuse_mode': 0,
+      'net/ipv4/vs/expire_nodest_conn': 1,
+      'net/ipv4/vs/expire_quiescent_template': 1,
+    }
+    const skipped: string[] = []
+    for (const [k, v] of Object.entries(wanted)) {
+      try {
+        await this.setSysctls({ [k]: v }, options)
+      } catch (err) {
+        // libnetwork: each only if readable; failures are logged, not fatal
+        this.ctx.log('sandbox %s: skipping %s: %s', this.key, k, (err as Error).message)
+        skipped.push(k)
+      }
+    }
+    return skipped
+  }
+
+  /** rx/tx counters of an interface (`ip -json -s link`'s `stats64`: bytes, packets, errors, dropped…). */
+  async statistics(
+    name: string,
+    options?: AbortOptions,
+  ): Promise<{ rx: Record<string, number>; tx: Record<string, number> }> {
+    const dev = this.findInterface(name)?.dstName ?? validateIfName(name)
+    const [links] = await this.query([`link show dev ${dev}`], options, { stats: true })
+    const l = ((links ?? []) as Array<{ stats64?: { rx: Record<string, number>; tx: Record<string, number> } }>)[0]
+    if (l?.stats64 === undefined) throw new InterfaceNotFoundError(`sandbox ${this.key} has no interface ${name}`)
+    return { rx: l.stats64.rx, tx: l.stats64.tx }
+  }
+
   /**
    * Rebuilds bookkeeping from the kernel (after a restart): interfaces other than `lo` with their
    * addresses, the default gateways, and routes for conflict checks. `srcNames` maps in-sandbox names to

@@ -123,6 +123,7 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
     us.on('message', (m, r) => us.send(`udp:${m.toString()}`, r.port, r.address))
     await new Promise<void>((r) => us.bind({ fd: udp.fd }, () => r()))
     await new Promise<void>((r) => ts.listen({ fd: tcp.fd }, () => r()))
+    const before = await a.statistics('eth0')
     const out = await nodeIn(
       b.key,
       `const s = require('dgram').createSocket('udp4');
@@ -132,6 +133,14 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
        s.send('x', ${udp.port}, '10.240.0.1');`,
     )
     expect(out.trim().split('\n')).toEqual(['udp:x', 'tcp:x'])
+    const after = await a.statistics('eth0')
+    expect(after.rx['packets']).toBeGreaterThan(before.rx['packets'] ?? 0)
+    expect(after.tx['bytes']).toBeGreaterThan(before.tx['bytes'] ?? 0)
+    await a.disableArpForVip('eth0')
+    expect(await a.getSysctls(['net/ipv4/conf/eth0/arp_ignore', 'net/ipv4/conf/eth0/arp_announce'])).toEqual({
+      'net/ipv4/conf/eth0/arp_ignore': '1',
+      'net/ipv4/conf/eth0/arp_announce': '2',
+    })
   })
 
   it('one batched attach: bridge in the host, default route, reaches a server in the host namespace', async () => {
@@ -262,6 +271,15 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
     await sb.deleteNeighbor('10.242.0.10', '02:00:00:00:00:0a', { osDelete: true })
     expect(await ipJson(sb.key, ['neigh', 'show', 'dev', 'eth0'])).toEqual([])
     expect(await run('bridge', ['-n', sb.key, 'fdb', 'show', 'dev', 'vxlan0'])).not.toMatch(/02:00:00:00:00:0a/)
+    // IPVS knobs: written where the kernel has them, skipped (and reported) where it does not
+    const skipped = await sb.applyLoadBalancerTweaks()
+    const knobs = ['net/ipv4/vs/conn_reuse_mode', 'net/ipv4/vs/expire_nodest_conn', 'net/ipv4/vs/expire_quiescent_template']
+    const written = knobs.filter((k) => !skipped.includes(k))
+    if (written.length > 0) {
+      expect(Object.values(await sb.getSysctls(written))).toEqual(written.map((k) => (k.endsWith('conn_reuse_mode') ? '0' : '1')))
+    }
+    for (const k of skipped) await expect(sb.getSysctls([k])).rejects.toMatchObject({ code: 'ERR_OSL_KERNEL' })
+    expect(skipped.length + written.length).toBe(3)
     await sb.removeStaticRoute({ destination: '10.244.1.0/24', nextHop: '10.242.0.1' })
     expect((await ipJson(sb.key, ['route', 'show'])).map((r) => r['dst'])).not.toContain('10.244.1.0/24')
   })
