@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { connect } from 'node:net'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { chmod, readFile, stat, unlink } from 'node:fs/promises'
+import { chmod, readFile, rm, stat, unlink } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
 import { isAbsolute, join } from 'node:path'
 import { isCnmError, isLinkLocalUnicast, noopLogger, tryParseIp, type ComponentLogger, type Logger } from '@cnm/types'
@@ -144,6 +144,25 @@ async function ensureSharedMount(dir: string): Promise<void> {
   if (line !== undefined && / shared:\d+/.test(line)) return
   if (line === undefined) await execFileP('mount', ['--bind', dir, dir])
   await execFileP('mount', ['--make-shared', dir])
+}
+
+/**
+ * Removes a stopped daemon's runtime directory for good: detaches the sandbox namespaces and the
+ * shared mount of `<execRoot>/netns`, then deletes the directory. For tests and `cnm demo`; a real
+ * daemon keeps its exec root so sandboxes survive restarts.
+ */
+export async function removeExecRoot(execRoot: string): Promise<void> {
+  const netnsDir = join(execRoot, 'netns')
+  const info = await readFile('/proc/self/mountinfo', 'utf8')
+  const mounted = info
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((m): m is string => m !== undefined && (m === netnsDir || m.startsWith(`${netnsDir}/`)))
+  // deepest first; a lazy unmount of a parent would also detach the rest
+  for (const m of mounted.sort((a, b) => b.length - a.length)) {
+    await execFileP('umount', ['-l', m]).catch(() => undefined)
+  }
+  await rm(execRoot, { recursive: true, force: true })
 }
 
 async function exists(path: string): Promise<boolean> {

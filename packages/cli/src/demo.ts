@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { noopLogger } from '@cnm/types'
 import { CnmClient } from './client.js'
-import { Daemon } from './daemon.js'
+import { Daemon, removeExecRoot } from './daemon.js'
 import { networksTable, sandboxesTable } from './format.js'
 import { runInSandbox } from './run.js'
 import type { SandboxView } from './service.js'
@@ -54,7 +54,10 @@ async function sh(cmd: string, args: string[]): Promise<string> {
 /** A TCP exchange from this process (or from inside `netns`) to host:port: what the server said. */
 async function talk(host: string, port: number, netns: string | undefined): Promise<string> {
   if (netns !== undefined) {
-    return await sh('ip', ['netns', 'exec', netns, process.execPath, '-e', CLIENT, host, String(port)])
+    const { stdout } = await execFileP('ip', ['netns', 'exec', netns, process.execPath, '-e', CLIENT, host, String(port)], {
+      env: { ...process.env, CNM_SANDBOX: 'the host' },
+    })
+    return stdout
   }
   return await new Promise((resolve, reject) => {
     let got = ''
@@ -89,7 +92,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       cleanups.push(() => sh('ip', ['netns', 'del', ns]))
       await sh('ip', ['-n', hostNetns, 'link', 'set', 'lo', 'up'])
       const dir = await mkdtemp(join(tmpdir(), 'cnm-demo-'))
-      cleanups.push(() => rm(dir, { recursive: true, force: true }))
+      cleanups.push(() => removeExecRoot(join(dir, 'run')).then(() => rm(dir, { recursive: true, force: true })))
       const d = new Daemon(
         { root: join(dir, 'root'), execRoot: join(dir, 'run'), hostNetns, dnsUpstreams: [] },
         { logger: noopLogger() },

@@ -2,7 +2,7 @@
  * @cnm/cli: the `cnm` daemon (controller + bridge driver + IPAM + per-sandbox DNS behind a JSON HTTP
  * API on a unix socket) and the `cnm` client (library and command line).
  */
-export { Daemon, daemon, DEFAULT_DAEMON_INIT } from './daemon.js'
+export { Daemon, daemon, DEFAULT_DAEMON_INIT, removeExecRoot } from './daemon.js'
 export type { DaemonInit, DaemonComponents } from './daemon.js'
 export { CnmClient, DEFAULT_SOCKET, parseHost } from './client.js'
 export type { ClientInit, VersionInfo } from './client.js'

@@ -17,7 +17,10 @@ export interface RunOptions {
   command: readonly string[]
   /** @default 'inherit' */
   stdio?: StdioOptions
-  /** Bind-mount the sandbox's hosts and resolv.conf over /etc (private mount namespace). @default true */
+  /**
+   * Bind-mount the sandbox's hosts and resolv.conf over /etc and set its host name, in private mount
+   * and UTS namespaces of the command. @default true
+   */
   mountFiles?: boolean
   /** Extra environment of the command. */
   env?: Readonly<Record<string, string>>
@@ -30,14 +33,31 @@ export interface RunOptions {
 /** Signals `cnm run` passes on to the command. */
 export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH']
 
-// $1 hosts, $2 resolv.conf, then the command; mount failures (no /etc/hosts here …) are not fatal
-const MOUNT_SCRIPT = 'mount --bind "$1" /etc/hosts 2>/dev/null; mount --bind "$2" /etc/resolv.conf 2>/dev/null; shift 2; exec "$@"'
+// $1 hosts, $2 resolv.conf, $3 host name, then the command; failures (no /etc/hosts here …) are not fatal
+const MOUNT_SCRIPT =
+  'mount --bind "$1" /etc/hosts 2>/dev/null; mount --bind "$2" /etc/resolv.conf 2>/dev/null; hostname "$3" 2>/dev/null; shift 3; exec "$@"'
 
 /** The argv that runs `command` inside the sandbox's network namespace. */
 export function sandboxArgv(sb: SandboxView, command: readonly string[], mountFiles: boolean): string[] {
   const inNs = ['nsenter', `--net=${sb.key}`, '--']
   if (!mountFiles) return [...inNs, ...command]
-  return [...inNs, 'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', MOUNT_SCRIPT, 'cnm-run', sb.hostsPath, sb.resolvConfPath, ...command]
+  return [
+    ...inNs,
+    'unshare',
+    '--mount',
+    '--uts',
+    '--propagation',
+    'private',
+    '--',
+    'sh',
+    '-c',
+    MOUNT_SCRIPT,
+    'cnm-run',
+    sb.hostsPath,
+    sb.resolvConfPath,
+    sb.hostname ?? sb.name,
+    ...command,
+  ]
 }
 
 /** The exit code a shell would report for a child that ended with `code` or `signal`. */
