@@ -445,7 +445,7 @@ static void run_job(job_t *j) {
   if (j->ns_path != NULL) {
     int fd = open(j->ns_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-      fail(j, errno, "open", j->ns_path);
+      fail(j, errno, "netns", j->ns_path);
       return;
     }
     int r = setns(fd, CLONE_NEWNET);

@@ -48,7 +48,8 @@ export function netnsPath(netns: string): string {
 export function mapNativeError(err: unknown, path: string, what: string): Error {
   const e = err as { code?: string; message?: string }
   const msg = e.message ?? String(err)
-  if (msg.startsWith('open(') || msg.startsWith('setns(')) {
+  // `netns(PATH)`: opening the namespace file failed; `setns(PATH)`: it is not a network namespace
+  if (msg.startsWith('netns(') || msg.startsWith('setns(')) {
     if (e.code === 'ENOENT' || e.code === 'EINVAL' || e.code === 'ENOTDIR') {
       return new NamespaceNotFoundError(`network namespace ${path} not found (${msg})`, { cause: err })
     }

@@ -79,7 +79,7 @@ export function fakeOsl<O extends Closable>(
 
   const nativeCalls: FakeNative['calls'] = []
   const missing = (path: string): Error =>
-    Object.assign(new Error(`open(${path}): No such file or directory`), { code: 'ENOENT', errno: 2 })
+    Object.assign(new Error(`netns(${path}): No such file or directory`), { code: 'ENOENT', errno: 2 })
   const native: FakeNative = {
     calls: nativeCalls,
     openSocket: async (...args) => {
