@@ -17,7 +17,8 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]
 }
 
-const REPS = 3
+/** Repetitions of every measurement; the fastest is kept (short runs find the machine's quiet moments). */
+const REPS = 7
 
 /** CPU time of the whole process (main thread and LMDB's writer threads) in µs. */
 function cpuUs() {
@@ -27,7 +28,7 @@ function cpuUs() {
 
 /**
  * Runs `op(i)` n times awaited one by one, REPS times; keeps the fastest repetition (this machine is
- * shared, the slower ones measure the neighbours). Per-op mean, p50 and p99 wall time and CPU time in µs.
+ * shared: the slower ones measure the neighbours). Per-op mean, p50 and p99 wall time and CPU time in µs.
  */
 async function sequential(n, op) {
   let best
@@ -121,12 +122,12 @@ function lmdb(sync) {
 }
 
 const memory = await measure('memory', () => ({ store: memoryStore(), cleanup: () => {} }), {
-  get: 100_000,
-  seq: 50_000,
-  rounds: 30,
+  get: 20_000,
+  seq: 20_000,
+  rounds: 10,
 })
-const lmdbFast = await measure('lmdb (fast)', lmdb(false), { get: 100_000, seq: 30_000, rounds: 20 })
-const lmdbSync = await measure('lmdb (sync)', lmdb(true), { get: 100_000, seq: 500, rounds: 10 })
+const lmdbFast = await measure('lmdb (fast)', lmdb(false), { get: 20_000, seq: 10_000, rounds: 10 })
+const lmdbSync = await measure('lmdb (sync)', lmdb(true), { get: 20_000, seq: 200, rounds: 5 })
 
 const headline = (r) => ({
   getUs: r.get.usPerOp,
@@ -148,7 +149,7 @@ console.log(
       'casUpdate = get + update of the value read (one awaited op at a time); ' +
       '*Batch = batches of 1000 concurrent ops ' +
       'on distinct keys; lmdbFast resolves writes once in the write-ahead log, lmdbSync once LMDB has fsynced them; ' +
-      'best of 3 repetitions (shared 2-core machine); cpuUsPerOp counts every thread of the process',
+      'best of 7 repetitions (shared 2-core machine); cpuUsPerOp counts every thread of the process',
     memory,
     lmdbFast,
     lmdbSync,

@@ -170,14 +170,23 @@ export class LmdbStore implements Store {
       throw new StoreUnavailableError(`cannot open LMDB environment at ${this.path}`, { cause: err })
     }
     this.#env = env
+    this.#owner = newOwner()
+    let owned = false
     try {
       this.#kv = env.openDB<Uint8Array, string>({ name: 'kv', encoding: 'binary', useVersions: true })
       this.#meta = env.openDB<unknown, string>({ name: 'meta', encoding: 'msgpack' })
-      this.#owner = newOwner()
       this.#takeOwnership()
+      owned = true
       this.#last = this.#replay()
       this.#durable = this.#last
     } catch (err) {
+      if (owned) {
+        try {
+          this.#releaseOwnership()
+        } catch (releaseErr) {
+          this.#log.error('releasing %s after a failed open: %o', this.path, releaseErr)
+        }
+      }
       env.close().catch((closeErr: unknown) => {
         this.#log.error('closing LMDB after a failed open of %s: %o', this.path, closeErr)
       })

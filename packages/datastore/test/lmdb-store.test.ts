@@ -173,6 +173,25 @@ describe('LmdbStore persistence', () => {
     expect(dec.decode((await b.get('k'))?.value)).toBe('still fine')
   })
 
+  it('releases the store when opening fails half-way, so that it can be opened again', async () => {
+    const dir = tempDir()
+    const a = lmdbStore({ path: dir })
+    await a.put('k', enc.encode('v'))
+    await a.close()
+    // An unreadable log segment makes the replay (after the ownership is taken) fail.
+    mkdirSync(join(dir, 'wal-0000000000000002.log'))
+    let err: unknown
+    try {
+      lmdbStore({ path: dir })
+    } catch (e) {
+      err = e
+    }
+    expect(isCnmError(err, 'ERR_STORE_UNAVAILABLE')).toBe(true)
+    rmSync(join(dir, 'wal-0000000000000002.log'), { recursive: true })
+    const b = openStore({ path: dir })
+    expect(dec.decode((await b.get('k'))?.value)).toBe('v')
+  })
+
   it('logs opening and closing through the injected logger', async () => {
     const logger = capturingLogger()
     const store = lmdbStore({ path: tempDir() }, { logger })
