@@ -6,15 +6,27 @@ import { InvalidKeyError } from './errors.js'
  */
 export const MAX_KEY_BYTES = 1024
 
-/** Control characters (C0, DEL, C1) and lone surrogates: never part of a key. */
-const FORBIDDEN = /[\p{Cc}\p{Cs}]/u
+/** True if `s` holds a control character (C0, DEL, C1) or a lone surrogate: never part of a key. */
+function hasForbidden(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return true
+    if (c >= 0xd800 && c <= 0xdfff) {
+      // A high surrogate must be followed by a low one; a low one never comes first.
+      const next = s.charCodeAt(i + 1)
+      if (c > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) return true
+      i++
+    }
+  }
+  return false
+}
 
 const encoder = new TextEncoder()
 
 function check(value: unknown, what: 'key' | 'prefix'): string | undefined {
   if (typeof value !== 'string') return `${what} must be a string`
   if (value.length === 0) return what === 'key' ? 'key must not be empty' : undefined
-  if (FORBIDDEN.test(value)) return `${what} must not contain control characters or lone surrogates`
+  if (hasForbidden(value)) return `${what} must not contain control characters or lone surrogates`
   if (value.startsWith('/')) return `${what} must not start with "/"`
   if (value.includes('//')) return `${what} must not contain an empty segment ("//")`
   // Cheap upper bound first: a UTF-16 unit is at most 3 UTF-8 bytes.

@@ -30,6 +30,17 @@ describe('key rules', () => {
     }
   })
 
+  it('refuses every control character and lone surrogate, and nothing else', () => {
+    for (let c = 0; c <= 0xffff; c++) {
+      const ch = String.fromCharCode(c)
+      const bad = /[\p{Cc}\p{Cs}]/u.test(ch)
+      expect(thrown(() => assertValidKey(`a${ch}b`)) !== undefined, `U+${c.toString(16)}`).toBe(bad)
+    }
+    expect(thrown(() => assertValidKey('a\ud83d\ude00b'))).toBeUndefined() // a pair is fine
+    expect(thrown(() => assertValidKey('a\ude00\ud83db'))).toBeDefined() // reversed is not
+    expect(thrown(() => assertValidKey('a\ud83d'))).toBeDefined() // high surrogate at the end
+  })
+
   it('counts the limit in UTF-8 bytes, not characters', () => {
     expect(thrown(() => assertValidKey('€'.repeat(341)))).toBeUndefined() // 1023 bytes
     expect(thrown(() => assertValidKey('€'.repeat(342)))).toBeDefined() // 1026 bytes
