@@ -10,6 +10,7 @@
 #include <linux/if_addr.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/veth.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <node_api.h>
@@ -196,15 +197,32 @@ typedef struct {
     struct rtmsg r;
     struct ifinfomsg i;
   } u;
-  char buf[256];
+  char buf[1024];
 } nlreq_t;
 
 static void addattr(struct nlmsghdr *n, int type, const void *data, int len) {
   struct rtattr *rta = (struct rtattr *)(((char *)n) + NLMSG_ALIGN(n->nlmsg_len));
   rta->rta_type = type;
   rta->rta_len = RTA_LENGTH(len);
-  memcpy(RTA_DATA(rta), data, len);
+  if (len > 0) memcpy(RTA_DATA(rta), data, len);
   n->nlmsg_len = NLMSG_ALIGN(n->nlmsg_len) + RTA_ALIGN(rta->rta_len);
+}
+
+static struct rtattr *nest_start(struct nlmsghdr *n, int type) {
+  struct rtattr *nest = (struct rtattr *)(((char *)n) + NLMSG_ALIGN(n->nlmsg_len));
+  addattr(n, type, NULL, 0);
+  return nest;
+}
+
+static void nest_end(struct nlmsghdr *n, struct rtattr *nest) {
+  nest->rta_len = (unsigned short)((char *)n + NLMSG_ALIGN(n->nlmsg_len) - (char *)nest);
+}
+
+static int parse_mac(const char *s, unsigned char *mac) {
+  unsigned v[6];
+  if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6) return -1;
+  for (int i = 0; i < 6; i++) mac[i] = (unsigned char)v[i];
+  return 0;
 }
 
 /* sends one request and waits for its ack; returns 0 or a positive errno */
@@ -314,6 +332,64 @@ static int nl_op(job_t *j, int fd, size_t k) {
       uint32_t oif = idx;
       addattr(&req.n, RTA_OIF, &oif, 4);
     }
+
+  } else if (n >= 10 && strcmp(f[0], "veth") == 0) {
+    /* veth NAME MAC MTU MASTER UP PEER PEERMAC PEERMTU PEERNETNS (empty = unset) */
+    unsigned char mac[6];
+    req.n.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+    req.n.nlmsg_type = RTM_NEWLINK;
+    req.n.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+    req.u.i.ifi_family = AF_UNSPEC;
+    if (strcmp(f[5], "1") == 0) {
+      req.u.i.ifi_flags = IFF_UP;
+      req.u.i.ifi_change = IFF_UP;
+    }
+    addattr(&req.n, IFLA_IFNAME, f[1], (int)strlen(f[1]) + 1);
+    if (f[2][0] != 0) {
+      if (parse_mac(f[2], mac) < 0) return snprintf(j->msg, sizeof j->msg, "invalid MAC %s", f[2]), EINVAL;
+      addattr(&req.n, IFLA_ADDRESS, mac, 6);
+    }
+    if (f[3][0] != 0) {
+      uint32_t mtu = (uint32_t)atoi(f[3]);
+      addattr(&req.n, IFLA_MTU, &mtu, 4);
+    }
+    if (f[4][0] != 0) {
+      unsigned idx = if_nametoindex(f[4]);
+      if (idx == 0) return snprintf(j->msg, sizeof j->msg, "Cannot find device \"%s\"", f[4]), ENODEV;
+      uint32_t m = idx;
+      addattr(&req.n, IFLA_MASTER, &m, 4);
+    }
+    struct rtattr *linkinfo = nest_start(&req.n, IFLA_LINKINFO);
+    addattr(&req.n, IFLA_INFO_KIND, "veth", 4);
+    struct rtattr *data = nest_start(&req.n, IFLA_INFO_DATA);
+    struct rtattr *peer = nest_start(&req.n, VETH_INFO_PEER);
+    req.n.nlmsg_len += sizeof(struct ifinfomsg); /* the peer's (zeroed) ifinfomsg */
+    addattr(&req.n, IFLA_IFNAME, f[6], (int)strlen(f[6]) + 1);
+    if (f[7][0] != 0) {
+      if (parse_mac(f[7], mac) < 0) return snprintf(j->msg, sizeof j->msg, "invalid MAC %s", f[7]), EINVAL;
+      addattr(&req.n, IFLA_ADDRESS, mac, 6);
+    }
+    if (f[8][0] != 0) {
+      uint32_t mtu = (uint32_t)atoi(f[8]);
+      addattr(&req.n, IFLA_MTU, &mtu, 4);
+    }
+    int nsfd = -1;
+    if (f[9][0] != 0) {
+      nsfd = open(f[9], O_RDONLY | O_CLOEXEC);
+      if (nsfd < 0) {
+        int e = errno;
+        return snprintf(j->msg, sizeof j->msg, "Cannot open network namespace \"%s\": %s", f[9], strerror(e)), e;
+      }
+      uint32_t v = (uint32_t)nsfd;
+      addattr(&req.n, IFLA_NET_NS_FD, &v, 4);
+    }
+    nest_end(&req.n, peer);
+    nest_end(&req.n, data);
+    nest_end(&req.n, linkinfo);
+    int e = nl_talk(fd, &req.n, (unsigned)k + 1);
+    if (nsfd >= 0) close(nsfd);
+    if (e != 0) snprintf(j->msg, sizeof j->msg, "RTNETLINK answers: %s", strerror(e));
+    return e;
   } else {
     return snprintf(j->msg, sizeof j->msg, "unknown netlink op"), EINVAL;
   }

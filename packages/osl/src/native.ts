@@ -37,7 +37,8 @@ export interface NativeOps {
    * rtnetlink requests inside `nsPath`, in order, stopping at the first failure (rejects with `index` = that
    * op, -1 before any; message `RTNETLINK answers: …` or `Cannot find device "x"`). Ops (all strings):
    * `['up', dev]`, `['addr', dev, ip, prefixlen, nodad '1'|'0']`,
-   * `['route', dst ip or '' for default, prefixlen, family '4'|'6', gateway or '', dev or '', scope 'link'|'universe', onlink '1'|'0']`.
+   * `['route', dst ip or '' for default, prefixlen, family '4'|'6', gateway or '', dev or '', scope 'link'|'universe', onlink '1'|'0']`,
+   * `['veth', name, mac, mtu, master, up '1'|'0', peer, peerMac, peerMtu, peerNetnsPath]` ('' = unset).
    */
   netlink(nsPath: string | null, ops: string[][]): Promise<void>
 }

@@ -76,7 +76,10 @@ export function mapBatchError(
   const msg = out.message
   const cause = new Error(out.stderr.trim() || msg)
   const where = `in ${step.ns.label}`
-  if (out.failedIndex < 0 && /Cannot open network namespace|No such file or directory|setns|Invalid argument/i.test(msg)) {
+  if (
+    /Cannot open network namespace/.test(msg) ||
+    (out.failedIndex < 0 && /No such file or directory|setns|Invalid argument/i.test(msg))
+  ) {
     return new NamespaceNotFoundError(`network namespace ${step.ns.label} not found: ${msg}`, { cause })
   }
   if (/File exists/.test(msg)) {
@@ -266,11 +269,11 @@ export class Transaction {
   }
 
   /**
-   * Runs a group over the addon's rtnetlink when every line is one it covers (outside the host namespace);
-   * undefined when the group must go through `ip`.
+   * Runs a group over the addon's rtnetlink when every line is one it covers (veth pairs, addresses, link
+   * up, routes); undefined when the group must go through `ip` (or the resident helper).
    */
   private async runNative(tool: Tool, ns: NsTarget, lines: string[]): Promise<BatchOutcome | undefined> {
-    if (!this.ctx.nativeNetlink || tool !== 'ip' || ns.path === this.ctx.host.path) return undefined
+    if (!this.ctx.nativeNetlink || tool !== 'ip') return undefined
     const ops: string[][] = []
     for (const l of lines) {
       const op = toNetlinkOp(l)

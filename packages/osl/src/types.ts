@@ -33,8 +33,9 @@ export interface OslInit {
    */
   residentHost?: boolean
   /**
-   * Program addresses, link-up and routes inside sandboxes over rtnetlink from the native addon (no process
-   * launch) instead of `ip -n NS -batch -`. Other lines always go through `ip`. @default true
+   * Program veth pairs, addresses, link-up and routes over rtnetlink from the native addon (no process
+   * launch) instead of `ip -batch -`; a batch with any other line (bridges, neighbours, moves…) goes
+   * through `ip` (or the resident helper for the host). @default true
    */
   nativeNetlink?: boolean
 }

@@ -106,13 +106,11 @@ describe('Transaction batching and rollback (fake exec)', () => {
       routes: ['10.9.0.0/16'],
     })
     await sb.setGateway('10.0.0.1')
-    // host side (Node's own namespace: plain `ip`), one launch; everything else native
-    expect(calls.map((c) => [c.file, ...c.args])).toEqual([['ip', '-batch', '-']])
-    expect(calls[0]?.lines).toEqual([
-      `link add name vh2 master br0 up type veth peer name eth0 netns /run/netns/sb2`,
-    ])
+    // no launch at all: the veth (host side, Node's own namespace) and the inside go over rtnetlink
+    expect(calls).toEqual([])
     const nl = native.calls.filter(([k]) => k === 'netlink').map(([, a]) => a)
     expect(nl).toEqual([
+      [null, [['veth', 'vh2', '', '', 'br0', '1', 'eth0', '', '', '/run/netns/sb2']]],
       [
         '/run/netns/sb2',
         [
@@ -219,10 +217,8 @@ describe('Transaction batching and rollback (fake exec)', () => {
     await expect(
       sb.addInterface({ veth: { hostName: 'hn' }, addresses: ['10.6.0.2/24'], routes: ['10.7.0.0/16'] }),
     ).rejects.toBeInstanceOf(GatewayUnreachableError)
-    expect(calls.map((c) => c.lines)).toEqual([
-      ['link add name hn up type veth peer name eth0 netns /run/netns/sbn'],
-      ['link del dev hn'],
-    ])
+    // the veth went over rtnetlink (no launch); the rollback deletes it with one -force batch
+    expect(calls.map((c) => c.lines)).toEqual([['link del dev hn']])
   })
 
   it('an aborted signal stops before the next launch and rolls back', async () => {
@@ -256,7 +252,7 @@ describe('Transaction batching and rollback (fake exec)', () => {
 
   it('path namespaces go through nsenter', async () => {
     const { exec, calls } = fakeExec()
-    const o = osl({ hostNetns: '/proc/1/ns/net', residentHost: false })({ exec, native: fakeNative() })
+    const o = osl({ hostNetns: '/proc/1/ns/net', residentHost: false, nativeNetlink: false })({ exec, native: fakeNative() })
     await o.host.setLinkUp('eth9')
     expect([calls[0]?.file, ...(calls[0]?.args ?? [])]).toEqual(['nsenter', '--net=/proc/1/ns/net', 'ip', '-batch', '-'])
   })

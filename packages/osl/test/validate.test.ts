@@ -81,6 +81,12 @@ describe('routes', () => {
     expect(toNetlinkOp('route add 10.9.0.0/16 dev eth0')).toEqual(['route', '10.9.0.0', '16', '4', '', 'eth0', 'link', '0'])
     expect(toNetlinkOp('route add 10.9.0.0/16 via 10.0.0.1 metric 5')).toBeUndefined()
     expect(toNetlinkOp('link set dev eth0 down')).toBeUndefined()
+    expect(
+      toNetlinkOp('link add name vh1 address 02:00:00:00:00:01 mtu 1450 master br0 up type veth peer name eth0 address 02:00:00:00:00:02 mtu 1450 netns /run/netns/sb'),
+    ).toEqual(['veth', 'vh1', '02:00:00:00:00:01', '1450', 'br0', '1', 'eth0', '02:00:00:00:00:02', '1450', '/run/netns/sb'])
+    expect(toNetlinkOp('link add name vh1 type veth peer name vc1')).toEqual(['veth', 'vh1', '', '', '', '0', 'vc1', '', '', ''])
+    expect(toNetlinkOp('link add name br0 type bridge')).toBeUndefined()
+    expect(toNetlinkOp('link add name vx0 up type vxlan id 42 dstport 4789 nolearning')).toBeUndefined()
     expect(toNetlinkOp('neigh replace 10.0.0.9 lladdr 02:00:00:00:00:09 dev eth0 nud permanent')).toBeUndefined()
   })
 })
