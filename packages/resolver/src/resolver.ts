@@ -154,6 +154,10 @@ export interface ResolverStats {
   unanswered: number
   /** Upstream replies ignored (wrong id/question/source). */
   spoofed: number
+  /** Forwarding sockets opened, failed opens, slowest open (ms). */
+  socketOpens: number
+  socketOpenFailures: number
+  maxSocketOpenMs: number
   tcpConnections: number
 }
 

@@ -216,6 +216,44 @@ describe('forwarding sockets', () => {
   })
 })
 
+describe('source-port rotation', () => {
+  it('replaces the forwarding socket after socketMaxQueries without losing or delaying queries', async () => {
+    const a = await upstream(answerA('10.0.3.1'))
+    const { port, r } = await start({ upstreams: [at(a)], socketMaxQueries: 5 })
+    for (let i = 0; i < 30; i++) {
+      const reply = await udpQuery(port, query(`rot${i}.example`), 1000)
+      expect(dnsPacket.decode(reply as Buffer).answers?.map((x) => x.data)).toEqual(['10.0.3.1'])
+    }
+    expect(new Set(a.queries.map((q) => q.fromPort)).size).toBeGreaterThanOrEqual(4)
+    expect(r.stats()).toMatchObject({ unanswered: 0, socketOpenFailures: 0 })
+    expect(r.stats().socketOpens).toBeGreaterThanOrEqual(4)
+  })
+
+  it('a replacement open that hangs does not stall queries: the current socket keeps serving', async () => {
+    const a = await upstream(answerA('10.0.3.2'))
+    const host = hostSocketFactory()
+    let calls = 0
+    const factory: ForwardSocketFactory = {
+      udpSocket: (server) => (++calls === 2 ? new Promise(() => undefined) : host.udpSocket(server)),
+      tcpConnect: (server, signal) => host.tcpConnect(server, signal),
+    }
+    const r = new Resolver(
+      { upstreams: [at(a)], socketMaxQueries: 3, forwardTimeoutMs: 400 },
+      { logger: capturingLogger(), records: records(), listen: { udp: { address: '127.0.0.1', port: 0 } }, sockets: factory },
+    )
+    cleanups.push(() => r.stop())
+    for (let i = 0; i < 12; i++) {
+      const t0 = performance.now()
+      const out = await r.handle(query(`keep${i}.example`))
+      expect(dnsPacket.decode(out as Buffer).answers?.map((x) => x.data)).toEqual(['10.0.3.2'])
+      expect(performance.now() - t0).toBeLessThan(200)
+      await new Promise((res) => setTimeout(res, 40))
+    }
+    expect(r.stats().socketOpenFailures).toBe(1)
+    expect(r.stats().unanswered).toBe(0)
+  })
+})
+
 describe('concurrency cap', () => {
   for (const action of ['servfail', 'drop'] as const) {
     it(`beyond maxConcurrentForwards queries get ${action} and are not sent upstream`, async () => {

@@ -72,7 +72,7 @@ export type UpstreamBehaviour = (q: Packet, transport: 'udp' | 'tcp') => Packet 
 
 /** A scriptable DNS server for forwarding tests (UDP + TCP on one port). */
 export class TestUpstream {
-  readonly queries: Array<{ name: string; type: string; transport: 'udp' | 'tcp'; at: number; from: string }> = []
+  readonly queries: Array<{ name: string; type: string; transport: 'udp' | 'tcp'; at: number; from: string; fromPort: number }> = []
   private udp!: dgram.Socket
   private tcp!: net.Server
   private readonly conns = new Set<net.Socket>()
@@ -88,7 +88,7 @@ export class TestUpstream {
   async start(port = 0, fds?: { udp: number; tcp: number; port: number }): Promise<this> {
     this.udp = dgram.createSocket('udp4')
     this.udp.on('message', (msg, rinfo) => {
-      void this.answer(msg, 'udp', rinfo.address).then((out) => {
+      void this.answer(msg, 'udp', rinfo.address, rinfo.port).then((out) => {
         if (out !== undefined && !this.stopped) this.udp.send(out, rinfo.port, rinfo.address)
       })
     })
@@ -105,7 +105,7 @@ export class TestUpstream {
         while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
           const msg = buf.subarray(2, 2 + buf.readUInt16BE(0))
           buf = buf.subarray(2 + msg.length)
-          void this.answer(Buffer.from(msg), 'tcp', sock.remoteAddress ?? '').then((out) => {
+          void this.answer(Buffer.from(msg), 'tcp', sock.remoteAddress ?? '', sock.remotePort ?? 0).then((out) => {
             if (out === undefined || sock.destroyed) return
             const frame = Buffer.alloc(out.length + 2)
             frame.writeUInt16BE(out.length)
@@ -120,7 +120,7 @@ export class TestUpstream {
     return this
   }
 
-  private async answer(msg: Buffer, transport: 'udp' | 'tcp', from: string): Promise<Buffer | undefined> {
+  private async answer(msg: Buffer, transport: 'udp' | 'tcp', from: string, fromPort: number): Promise<Buffer | undefined> {
     let q: Packet
     try {
       q = dnsPacket.decode(msg)
@@ -128,7 +128,7 @@ export class TestUpstream {
       return undefined
     }
     const question = q.questions?.[0]
-    this.queries.push({ name: question?.name ?? '', type: question?.type ?? '', transport, at: Date.now(), from })
+    this.queries.push({ name: question?.name ?? '', type: question?.type ?? '', transport, at: Date.now(), from, fromPort })
     const r = await this.behaviour(q, transport)
     if (r === 'drop') return undefined
     return dnsPacket.encode({ ...r, id: q.id ?? 0, type: 'response', questions: r.questions ?? q.questions ?? [] })

@@ -34,6 +34,10 @@ export interface ForwarderCounters {
   overloaded: number
   unanswered: number
   spoofed: number
+  /** Forwarding sockets opened (first use, after idle close, source-port rotation). */
+  socketOpens: number
+  socketOpenFailures: number
+  maxSocketOpenMs: number
 }
 
 /** One UDP socket connected to one upstream, with its in-flight queries. */
@@ -42,6 +46,8 @@ class Channel {
   sent = 0
   draining = false
   closed = false
+  /** A replacement socket is being opened. */
+  replacing = false
   idleSince = Date.now()
   constructor(readonly sock: dgram.Socket) {}
 
@@ -125,6 +131,9 @@ export class Forwarder {
     overloaded: 0,
     unanswered: 0,
     spoofed: 0,
+    socketOpens: 0,
+    socketOpenFailures: 0,
+    maxSocketOpenMs: 0,
   }
 
   constructor(
@@ -270,23 +279,32 @@ export class Forwarder {
       this.sendUdp(a, ch)
       return
     }
-    if (u.opening === undefined) {
-      const opening = this.openSocket(u).then((sock) => this.adopt(u, sock))
-      u.opening = opening
-      opening.then(
-        () => {
-          if (u.opening === opening) u.opening = undefined
-        },
-        (err: unknown) => {
-          if (u.opening === opening) u.opening = undefined
-          this.log.error('opening a forwarding socket to %s failed: %s', u.server.address, errMessage(err))
-        },
-      )
-    }
-    u.opening.then(
+    const opening = u.opening ?? this.startOpening(u)
+    opening.then(
       (c) => this.sendUdp(a, c),
       () => this.attemptFailed(a),
     )
+  }
+
+  /** Opens (and adopts) a new channel for `u`; the current one, if any, keeps serving until it is ready. */
+  private startOpening(u: Upstream): Promise<Channel> {
+    const t0 = performance.now()
+    this.counters.socketOpens++
+    const opening = this.openSocket(u).then((sock) => this.adopt(u, sock))
+    u.opening = opening
+    opening.then(
+      () => {
+        if (u.opening === opening) u.opening = undefined
+        const ms = performance.now() - t0
+        if (ms > this.counters.maxSocketOpenMs) this.counters.maxSocketOpenMs = Math.round(ms * 10) / 10
+      },
+      (err: unknown) => {
+        if (u.opening === opening) u.opening = undefined
+        this.counters.socketOpenFailures++
+        this.log.error('opening a forwarding socket to %s failed: %s', u.server.address, errMessage(err))
+      },
+    )
+    return opening
   }
 
   /** The factory's socket, or a rejection after `openTimeoutMs` (a late socket is closed). */
@@ -370,7 +388,15 @@ export class Forwarder {
         this.attemptFailed(a)
       }
     })
-    if (ch.sent >= this.config.socketMaxQueries) this.drain(a.up, ch) // fresh source port for later queries
+    if (ch.sent >= this.config.socketMaxQueries && a.up.opening === undefined && a.up.channel === ch && !ch.replacing) {
+      // fresh source port for later queries: open the replacement in the background; this socket
+      // serves until it is ready (adopt() drains it), so opening never sits on the query path
+      ch.replacing = true
+      this.startOpening(a.up).catch(() => {
+        ch.replacing = false
+        ch.sent = Math.max(0, this.config.socketMaxQueries - 1000) // try again a bit later
+      })
+    }
   }
 
   private onUdpReply(u: Upstream, ch: Channel, msg: Buffer): void {
