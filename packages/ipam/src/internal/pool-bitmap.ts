@@ -125,7 +125,20 @@ export class PoolBitmap {
 
   /** Allocates in [start, end]; in-memory bitmaps only. */
   allocSync(start: bigint, end: bigint, serial: boolean): bigint {
-    return this.applyAny(this.handle as Bitseq, start, end, serial)
+    const h = this.handle as Bitseq
+    if (!serial && start === 0n && end === this.lastOrdinal) {
+      // The common case: first free of the whole bitmap.
+      let o: bigint
+      try {
+        o = h.setAnySync(false)
+      } catch (err) {
+        if (isCnmError(err, NO_BIT)) throw new NoAvailableAddressError(`no available addresses on pool ${this.id}`)
+        throw err
+      }
+      this.last = o
+      return o
+    }
+    return this.applyAny(h, start, end, serial)
   }
 
   setSync(ordinal: bigint): void {
