@@ -1,9 +1,9 @@
 // Time to create a sandbox and attach one veth (bridge port on the host side, address and default route
 // inside), per container, for 1, 10 and 100 sandboxes in a row. The "host" is a namespace this bench owns.
-// Modes: `resident` (the default: veth born inside the sandbox, host side through the long-lived ip helper,
-// inside over the addon's rtnetlink: 0 launches), `batched` (residentHost: false: one host-side
-// ip -batch launch), `move` (libnetwork's shape: veth made in the host, one end moved in; 0 launches but the
-// kernel's namespace-move cost) and `naive` (one `ip` launch per command, 10 per attach).
+// Modes: `default` (default options: the veth born inside the sandbox, everything over the addon's rtnetlink:
+// 0 launches), `ipBatch` (nativeNetlink and residentHost off: one `ip -batch -` per side, 2 launches),
+// `move` (libnetwork's shape: veth made in the host, one end moved in; default options, so the cost is the
+// kernel's namespace move) and `naive` (one `ip` launch per command, 10 per attach).
 // Prints one JSON object as its last stdout line. Needs root and a built @cnm/osl.
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -74,14 +74,16 @@ const NAIVE_LAUNCHES = 10
 
 // Deleted namespaces are torn down by a kernel worker that holds the rtnl lock for a while; let it finish
 // before the next timed round so a round measures attaching, not the previous round's teardown.
-const SETTLE_MS = 300
+const SETTLE_MS = 1000
 async function cleanup(o) {
   await o.gc({ prefix: `${tag}-s`, linkPrefix: tag })
   await new Promise((r) => setTimeout(r, SETTLE_MS))
 }
 
 async function measure(mode) {
-  const o = osl({ hostNetns: hostNs, residentHost: mode !== 'batched' })()
+  const o = osl(
+    mode === 'ipBatch' ? { hostNetns: hostNs, nativeNetlink: false, residentHost: false } : { hostNetns: hostNs },
+  )()
   const attach = mode === 'naive' ? attachNaive : mode === 'move' ? attachMove : attachOsl
   for (let i = 0; i < WARMUP; i++) await attach(o, i)
   await cleanup(o)
@@ -119,12 +121,12 @@ async function main() {
     await o.host.createBridge({ name: 'br0', addresses: ['10.200.0.1/16'] })
     await o.close()
     const modes = {}
-    for (const mode of ['resident', 'batched', 'move', 'naive']) {
+    for (const mode of ['default', 'ipBatch', 'move', 'naive']) {
       modes[mode] = await measure(mode)
       process.stderr.write(`${mode}: ${JSON.stringify(modes[mode])}\n`)
     }
-    const d = modes.resident // the default configuration
-    const b = modes.batched
+    const d = modes.default
+    const b = modes.ipBatch
     const summary = {
       medianMsPerAttach_1: d[1].medianMs,
       medianMsPerAttach_10: d[10].medianMs,
@@ -132,9 +134,10 @@ async function main() {
       p95MsPerAttach_100: d[100].p95Ms,
       processesPerAttach: d[100].processesPerAttach,
       flat: d[100].p95Ms <= 1.5 * d[1].medianMs,
-      batchedMedianMs_100: b[100].medianMs,
-      batchedP95Ms_100: b[100].p95Ms,
-      batchedProcessesPerAttach: b[100].processesPerAttach,
+      ipBatchMedianMs_1: b[1].medianMs,
+      ipBatchMedianMs_100: b[100].medianMs,
+      ipBatchP95Ms_100: b[100].p95Ms,
+      ipBatchProcessesPerAttach: b[100].processesPerAttach,
       moveMedianMs_100: modes.move[100].medianMs,
       naiveMedianMs_100: modes.naive[100].medianMs,
       naiveProcessesPerAttach: NAIVE_LAUNCHES,
