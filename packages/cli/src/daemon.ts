@@ -10,7 +10,7 @@ import { createController, toApiError, type Controller } from '@cnm/controller'
 import { lmdbStore, type Store } from '@cnm/datastore'
 import { defaultIpam, nullIpam } from '@cnm/ipam'
 import { osl as makeOsl, type Osl } from '@cnm/osl'
-import { bridgeDriver, hostDriver, nullDriver } from '@cnm/drivers-bridge'
+import { BridgeStateStore, bridgeDriver, hostDriver, nullDriver } from '@cnm/drivers-bridge'
 import type { UpstreamServer } from '@cnm/resolver'
 import { buildRouter, type ApiInfo } from './api.js'
 import { BodyTooLargeError, DaemonConfigError, DaemonStoppingError, MethodNotAllowedError } from './errors.js'
@@ -253,10 +253,14 @@ export class Daemon {
         store,
         osLayer: new OslSandboxLayer(this.#osl),
         drivers: { bridge, null: nullDriver()({ logger }), host: hostDriver()({ logger }) },
-        ipams: { default: defaultIpam()({ store, logger }), null: nullIpam()({ logger }) },
+        // IPAM state in memory, rebuilt at start from the controller's records (requiresRequestReplay),
+        // as moby does for local networks: an address allocated by a request the crash interrupted
+        // cannot leak, because only recorded endpoints are replayed
+        ipams: { default: defaultIpam()({ logger }), null: nullIpam()({ logger }) },
       })
       this.#ctl = ctl
       await ctl.start()
+      await this.#reapOrphanLinks(store, ctl)
       const upstreams: UpstreamServer[] =
         c.dnsUpstreams !== undefined ? c.dnsUpstreams.map((address) => ({ address })) : c.hostNetns !== undefined ? [] : hostUpstreams(this.#log)
       this.#files = new SandboxFiles({ dir: join(c.execRoot, 'sandboxes'), embeddedDns: c.embeddedDns, upstreams }, ctl, logger)
@@ -273,6 +277,35 @@ export class Daemon {
       await this.stop().catch((e: unknown) => this.#log.error('cleanup after a failed start: %o', e))
       throw err
     }
+  }
+
+  /**
+   * A daemon killed in the middle of an attach can leave an endpoint that never joined, or a veth
+   * pair whose endpoint was never recorded (the kernel step ran, the store write did not). After
+   * recovery, remove such endpoints, then delete host veths enslaved to one of our bridges that no
+   * known endpoint owns.
+   */
+  async #reapOrphanLinks(store: Store, ctl: Controller): Promise<void> {
+    const osl = this.#osl
+    if (osl === undefined) return
+    // the API never leaves an endpoint unjoined (connect = create + join, disconnect = leave + delete):
+    // one without a sandbox is a connect the crash interrupted, so finish undoing it
+    for (const e of ctl.endpoints()) {
+      if (e.sandboxId !== undefined) continue
+      this.#log('removing endpoint %s (%s): its connect was interrupted', e.name, e.id)
+      await ctl.deleteEndpoint(e.id, { force: true }).catch((err: unknown) => this.#log.error('removing endpoint %s: %o', e.id, err))
+    }
+    const st = await new BridgeStateStore(store, this.#log).load()
+    const known = new Set<string>(ctl.endpoints().map((e) => e.id))
+    const owned = new Set(st.endpoints.filter((e) => known.has(e.id)).map((e) => e.hostIfName))
+    const bridges = new Set(st.networks.map((n) => n.bridgeName))
+    const orphans = (await osl.host.links())
+      .filter((l) => l.master !== undefined && bridges.has(l.master) && !owned.has(l.ifname) && !bridges.has(l.ifname))
+      .map((l) => l.ifname)
+    for (const name of orphans) {
+      await osl.host.deleteLink(name).catch((err: unknown) => this.#log.error('deleting orphan link %s: %o', name, err))
+    }
+    if (orphans.length > 0) this.#log('deleted %d orphan links: %s', orphans.length, orphans.join(' '))
   }
 
   #server(): Server {

@@ -35,7 +35,7 @@ describe.skipIf(!netnsAvailable())('bad input is rejected without a state change
   async function raw(method: string, path: string, body?: string, contentType = 'application/json'): Promise<{ status: number; json: { message: string; code: string; kind: string } }> {
     const http = await import('node:http')
     return await new Promise((resolve, reject) => {
-      const req = http.request({ socketPath: h.socket, method, path, headers: body === undefined ? {} : { 'content-type': contentType } }, (res) => {
+      const req = http.request({ socketPath: h.socket, method, path, headers: body === undefined ? {} : { 'content-type': contentType, 'content-length': Buffer.byteLength(body) } }, (res) => {
         let t = ''
         res.on('data', (d: Buffer) => (t += d.toString()))
         res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(t) as { message: string; code: string; kind: string } }))
@@ -62,8 +62,8 @@ describe.skipIf(!netnsAvailable())('bad input is rejected without a state change
     ['duplicate endpoint name', 'POST', '/networks/good/connect', { sandbox: 'sb2', name: 'sb1' }, 403, /already exists/],
     ['address in use', 'POST', '/networks/good/connect', { sandbox: 'sb2', ipv4Address: '10.125.0.2' }, 403, /in use|allocated|unavailable/i],
     ['address outside the subnet', 'POST', '/networks/good/connect', { sandbox: 'sb2', ipv4Address: '10.99.0.2' }, 400, /./],
-    ['busy host port', 'POST', '/networks/good/connect', { sandbox: 'sb2', portBindings: ['19000:80'] }, 403, /already allocated/],
-    ['busy host port (sandbox create)', 'POST', '/sandboxes', { name: 'x2', networks: [{ network: 'good', portBindings: ['19000:81'] }] }, 403, /already allocated/],
+    ['busy host port', 'POST', '/networks/good/connect', { sandbox: 'sb2', portBindings: ['19000:80'] }, 409, /already allocated/],
+    ['busy host port (sandbox create)', 'POST', '/sandboxes', { name: 'x2', networks: [{ network: 'good', portBindings: ['19000:81'] }] }, 409, /already allocated/],
     ['bad port binding', 'POST', '/networks/good/connect', { sandbox: 'sb2', portBindings: ['99999:80'] }, 400, /port binding/],
     ['unknown field (network)', 'POST', '/networks', { name: 'uf', colour: 'red' }, 400, /unknown field "colour"/],
     ['unknown nested field', 'POST', '/networks', { name: 'uf', ipam: { config: [{ subnet: '10.128.0.0/24', size: 3 }] } }, 400, /unknown field "ipam.config.0.size"/],

@@ -10,7 +10,8 @@ async function checkConsistent(h: CnmHarness, c: CnmClient): Promise<SandboxView
   const addrs = eps.map((e) => e.ipv4Address)
   expect(new Set(addrs).size, 'an address is allocated twice').toBe(addrs.length)
   expect(h.netnsFiles()).toEqual(sbs.map((s) => s.key.split('/').pop()).sort())
-  expect((await h.hostVeths()).length, 'orphan veths in the host namespace').toBe(eps.length)
+  const links = (await h.inHost('ip', ['-o', 'link'])).stdout
+  expect((await h.hostVeths()).length, `orphan veths in the host namespace:\n${links}\n${h.daemonLog}`).toBe(eps.length)
   for (const s of sbs) {
     const r = await h.inSandbox(s.key, 'ip', ['-4', '-o', 'addr', 'show', 'scope', 'global'])
     const inKernel = [...r.stdout.matchAll(/inet (\S+)/g)].map((m) => m[1])
