@@ -1,7 +1,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { AbortError, type Logger } from '@cnm/types'
 import { batchArgv, type BatchOutcome, type NsTarget, type Tool, type ToolPaths } from './batch.js'
-import { KernelError } from './errors.js'
+import { KernelError, NamespaceNotFoundError } from './errors.js'
 import type { ExecStats } from './exec.js'
 import type { LineRunner } from './transaction.js'
 
@@ -55,7 +55,12 @@ export class ResidentIp implements LineRunner {
       if (this.child !== child) return
       this.child = undefined
       for (const p of this.queue.splice(0)) {
-        p.reject(new KernelError(`resident ip helper ${why}`, { stderr: p.text.join('\n'), command: `${file} ${args.join(' ')}` }))
+        const stderr = [...p.text, this.stderrBuf].join('\n').trim()
+        p.reject(
+          /Cannot open network namespace/.test(stderr)
+            ? new NamespaceNotFoundError(`host network namespace ${this.host.label} not found: ${stderr}`)
+            : new KernelError(`resident ip helper ${why}: ${stderr}`, { stderr, command: `${file} ${args.join(' ')}` }),
+        )
       }
       if (!this.closing) this.log.error('resident ip helper %s', why)
     }

@@ -382,6 +382,12 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
     tx.discard()
     await expect(o.createSandbox('bad/key')).rejects.toMatchObject({ code: 'ERR_OSL_INVALID_OPTION' })
     await expect(o.netns(`${fx.prefix}-nope`).links()).rejects.toBeInstanceOf(NamespaceNotFoundError)
+    // a host namespace that does not exist, through the resident helper and through a launch
+    for (const residentHost of [true, false]) {
+      const bad = osl({ hostNetns: `${fx.prefix}-gone`, residentHost })()
+      await expect(bad.host.createBridge({ name: 'br7' })).rejects.toBeInstanceOf(NamespaceNotFoundError)
+      await bad.close()
+    }
     expect(await snapshot(host, fx.prefix)).toEqual(before)
     expect(await sb.info()).toEqual(sbBefore)
   })
@@ -458,6 +464,34 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
     tx.on(o.host).setLink('nosuchlink0', { up: true })
     await expect(tx.commit()).rejects.toBeInstanceOf(LinkNotFoundError)
     expect(await snapshot(host, fx.prefix)).toEqual(before)
+  })
+
+  it('concurrent attaches (and one that fails) do not disturb each other', async () => {
+    const { host, o } = await setup()
+    await o.host.createBridge({ name: 'br0', addresses: ['10.236.0.1/24'] })
+    const attach = async (i: number): Promise<string> => {
+      const sb = await o.createSandbox(`${fx.prefix}-sp${i}`)
+      const tx = o.transaction()
+      tx.on(sb).addInterface({ veth: { hostName: `${fx.prefix}p${i}`, master: 'br0' }, addresses: [`10.236.0.${i + 2}/24`] })
+      tx.on(o.host).setLink(`${fx.prefix}p${i}`, { hairpin: i !== 3 }) // bridge-port option: an ip line
+      // the fourth one fails after its veth exists: next hop outside every connected route
+      if (i === 3) tx.on(sb).addStaticRoute({ destination: '10.235.0.0/16', nextHop: '10.99.9.9' })
+      else tx.on(sb).setGateway('10.236.0.1')
+      await tx.commit()
+      return sb.key
+    }
+    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => attach(i)))
+    expect(results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason)).toEqual([
+      expect.any(GatewayUnreachableError),
+    ])
+    const ports = (await o.host.links()).filter((l) => l.master === 'br0').map((l) => l.ifname).sort()
+    expect(ports).toEqual([0, 1, 2, 4, 5, 6, 7, 8, 9].map((i) => `${fx.prefix}p${i}`).sort())
+    const hairpin = JSON.parse(await run('ip', ['-n', host, '-d', '-json', 'link', 'show', `${fx.prefix}p0`])) as Array<{
+      linkinfo?: { info_slave_data?: { hairpin?: boolean } }
+    }>
+    expect(hairpin[0]?.linkinfo?.info_slave_data?.hairpin).toBe(true)
+    const sb3 = await o.openSandbox(`${fx.prefix}-sp3`)
+    expect(sb3.interfaces).toEqual([]) // the failed attach left nothing inside
   })
 
   it('works with sandboxes outside /run/netns (nsenter path)', async () => {
