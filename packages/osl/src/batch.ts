@@ -27,11 +27,12 @@ export function batchArgv(
   paths: ToolPaths,
   tool: Tool,
   ns: NsTarget,
-  opts: { force?: boolean; json?: boolean; stats?: boolean } = {},
+  opts: { force?: boolean; json?: boolean; stats?: boolean; details?: boolean } = {},
 ): { file: string; args: string[] } {
   const flags: string[] = []
   if (opts.json === true) flags.push('-json')
   if (opts.stats === true) flags.push('-s')
+  if (opts.details === true) flags.push('-d')
   if (opts.force === true) flags.push('-force')
   flags.push('-batch', '-')
   const bin = paths[tool]
@@ -97,7 +98,7 @@ export class BatchRunner {
     tool: Tool,
     ns: NsTarget,
     lines: readonly string[],
-    opts: { force?: boolean; json?: boolean; stats?: boolean; signal?: AbortSignal } = {},
+    opts: { force?: boolean; json?: boolean; stats?: boolean; details?: boolean; signal?: AbortSignal } = {},
   ): Promise<BatchOutcome> {
     const { file, args } = batchArgv(this.paths, tool, ns, opts)
     this.log.trace('run %s %s in %s: %o', file, args.join(' '), ns.label, lines)

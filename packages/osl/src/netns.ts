@@ -161,12 +161,17 @@ export class Netns {
   }
 
   /** @internal Runs `ip -json -batch` with show commands; one launch. */
-  protected async query(lines: string[], options?: AbortOptions, flags: { stats?: boolean } = {}): Promise<unknown[]> {
+  protected async query(
+    lines: string[],
+    options?: AbortOptions,
+    flags: { stats?: boolean; details?: boolean } = {},
+  ): Promise<unknown[]> {
     options?.signal?.throwIfAborted()
     this.ctx.assertOpen()
     const out = await this.ctx.runner.run('ip', this.target, lines, {
       json: true,
       ...(flags.stats === true && { stats: true }),
+      ...(flags.details === true && { details: true }),
       ...(options?.signal === undefined ? {} : { signal: options.signal }),
     })
     if (!out.ok) {

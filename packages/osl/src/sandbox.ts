@@ -560,13 +560,18 @@ export class Sandbox extends Netns {
    * host names so removeInterface can move them back; others are deleted on removal.
    */
   async restore(srcNames: Record<string, string> = {}, options?: AbortOptions): Promise<void> {
-    const info = await this.info(options)
+    // -d adds linkinfo (the kind: bridge, veth, vxlan…)
+    const [links, routes] = await this.query(['addr show', 'route show table all'], options, { details: true })
+    const info = {
+      links: (links ?? []) as AddressInfo[],
+      routes: ((routes ?? []) as RouteInfo[]).filter((r) => r.table !== 'local'),
+    }
     const st = this.state
     st.interfaces.clear()
     st.counters.clear()
     st.foreignRoutes = []
     let v6 = false
-    for (const l of info.links as AddressInfo[]) {
+    for (const l of info.links) {
       if (l.ifname === 'lo') continue
       const addrs = (l.addr_info ?? [])
         .filter((a) => a.scope !== 'link')
@@ -577,7 +582,7 @@ export class Sandbox extends Netns {
         srcName: src === undefined ? undefined : validateIfName(src, 'srcNames'),
         hostPeer: undefined,
         dstName: l.ifname,
-        bridge: l.link_type === 'ether' && (l as { linkinfo?: { info_kind?: string } }).linkinfo?.info_kind === 'bridge',
+        bridge: (l as { linkinfo?: { info_kind?: string } }).linkinfo?.info_kind === 'bridge',
         master: l.master,
         mac: l.address,
         mtu: l.mtu,
@@ -592,7 +597,7 @@ export class Sandbox extends Netns {
       }
     }
     st.loIpv6 = v6 || !this.ipv6DisabledByDefault
-    for (const r of info.routes as RouteInfo[]) {
+    for (const r of info.routes) {
       if (r.dst === 'default') {
         if (r.gateway !== undefined) {
           if (r.gateway.includes(':')) st.gateway6 = r.gateway

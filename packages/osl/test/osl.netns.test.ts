@@ -284,8 +284,8 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
     expect((await ipJson(sb.key, ['route', 'show'])).map((r) => r['dst'])).not.toContain('10.244.1.0/24')
   })
 
-  it('IPv6 interfaces: nodad, lo IPv6 on; removal moves the link back under its name', async () => {
-    const { o } = await setup()
+  it('IPv6 interfaces: nodad, lo IPv6 on; removal moves the link back under its name; restore', async () => {
+    const { host, o } = await setup()
     const sb = await o.createSandbox(`${fx.prefix}-s6`)
     await o.host.createVeth({ name: `${fx.prefix}m`, peerName: `${fx.prefix}n` })
     await o.host.createVeth({ name: `${fx.prefix}o`, peerName: `${fx.prefix}q` })
@@ -309,6 +309,23 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
     // the counter goes on: the next interface is eth2
     const i2 = await sb.addInterface({ srcName: `${fx.prefix}n`, addresses: ['10.247.0.2/24'] })
     expect(i2.dstName).toBe('eth2')
+
+    // after a "restart": a new Osl opens the sandbox and recovers names, addresses, gateway and counters
+    await sb.addInterface({ bridge: true, dstPrefix: 'br' })
+    const o2 = osl({ hostNetns: host })()
+    fx.onCleanup(async () => await o2.close())
+    const again = await o2.openSandbox(sb.key, { srcNames: { eth2: `${fx.prefix}n` } })
+    const rows = again.interfaces.map((i) => [i.dstName, i.srcName, i.bridge, i.addresses])
+    expect(rows.sort((x, y) => String(x[0]).localeCompare(String(y[0])))).toEqual([
+      ['br0', undefined, true, []],
+      ['eth1', undefined, false, ['10.246.0.2/24']],
+      ['eth2', `${fx.prefix}n`, false, ['10.247.0.2/24']],
+    ])
+    expect(again.gateway6).toBe(undefined) // its route went with eth0
+    const i3 = await again.addInterface({ veth: { hostName: `${fx.prefix}r` }, addresses: ['10.234.0.2/24'] })
+    expect(i3.dstName).toBe('eth3')
+    await again.removeInterface('eth2')
+    expect((await o.host.link(`${fx.prefix}n`))?.ifname).toBe(`${fx.prefix}n`)
   })
 
   it('rolls back a failed attach: no link, address or route left behind', async () => {
