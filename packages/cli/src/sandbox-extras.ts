@@ -1,10 +1,12 @@
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { formatIp, type AbortOptions, type ComponentLogger, type Logger } from '@cnm/types'
 import type { Controller, SandboxInfo } from '@cnm/controller'
 import { openSocketInNetns } from '@cnm/osl'
 import { iptables } from '@cnm/iptables'
 import { EMBEDDED_DNS_ADDRESS, startSandboxResolver, type SandboxResolver, type UpstreamServer } from '@cnm/resolver'
-import { ensureDir, removeDir, writeFileAtomic, type SandboxExtras } from './service.js'
+import { removeDir, writeFileAtomicSync, type SandboxExtras } from './service.js'
+import { FreshNamespaceNat } from './internal/fresh-nat.js'
 
 export interface SandboxExtrasInit {
   /** Directory holding `<sandbox id>/hosts` and `<sandbox id>/resolv.conf`. */
@@ -82,13 +84,16 @@ export class SandboxFiles implements SandboxExtras {
     return lines.join('\n') + '\n'
   }
 
-  async #write(sb: SandboxInfo): Promise<void> {
+  // Two small files: written synchronously (well under a millisecond) rather than queued behind
+  // whatever occupies libuv's thread pool.
+  #write(sb: SandboxInfo): void {
     const f = this.filesOf(sb.id)
-    await ensureDir(join(this.#init.dir, sb.id), 0o755)
-    await Promise.all([writeFileAtomic(f.hostsPath, this.#hosts(sb)), writeFileAtomic(f.resolvConfPath, this.#resolvConf(sb))])
+    mkdirSync(join(this.#init.dir, sb.id), { recursive: true, mode: 0o755 })
+    writeFileAtomicSync(f.hostsPath, this.#hosts(sb))
+    writeFileAtomicSync(f.resolvConfPath, this.#resolvConf(sb))
   }
 
-  async #startResolver(sb: SandboxInfo, options?: AbortOptions): Promise<SandboxResolver | undefined> {
+  async #startResolver(sb: SandboxInfo, fresh: boolean, options?: AbortOptions): Promise<SandboxResolver | undefined> {
     if (!this.#init.embeddedDns || sb.useDefaultSandbox) return undefined
     try {
       return await startSandboxResolver(
@@ -104,7 +109,7 @@ export class SandboxFiles implements SandboxExtras {
           records: this.#ctl.dnsRecordSource(sb.id),
           netns: sb.key,
           openSocket: openSocketInNetns,
-          nat: iptables({ netns: sb.key, family: 4 }, { logger: this.#logger }),
+          nat: fresh ? new FreshNamespaceNat(sb.key, this.#logger) : iptables({ netns: sb.key, family: 4 }, { logger: this.#logger }),
         },
         options,
       )
@@ -115,17 +120,17 @@ export class SandboxFiles implements SandboxExtras {
     }
   }
 
-  async sandboxReady(sb: SandboxInfo, options?: AbortOptions): Promise<void> {
+  async sandboxReady(sb: SandboxInfo, options?: AbortOptions & { fresh?: boolean }): Promise<void> {
     if (!this.#resolvers.has(sb.id)) {
-      const r = this.#startResolver(sb, options)
+      const r = this.#startResolver(sb, options?.fresh === true, options)
       this.#resolvers.set(sb.id, r)
     }
-    await this.#write(sb)
+    this.#write(sb)
     await this.#resolvers.get(sb.id)
   }
 
   async sandboxChanged(sb: SandboxInfo): Promise<void> {
-    await this.#write(sb)
+    this.#write(sb)
   }
 
   async sandboxGoing(sid: string): Promise<void> {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, rm, writeFile, rename } from 'node:fs/promises'
+import { renameSync, writeFileSync } from 'node:fs'
+import { mkdir, rm } from 'node:fs/promises'
 import {
   formatCidr,
   formatIp,
@@ -79,7 +80,7 @@ export interface SandboxView {
 /** Hooks the daemon runs around sandboxes (per-sandbox files and the embedded DNS resolver). */
 export interface SandboxExtras {
   /** A sandbox was created (or found at start): write its files, start its resolver. */
-  sandboxReady(sb: SandboxInfo, options?: AbortOptions): Promise<void>
+  sandboxReady(sb: SandboxInfo, options?: AbortOptions & { fresh?: boolean }): Promise<void>
   /** Endpoints changed: rewrite its hosts file. */
   sandboxChanged(sb: SandboxInfo, options?: AbortOptions): Promise<void>
   /** Before the namespace goes: stop the resolver. */
@@ -337,7 +338,7 @@ export class CnmService {
     )
     try {
       // the resolver and files need only the namespace: set them up while the endpoints attach
-      const ready = this.#extras.sandboxReady(sb, options)
+      const ready = this.#extras.sandboxReady(sb, { ...options, fresh: true })
       try {
         for (const { spec, net } of nets) {
           const { network: _n, ...ep } = spec
@@ -347,8 +348,12 @@ export class CnmService {
         await ready
       }
       const now = this.#ctl.sandbox(sb.id)
-      if (nets.length > 0) await this.#extras.sandboxChanged(now, options)
-      return await this.sandboxView(now, options)
+      this.#log.trace('sandbox %s attached', sb.id)
+      if (nets.length > 0) await this.#extras.sandboxChanged(now)
+      this.#log.trace('sandbox %s files written', sb.id)
+      const view = await this.sandboxView(now, options)
+      this.#log.trace('sandbox %s view built', sb.id)
+      return view
     } catch (err) {
       await this.#removeSandbox(sb.id).catch((e: unknown) => this.#log.error('undo sandbox %s failed: %o', sb.id, e))
       throw err
@@ -368,11 +373,11 @@ export class CnmService {
   }
 }
 
-/** Writes per-sandbox files atomically (write to a temp name, rename). */
-export async function writeFileAtomic(path: string, content: string): Promise<void> {
+/** Writes a per-sandbox file atomically (write to a temp name, rename). */
+export function writeFileAtomicSync(path: string, content: string): void {
   const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`
-  await writeFile(tmp, content, { mode: 0o644 })
-  await rename(tmp, path)
+  writeFileSync(tmp, content, { mode: 0o644 })
+  renameSync(tmp, path)
 }
 
 export async function ensureDir(path: string, mode = 0o700): Promise<void> {
