@@ -165,7 +165,7 @@ describe('hedging and upstream health', () => {
     expect(r.upstreamHealth()[0]?.healthy).toBe(false)
     // the dead server comes back on the same port
     await hole.close()
-    const revived = await new TestUpstream('127.0.0.1', answerA('10.0.0.90')).start(holePort)
+    const revived = await new TestUpstream('127.0.0.1', answerA('10.0.0.90')).start(holePort, undefined, { tcp: false })
     cleanups.push(() => revived.stop())
     await new Promise((res) => setTimeout(res, 120))
     // next query: the probe copy goes to the revived server and (being faster) wins

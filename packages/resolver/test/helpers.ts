@@ -84,16 +84,36 @@ export class TestUpstream {
     public behaviour: UpstreamBehaviour,
   ) {}
 
-  /** Listens on 127.0.0.x:port (0 = any), or on adopted descriptors (a bound UDP and a listening TCP socket). */
-  async start(port = 0, fds?: { udp: number; tcp: number; port: number }): Promise<this> {
+  /**
+   * Listens on 127.0.0.x:port (0 = any free UDP+TCP port pair), or on adopted descriptors (a bound
+   * UDP and a listening TCP socket). `tcp: false` serves UDP only.
+   */
+  async start(port = 0, fds?: { udp: number; tcp: number; port: number }, options: { tcp?: boolean } = {}): Promise<this> {
+    const withTcp = options.tcp !== false
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.listenOnce(port, fds, withTcp)
+        return this
+      } catch (err) {
+        await this.stop().catch(() => undefined)
+        this.stopped = false
+        if (port !== 0 || fds !== undefined || attempt >= 20) throw err
+      }
+    }
+  }
+
+  private async listenOnce(port: number, fds: { udp: number; tcp: number; port: number } | undefined, withTcp: boolean): Promise<void> {
     this.udp = dgram.createSocket('udp4')
     this.udp.on('message', (msg, rinfo) => {
       void this.answer(msg, 'udp', rinfo.address, rinfo.port).then((out) => {
         if (out !== undefined && !this.stopped) this.udp.send(out, rinfo.port, rinfo.address)
       })
     })
-    if (fds !== undefined) await new Promise<void>((resolve) => this.udp.bind({ fd: fds.udp }, resolve))
-    else await new Promise<void>((resolve) => this.udp.bind(port, this.address, resolve))
+    await new Promise<void>((resolve, reject) => {
+      this.udp.once('error', reject)
+      if (fds !== undefined) this.udp.bind({ fd: fds.udp }, resolve)
+      else this.udp.bind(port, this.address, resolve)
+    })
     this.port = fds?.port ?? this.udp.address().port
     this.tcp = net.createServer((sock) => {
       this.conns.add(sock)
@@ -115,9 +135,12 @@ export class TestUpstream {
         }
       })
     })
-    if (fds !== undefined) await new Promise<void>((resolve) => this.tcp.listen({ fd: fds.tcp }, resolve))
-    else await new Promise<void>((resolve) => this.tcp.listen(this.port, this.address, resolve))
-    return this
+    if (!withTcp) return
+    await new Promise<void>((resolve, reject) => {
+      this.tcp.once('error', reject)
+      if (fds !== undefined) this.tcp.listen({ fd: fds.tcp }, resolve)
+      else this.tcp.listen(this.port, this.address, resolve)
+    })
   }
 
   private async answer(msg: Buffer, transport: 'udp' | 'tcp', from: string, fromPort: number): Promise<Buffer | undefined> {
@@ -138,8 +161,14 @@ export class TestUpstream {
     this.stopped = true
     for (const c of this.conns) c.destroy()
     await Promise.all([
-      new Promise<void>((resolve) => this.udp.close(() => resolve())),
-      new Promise<void>((resolve) => this.tcp.close(() => resolve())),
+      new Promise<void>((resolve) => {
+        try {
+          this.udp.close(() => resolve())
+        } catch {
+          resolve() // never bound or already closed
+        }
+      }),
+      new Promise<void>((resolve) => (this.tcp.listening ? this.tcp.close(() => resolve()) : resolve())),
     ])
   }
 }

@@ -178,8 +178,8 @@ export function encodeLocal(msg: Uint8Array, q: ParsedQuery, e: LocalEntry, limi
   if (!e.rotate && base + e.body.length <= limit) {
     const out = Buffer.allocUnsafe(base + e.body.length)
     writeHeader(out, q.id, replyFlags(q, e.rcode, false, false), 1, e.ancount, 0, e.arcount + (opt > 0 ? 1 : 0))
-    out.set(msg.subarray(HEADER_BYTES, qend), HEADER_BYTES)
-    e.body.copy(out, qend)
+    for (let i = HEADER_BYTES; i < qend; i++) out[i] = msg[i] as number // question as the client spelled it
+    out.set(e.body, qend)
     if (opt > 0) writeOpt(out, qend + e.body.length, ourUdpSize, e.rcode)
     return out
   }

@@ -109,7 +109,8 @@ export function parseQuery(msg: Uint8Array, q: ParsedQuery, scratch: Buffer): nu
   q.qtype = ((msg[o] as number) << 8) | (msg[o + 1] as number)
   q.qclass = ((msg[o + 2] as number) << 8) | (msg[o + 3] as number)
   q.questionEnd = o + 4
-  q.key = scratch.toString('latin1', 0, k)
+  // latin1Slice: Buffer's own decoder without toString's argument handling (hot path)
+  q.key = (scratch as Buffer & { latin1Slice(start: number, end: number): string }).latin1Slice(0, k)
   if (q.opcode !== 0) return PARSE_NOTIMP
   const an = ((msg[6] as number) << 8) | (msg[7] as number)
   const ns = ((msg[8] as number) << 8) | (msg[9] as number)
