@@ -2,7 +2,8 @@
 // plays the host: endpoint create (veth pair on the bridge) + join into a sandbox (driver join, then the
 // controller's part: interface moved in with its address and gateway, via @cnm/osl) + one published port
 // (programExternalConnectivity). Reports median/p95 per attach for N = 1, 10, 100 containers on one
-// network, process launches per attach, and firewall rules added per container.
+// network, processes started by Node per attach, commands the firewall's resident shell ran per attach,
+// and firewall rules added per container.
 // Needs root. Run: node tools/bench/run.mjs drivers-bridge (after building the packages).
 import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
@@ -24,24 +25,6 @@ function stats(xs) {
   return { n: s.length, medianMs: r(at(0.5)), p95Ms: r(at(0.95)), minMs: r(s[0]), maxMs: r(s[s.length - 1]) }
 }
 
-/** A command runner for iptables that counts launches (same behaviour as the package's default). */
-async function countingRunner(counter) {
-  const { spawn } = await import('node:child_process')
-  return (argv, options = {}) =>
-    new Promise((resolve, reject) => {
-      counter.n++
-      const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] })
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (d) => (stdout += d))
-      child.stderr.on('data', (d) => (stderr += d))
-      child.on('error', reject)
-      child.on('close', (code) => resolve({ code, stdout, stderr }))
-      // a command that reads no input may exit before we finish writing: that is not an error
-      child.stdin.on('error', () => undefined)
-      child.stdin.end(options.input ?? '')
-    })
-}
 
 async function countRules(fw) {
   const ipt = await fw.iptables(4)
@@ -54,8 +37,9 @@ async function runSize(n, round) {
   const hostKey = `${tag}-h${round}`
   await admin.createSandbox(hostKey, { exist: 'error' })
   const o = makeOsl({ hostNetns: hostKey })({ logger })
-  const ipt = { n: 0 }
-  const firewall = new BridgeFirewall({ netns: hostKey, ipv6: false }, { logger, runCommand: await countingRunner(ipt) })
+  // the firewall as the driver makes it by default (resident shell + resident iptables writer); injected
+  // here only to read its process counters
+  const firewall = new BridgeFirewall({ netns: hostKey, ipv6: false }, { logger })
   const sandboxes = []
   try {
     const driver = bridgeDriver({ hostNetns: hostKey, enableIp6tables: false })({ logger, store: memoryStore(), osl: o, firewall })
@@ -75,14 +59,18 @@ async function runSize(n, round) {
     const oslLaunches = []
     const phases = { createEndpoint: [], joinAndMove: [], publish: [] }
     const iptLaunches = []
+    const v4 = await firewall.iptables(4)
+    const saves0 = v4.stats.saves
+    const restores0 = v4.stats.restores
+    const residentRestores0 = v4.stats.residentRestores
     const publish = { labels: {}, exposedPorts: [{ proto: 'tcp', port: 80 }], portBindings: [{ proto: 'tcp', containerPort: 80, hostPort: 0, hostPortEnd: 0 }] }
     for (let i = 0; i < n; i++) {
       const sb = sandboxes[i]
       const address = { ip: addressAt(pool, BigInt(i + 2)), prefix: pool }
       const eid = generateId()
-      const l0 = o.stats.launches + ipt.n
+      const l0 = o.stats.launches + firewall.stats.launches
       const o0 = o.stats.launches
-      const i0 = ipt.n
+      const i0 = firewall.stats.commands
       const t0 = performance.now()
       await driver.createEndpoint(nid, eid, new EndpointInterface({ address }), { name: `c${i}`, driverOptions: {}, exposedPorts: [], portBindings: [], dnsServers: [] })
       const t1 = performance.now()
@@ -101,23 +89,33 @@ async function runSize(n, round) {
       phases.createEndpoint.push(t1 - t0)
       phases.joinAndMove.push(t2 - t1)
       phases.publish.push(t3 - t2)
-      launches.push(o.stats.launches + ipt.n - l0)
+      launches.push(o.stats.launches + firewall.stats.launches - l0)
       oslLaunches.push(o.stats.launches - o0)
-      iptLaunches.push(ipt.n - i0)
+      iptLaunches.push(firewall.stats.commands - i0)
     }
+    const savesPerAttach = (v4.stats.saves - saves0) / n
+    const restoresPerAttach = (v4.stats.restores - restores0) / n
+    const residentRestoresPerAttach = (v4.stats.residentRestores - residentRestores0) / n
     const rulesAfter = await countRules(firewall)
     return {
       containers: n,
       attach: stats(times),
       phasesMedianMs: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, stats(v).medianMs])),
+      // processes Node started (osl helpers, the firewall's resident shell) per attach
       launchesPerAttach: launches.reduce((a, b) => a + b, 0) / n,
       oslLaunchesPerAttach: oslLaunches.reduce((a, b) => a + b, 0) / n,
-      iptablesLaunchesPerAttach: iptLaunches.reduce((a, b) => a + b, 0) / n,
+      // commands the firewall's resident shell ran per attach (each one exec of a small process)
+      firewallCommandsPerAttach: iptLaunches.reduce((a, b) => a + b, 0) / n,
+      iptablesSavesPerAttach: savesPerAttach,
+      iptablesRestoresPerAttach: restoresPerAttach,
+      // of those restores, the ones written to the resident iptables-nft-restore (no process at all)
+      residentRestoresPerAttach,
       rulesPerContainer: (rulesAfter - rulesBefore) / n,
       rulesForNetwork: rulesBefore,
     }
   } finally {
     for (const sb of sandboxes) await sb.destroy().catch(() => undefined)
+    await firewall.close()
     await o.close()
     // Deleting the namespace takes its bridge, veths and firewall with it.
     await admin.deleteSandbox(hostKey).catch(() => undefined)
@@ -139,6 +137,8 @@ console.log(
       attachMedianMs: byN((r) => r.attach.medianMs),
       attachP95Ms: byN((r) => r.attach.p95Ms),
       launchesPerAttach: byN((r) => r.launchesPerAttach),
+      firewallCommandsPerAttach: byN((r) => r.firewallCommandsPerAttach),
+      publishMedianMs: byN((r) => r.phasesMedianMs.publish),
       firewallRulesPerContainer: byN((r) => r.rulesPerContainer),
     },
     what: 'endpoint create + join (driver join + osl move with address and gateway) + publish one TCP port, per container, on one bridge network in a bench-owned host namespace',

@@ -642,7 +642,15 @@ export class BridgeDriver implements NetworkDriver {
               const port = await this.kernelCall('reserve host port', () =>
                 this.kernel.reservePort(
                   eid,
-                  { proto: b.proto, hostIp: parseIp(hostIp), hostPort: b.hostPort, hostPortEnd: Math.max(b.hostPort, b.hostPortEnd ?? 0) },
+                  {
+                    proto: b.proto,
+                    hostIp: parseIp(hostIp),
+                    hostPort: b.hostPort,
+                    hostPortEnd: Math.max(b.hostPort, b.hostPortEnd ?? 0),
+                    bridge: net.rec.bridgeName,
+                    containerIp: this.containerIpFor(rec, parseIp(hostIp)),
+                    containerPort: b.containerPort,
+                  },
                   options,
                 ),
               )
@@ -703,11 +711,15 @@ export class BridgeDriver implements NetworkDriver {
     return out
   }
 
+  /** The endpoint address a port published on `hostIp` forwards to (IPv6 for an IPv6 host address). */
+  private containerIpFor(rec: BridgeEndpointRecord, hostIp: IpAddr): IpAddr {
+    return hostIp.version === 6 && rec.ipv6 !== undefined ? parseCidr(rec.ipv6).ip : parseCidr(rec.ipv4).ip
+  }
+
   private published(net: NetState, rec: BridgeEndpointRecord, mappings: readonly PortMappingRecord[]): PublishedPort[] {
     return mappings.map((m) => {
       const hostIp = parseIp(m.hostIp)
-      const container = hostIp.version === 6 && rec.ipv6 !== undefined ? parseCidr(rec.ipv6).ip : parseCidr(rec.ipv4).ip
-      return { proto: m.proto, hostIp, hostPort: m.hostPort, containerIp: container, containerPort: m.containerPort, bridge: net.rec.bridgeName }
+      return { proto: m.proto, hostIp, hostPort: m.hostPort, containerIp: this.containerIpFor(rec, hostIp), containerPort: m.containerPort, bridge: net.rec.bridgeName }
     })
   }
 
@@ -849,7 +861,20 @@ export class BridgeDriver implements NetworkDriver {
     const kept: PortMappingRecord[] = []
     for (const m of rec.portMappings) {
       try {
-        await this.kernel.reservePort(rec.id, { proto: m.proto, hostIp: parseIp(m.hostIp), hostPort: m.hostPort, hostPortEnd: m.hostPort }, options)
+        const hostIp = parseIp(m.hostIp)
+        await this.kernel.reservePort(
+          rec.id,
+          {
+            proto: m.proto,
+            hostIp,
+            hostPort: m.hostPort,
+            hostPortEnd: m.hostPort,
+            bridge: net.rec.bridgeName,
+            containerIp: this.containerIpFor(rec, hostIp),
+            containerPort: m.containerPort,
+          },
+          options,
+        )
         kept.push(m)
       } catch (err) {
         if (isCnmError(err, 'ERR_ABORTED')) throw err
@@ -912,6 +937,22 @@ export class BridgeDriver implements NetworkDriver {
     await this.kernelCall('release ports', () => this.kernel.releasePorts(rec.id, options))
     await this.kernelCall('delete veth', () => this.kernel.deleteLink(rec.hostIfName, options))
     await this.state.deleteEndpoint(rec.id, options)
+  }
+
+  // ---------------------------------------------------------------- shutdown
+
+  /**
+   * Driver shutdown: closes the host-port holders (`holdHostPorts`) and the firewall's resident helper
+   * process (when the driver made the firewall), and leaves bridges, veths, firewall rules, published
+   * ports and records in place, so running containers keep working and the next start's `restore()`
+   * takes them over. Idempotent; the driver stays usable (helpers start again on demand).
+   */
+  async close(): Promise<void> {
+    await this.kernel.close?.()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
   }
 
   // ---------------------------------------------------------------- helpers

@@ -44,9 +44,11 @@ function createBridgeDriver(config: BridgeDriverConfig, components: BridgeDriver
     )
   }
   let firewall: BridgeFirewall | undefined
+  let ownsFirewall = false
   if (config.enableIptables) {
     firewall = components.firewall
     if (firewall === undefined) {
+      ownsFirewall = true
       firewall = new BridgeFirewall(
         {
           ...(config.hostNetns !== undefined && { netns: config.hostNetns }),
@@ -79,6 +81,7 @@ function createBridgeDriver(config: BridgeDriverConfig, components: BridgeDriver
     forwarding: config.enableIpForwarding,
     ip6tables: config.enableIp6tables,
     holdPort,
+    ownsFirewall,
   })
   return new BridgeDriver(config, { logger, ...(components.store !== undefined && { store: components.store }) }, kernel)
 }

@@ -537,7 +537,7 @@ describe('BridgeDriver restore', () => {
     await a.driver.createEndpoint(id, e, iface('10.84.0.2/24'), epCfg)
     await a.driver.programExternalConnectivity(id, e, sb([{ containerPort: 80, hostPort: 8080 }]))
     const fresh = new FakeKernel()
-    await fresh.reservePort('someone-else', { proto: 'tcp', hostIp: parseIp('0.0.0.0'), hostPort: 8080, hostPortEnd: 8080 })
+    await fresh.reservePort('someone-else', { proto: 'tcp', hostIp: parseIp('0.0.0.0'), hostPort: 8080, hostPortEnd: 8080, bridge: 'br-other', containerIp: parseIp('10.84.0.9'), containerPort: 80 })
     const b = setup({}, fresh, store)
     await b.driver.restore()
     expect((await b.driver.endpointOperInfo(id, e)).portMappings).toEqual([])

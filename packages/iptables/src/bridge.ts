@@ -1,8 +1,10 @@
-import { parseCidr, parseIp, parsePrefix, prefixContains, throwIfAborted, tryParseIp } from '@cnm/types'
+import { isCnmError, parseCidr, parseIp, parsePrefix, prefixContains, throwIfAborted, tryParseIp } from '@cnm/types'
 import type { AbortOptions, ComponentLogger, IpAddr, IpVersion, Logger } from '@cnm/types'
-import { InvalidFirewallOptionError, IptablesNotFoundError } from './errors.js'
-import { isValidNetnsName, spawnCommand } from './internal/exec.js'
+import { CommandFailure, InvalidFirewallOptionError, IptablesCommandError, IptablesNotFoundError } from './errors.js'
+import { inNetns, isValidNetnsName, spawnCommand } from './internal/exec.js'
 import type { CommandRunner } from './internal/exec.js'
+import { residentCommandRunner } from './internal/resident.js'
+import type { ResidentCommandRunner } from './internal/resident.js'
 import {
   assertInterfaceName,
   bridgeChains,
@@ -17,6 +19,8 @@ import type { BridgeChains, NetworkRuleConfig } from './internal/layout.js'
 import { Sysctl } from './internal/sysctl.js'
 import { Iptables } from './iptables.js'
 import type { ApplyResult, Change, IptablesBackend } from './iptables.js'
+import { assertProtocol } from './port-allocator.js'
+import type { Protocol } from './port-allocator.js'
 
 export type { BridgeChains } from './internal/layout.js'
 
@@ -49,13 +53,33 @@ export interface BridgeFirewallInit {
   ipv6?: boolean
   /** @default 'auto' */
   backend?: 'auto' | IptablesBackend
+  /**
+   * Run iptables, sysctl and conntrack through one long-lived shell shared by both families, instead
+   * of one Node `spawn` per command. Ignored when `runCommand` is injected. `close()` ends it.
+   * @default true
+   */
+  resident?: boolean
+  /** Milliseconds the resident shell and writers stay alive without work. @default 10000 */
+  residentIdleMs?: number
+  /**
+   * nft backend: the Iptables instances the firewall makes write through a resident
+   * `iptables-nft-restore` acknowledged by `xtables-monitor` (`IptablesInit.residentWriter`): a port
+   * mapping then starts no process. They run inside `netns` (keeping it alive while they run). Ignored
+   * when `runCommand` is injected.
+   * @default true
+   */
+  residentWriter?: boolean
 }
 
 export interface BridgeFirewallComponents {
   logger: ComponentLogger
-  /** Share existing instances (same namespace) instead of creating new ones. */
+  /**
+   * Share existing instances (same namespace) instead of creating new ones. cnm's chains are claimed
+   * on them (`Iptables.claimChains`): nothing else may write those chains through them.
+   */
   iptables4?: Iptables
   iptables6?: Iptables
+  /** Runs one command. @default a resident shell owned by the firewall (`resident: true`) */
   runCommand?: CommandRunner
 }
 
@@ -64,7 +88,42 @@ export const DEFAULT_BRIDGE_FIREWALL_INIT = Object.freeze({
   hairpin: true,
   ipv6: true,
   backend: 'auto' as const,
+  resident: true,
+  residentIdleMs: 10_000,
+  residentWriter: true,
 })
+
+/** Processes of a BridgeFirewall (for benchmarks and diagnostics). */
+export interface BridgeFirewallStats {
+  /** Processes Node started for the firewall: resident shells and resident writers. */
+  readonly launches: number
+  /** Commands run through the firewall's resident shell (iptables-save, sysctl, conntrack, …). */
+  readonly commands: number
+}
+
+/** What `enableForwarding` did. */
+export interface ForwardingResult {
+  /** Per family: forwarding had to be switched on (and the filter FORWARD policy was set to DROP). */
+  readonly enabled: { readonly 4: boolean; readonly 6: boolean }
+}
+
+export interface ForwardingOptions extends AbortOptions {
+  /**
+   * Also IPv6: `net.ipv6.conf.{default,all}.forwarding=1` and the ip6tables FORWARD policy DROP
+   * (always, as Docker does with ip6tables). Skipped when ip6tables is not managed.
+   * @default false
+   */
+  ipv6?: boolean
+}
+
+/** Connection-tracking entries of one published port, to flush when it is unpublished. */
+export interface ConntrackFlow {
+  readonly family: IpVersion
+  readonly proto: Protocol
+  /** The host address the port was published on; the unspecified address matches every address. */
+  readonly hostIp?: string
+  readonly hostPort: number
+}
 
 export interface BridgeNetworkConfig {
   /** Bridge device name (must exist when `hairpin` or `icc: false` needs sysctls on it). */
@@ -119,7 +178,13 @@ export class BridgeFirewall {
   private readonly v4: Iptables
   private readonly v6: Iptables | undefined
   private readonly sysctl: Sysctl
+  private readonly runCommand: CommandRunner
+  private readonly ownRunner: ResidentCommandRunner | undefined
+  /** The Iptables instances this firewall made (closed with it). */
+  private readonly ownIptables: Iptables[] = []
   private v6Usable: Promise<boolean> | undefined
+  /** IPv6 chains and jumps were set up by this instance (v4-only networks then skip ip6tables). */
+  private ready6 = false
 
   constructor(init: BridgeFirewallInit, components: BridgeFirewallComponents) {
     if (init === null || typeof init !== 'object') throw new InvalidFirewallOptionError('init must be an object')
@@ -131,21 +196,56 @@ export class BridgeFirewall {
     }
     if (typeof cfg.hairpin !== 'boolean') throw new InvalidFirewallOptionError('hairpin must be a boolean')
     if (typeof cfg.ipv6 !== 'boolean') throw new InvalidFirewallOptionError('ipv6 must be a boolean')
+    if (typeof cfg.resident !== 'boolean') throw new InvalidFirewallOptionError('resident must be a boolean')
+    if (!Number.isInteger(cfg.residentIdleMs) || cfg.residentIdleMs < 0) {
+      throw new InvalidFirewallOptionError(`residentIdleMs must be a non-negative integer, got ${String(cfg.residentIdleMs)}`)
+    }
+    if (typeof cfg.residentWriter !== 'boolean') throw new InvalidFirewallOptionError('residentWriter must be a boolean')
     this.chains = bridgeChains(cfg.chainPrefix)
     this.netns = cfg.netns
     this.hairpin = cfg.hairpin
-    const runCommand = components.runCommand ?? spawnCommand
-    const base = { ...(cfg.netns === undefined ? {} : { netns: cfg.netns }), backend: cfg.backend }
+    if (components.runCommand !== undefined) {
+      this.runCommand = components.runCommand
+    } else if (cfg.resident) {
+      this.ownRunner = residentCommandRunner({ idleMs: cfg.residentIdleMs })
+      this.runCommand = this.ownRunner
+    } else {
+      this.runCommand = spawnCommand
+    }
+    const runCommand = this.runCommand
+    const base = {
+      ...(cfg.netns === undefined ? {} : { netns: cfg.netns }),
+      backend: cfg.backend,
+      residentIdleMs: cfg.residentIdleMs,
+      residentWriter: cfg.residentWriter && components.runCommand === undefined,
+    }
     const ipComponents = { logger: components.logger, runCommand }
-    this.v4 = components.iptables4 ?? new Iptables({ ...base, family: 4 }, ipComponents)
-    this.v6 = cfg.ipv6 ? (components.iptables6 ?? new Iptables({ ...base, family: 6 }, ipComponents)) : undefined
+    const make = (family: IpVersion): Iptables => {
+      const ipt = new Iptables({ ...base, family }, ipComponents)
+      this.ownIptables.push(ipt)
+      return ipt
+    }
+    this.v4 = components.iptables4 ?? make(4)
+    this.v6 = cfg.ipv6 ? (components.iptables6 ?? make(6)) : undefined
     for (const [ipt, family] of [[this.v4, 4], [this.v6, 6]] as const) {
       if (ipt !== undefined && (ipt.netns !== cfg.netns || ipt.family !== family)) {
         throw new InvalidFirewallOptionError(`iptables${family} must be an IPv${family} instance for netns ${cfg.netns ?? '(current)'}`)
       }
     }
+    // cnm alone writes these chains: port mappings and per-network rules are planned from memory.
+    // <P>-USER is left out: like DOCKER-USER it is meant for the administrator's own rules.
+    const c = this.chains
+    const owned = [c.main, c.isolation1, c.isolation2, c.forward, c.postrouting]
+    this.v4.claimChains(owned)
+    this.v6?.claimChains(owned)
     this.sysctl = new Sysctl(runCommand, cfg.netns)
     this.log = components.logger.forComponent('cnm:iptables:bridge').child(cfg.netns ?? 'root')
+  }
+
+  /** Processes started and commands run so far. */
+  get stats(): BridgeFirewallStats {
+    const writers = this.ownIptables.reduce((n, ipt) => n + ipt.stats.writerLaunches, 0)
+    return { launches: (this.ownRunner?.stats.launches ?? 0) + writers, commands: this.ownRunner?.stats.commands ?? 0 }
   }
 
   /** The Iptables instance of a family (IPv6: undefined when disabled or ip6tables is missing). */
@@ -162,6 +262,7 @@ export class BridgeFirewall {
     if (await this.ipv6Usable(options)) {
       try {
         r6 = await (this.v6 as Iptables).apply(chainSetupChanges(this.chains, 6, this.hairpin), options)
+        this.ready6 = true
       } catch (err) {
         await this.undo(this.v4, r4)
         throw err
@@ -193,34 +294,24 @@ export class BridgeFirewall {
         if (n.v6 !== undefined) await this.sysctl.ensure('net/bridge/bridge-nf-call-ip6tables', '1', options.signal)
       }
     }
-    const extra4: Change[] = []
-    const extra6: Change[] = []
-    if (n.enableIpForwarding) {
-      if (await this.sysctl.ensure('net/ipv4/ip_forward', '1', options.signal)) {
-        extra4.push({ op: 'policy', table: 'filter', chain: 'FORWARD', policy: 'DROP' })
-        this.log('enabled IPv4 forwarding; FORWARD policy DROP')
-      }
-      if (n.v6 !== undefined) {
-        await this.sysctl.ensure('net/ipv6/conf/default/forwarding', '1', options.signal)
-        await this.sysctl.ensure('net/ipv6/conf/all/forwarding', '1', options.signal)
-        extra6.push({ op: 'policy', table: 'filter', chain: 'FORWARD', policy: 'DROP' })
-      }
-    }
+    const fwd = n.enableIpForwarding ? await this.forwardingChanges(n.v6 !== undefined, options.signal) : { 4: [], 6: [] }
     const r4 = await this.v4.apply(
-      [...chainSetupChanges(this.chains, 4, this.hairpin), ...extra4, ...networkRuleChanges(this.chains, n.v4)],
+      [...chainSetupChanges(this.chains, 4, this.hairpin), ...fwd[4], ...networkRuleChanges(this.chains, n.v4)],
       options,
     )
     let r6: ApplyResult | undefined
-    if (await this.ipv6Usable(options)) {
+    // a v4-only network needs ip6tables only while cnm's IPv6 chains are not set up yet
+    if ((n.v6 !== undefined || !this.ready6) && (await this.ipv6Usable(options))) {
       try {
         r6 = await (this.v6 as Iptables).apply(
           [
             ...chainSetupChanges(this.chains, 6, this.hairpin),
-            ...extra6,
+            ...fwd[6],
             ...(n.v6 === undefined ? [] : networkRuleChanges(this.chains, n.v6)),
           ],
           options,
         )
+        this.ready6 = true
       } catch (err) {
         await this.undo(this.v4, r4)
         throw err
@@ -269,8 +360,119 @@ export class BridgeFirewall {
     const r4 = await this.v4.apply(changes, options)
     let applied6 = 0
     if (await this.ipv6Usable(options)) applied6 = (await (this.v6 as Iptables).apply(changes, options)).applied
+    this.ready6 = false
     this.log('removed all %s* chains', this.chains.main)
     return { applied: { 4: r4.applied, 6: applied6 } }
+  }
+
+  /**
+   * Driver start (drivers.md §3.1): ensures `net.ipv4.ip_forward=1` in the namespace; if it had to be
+   * switched on, the filter FORWARD policy becomes DROP. With `ipv6` (and ip6tables managed) also
+   * IPv6 forwarding (`default` and `all`) and the ip6tables FORWARD policy DROP. The policies are
+   * never put back. Idempotent; one sysctl read when forwarding is already on.
+   */
+  async enableForwarding(options: ForwardingOptions = {}): Promise<ForwardingResult> {
+    throwIfAborted(options.signal)
+    const ipv6 = options.ipv6 === true && (await this.ipv6Usable(options))
+    const fwd = await this.forwardingChanges(ipv6, options.signal)
+    const r4 = await this.v4.apply(fwd[4], options)
+    if (ipv6) {
+      try {
+        await (this.v6 as Iptables).apply(fwd[6], options)
+      } catch (err) {
+        await this.undo(this.v4, r4)
+        throw err
+      }
+    }
+    return { enabled: { 4: fwd[4].length > 0, 6: fwd.enabled6 } }
+  }
+
+  /** Sysctls for forwarding, and the FORWARD policy changes that go with them. */
+  private async forwardingChanges(ipv6: boolean, signal?: AbortSignal): Promise<{ 4: Change[]; 6: Change[]; enabled6: boolean }> {
+    const out: { 4: Change[]; 6: Change[]; enabled6: boolean } = { 4: [], 6: [], enabled6: false }
+    if (await this.sysctl.ensure('net/ipv4/ip_forward', '1', signal)) {
+      out[4].push({ op: 'policy', table: 'filter', chain: 'FORWARD', policy: 'DROP' })
+      this.log('enabled IPv4 forwarding; FORWARD policy DROP')
+    }
+    if (ipv6) {
+      const a = await this.sysctl.ensure('net/ipv6/conf/default/forwarding', '1', signal)
+      const b = await this.sysctl.ensure('net/ipv6/conf/all/forwarding', '1', signal)
+      out.enabled6 = a || b
+      out[6].push({ op: 'policy', table: 'filter', chain: 'FORWARD', policy: 'DROP' })
+    }
+    return out
+  }
+
+  /**
+   * Deletes the connection-tracking entries of unpublished ports (`conntrack -D -p P --orig-port-dst
+   * HP [--orig-dst HOSTIP]` in the namespace), so that, for UDP above all, packets of an existing flow
+   * stop going to the old container. Returns how many entries were deleted. Needs the `conntrack`
+   * tool (conntrack-tools).
+   */
+  async flushConntrack(flows: readonly ConntrackFlow[], options: AbortOptions = {}): Promise<number> {
+    throwIfAborted(options.signal)
+    const argvs = flows.map((f) => {
+      if (f === null || typeof f !== 'object' || (f.family !== 4 && f.family !== 6)) {
+        throw new InvalidFirewallOptionError('a conntrack flow needs family 4 or 6')
+      }
+      assertProtocol(f.proto)
+      if (!Number.isInteger(f.hostPort) || f.hostPort < 1 || f.hostPort > 65535) {
+        throw new InvalidFirewallOptionError(`hostPort must be in 1..65535, got ${String(f.hostPort)}`)
+      }
+      const argv = ['conntrack', '-D', '-f', f.family === 4 ? 'ipv4' : 'ipv6', '-p', f.proto, '--orig-port-dst', String(f.hostPort)]
+      if (f.hostIp !== undefined) {
+        const ip = canonicalIp(f.hostIp, 'hostIp', f.family)
+        if (ip !== '0.0.0.0' && ip !== '::') argv.push('--orig-dst', ip)
+      }
+      return inNetns(this.netns, argv)
+    })
+    let deleted = 0
+    for (const argv of argvs) {
+      throwIfAborted(options.signal)
+      let r
+      try {
+        r = await this.runCommand(argv, options.signal === undefined ? {} : { signal: options.signal })
+      } catch (err) {
+        if (isCnmError(err)) throw err
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new IptablesNotFoundError('conntrack not found', { cause: err })
+        throw new IptablesCommandError('could not run conntrack', { cause: err })
+      }
+      // conntrack exits 1 when nothing matched ("0 flow entries have been deleted")
+      const m = /(\d+) flow entries have been deleted/.exec(r.stderr)
+      if (m !== null) {
+        deleted += Number(m[1])
+        continue
+      }
+      if (r.code !== 0) {
+        throw new IptablesCommandError(`conntrack -D failed: ${r.stderr.trim().split('\n')[0] ?? ''}`, {
+          cause: new CommandFailure(argv, r.code, r.stderr, r.stdout),
+        })
+      }
+    }
+    if (deleted > 0) this.log('deleted %d conntrack entries', deleted)
+    return deleted
+  }
+
+  /**
+   * Forgets the in-memory view of both families' rulesets, so the next change reads them again (call it
+   * after something else reloaded the firewall).
+   */
+  invalidate(): void {
+    this.v4.invalidate()
+    this.v6?.invalidate()
+  }
+
+  /**
+   * Ends the resident processes of the firewall and of the Iptables instances it made. Rules stay.
+   * Injected Iptables instances are not closed. The firewall stays usable (they start again on demand).
+   */
+  async close(): Promise<void> {
+    for (const ipt of this.ownIptables) await ipt.close()
+    await this.ownRunner?.close()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
   }
 
   private resolve(config: BridgeNetworkConfig): ResolvedNetwork {

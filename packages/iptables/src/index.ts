@@ -1,5 +1,7 @@
 export { Iptables, iptables, DEFAULT_IPTABLES_INIT } from './iptables.js'
 export { spawnCommand } from './internal/exec.js'
+export { residentCommandRunner, DEFAULT_RESIDENT_RUNNER_INIT } from './internal/resident.js'
+export type { ResidentCommandRunner, ResidentRunnerInit, ResidentRunnerStats } from './internal/resident.js'
 export type {
   IptablesInit,
   IptablesComponents,
@@ -18,6 +20,7 @@ export type {
   ApplyOptions,
   ApplyResult,
   SaveOptions,
+  IptablesStats,
   CommandRunner,
   CommandResult,
   RunOptions,
@@ -38,7 +41,17 @@ export {
   PortNotMappedError,
 } from './errors.js'
 export { BridgeFirewall, bridgeFirewall, DEFAULT_BRIDGE_FIREWALL_INIT } from './bridge.js'
-export type { BridgeFirewallInit, BridgeFirewallComponents, BridgeNetworkConfig, BridgeChains, ProgramResult } from './bridge.js'
+export type {
+  BridgeFirewallInit,
+  BridgeFirewallComponents,
+  BridgeNetworkConfig,
+  BridgeChains,
+  ProgramResult,
+  ForwardingOptions,
+  BridgeFirewallStats,
+  ForwardingResult,
+  ConntrackFlow,
+} from './bridge.js'
 export {
   PortAllocator,
   portAllocator,
@@ -58,4 +71,5 @@ export type {
   PortHolder,
   PortMapperInit,
   PortMapperComponents,
+  ReleaseOptions,
 } from './port-mapper.js'

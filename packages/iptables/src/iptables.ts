@@ -12,6 +12,9 @@ import {
 import { inNetns, isValidNetnsName, spawnCommand } from './internal/exec.js'
 import type { CommandResult, CommandRunner } from './internal/exec.js'
 import { cloneModel, parseSave, savedRule } from './internal/model.js'
+import { residentCommandRunner } from './internal/resident.js'
+import type { ResidentCommandRunner } from './internal/resident.js'
+import { ResidentWriter } from './internal/resident-writer.js'
 import type { ChainModel, SavedRule, TablesModel } from './internal/model.js'
 import { assertChain, assertRuleArgs, assertTable, isBuiltinChain, quoteArg, ruleKey, targetOf } from './internal/rule.js'
 import type { Table } from './internal/rule.js'
@@ -42,15 +45,69 @@ export interface IptablesInit {
    * @default 10
    */
   waitSeconds?: number
+  /**
+   * User-defined chains this instance alone writes (cnm's own chains). A change set that touches only
+   * such chains is planned against the in-memory view of the ruleset (kept from the last read and
+   * every successful apply) and costs one `iptables-restore`, without an `iptables-save` first. The
+   * view is read again after any failure, on `invalidate()`, and whenever a change set touches another
+   * chain (built-in chains are shared with other programs and are always read). See `claimChains`.
+   * @default []
+   */
+  ownedChains?: readonly string[]
+  /**
+   * Run iptables through one long-lived shell (`residentCommandRunner`) instead of one Node `spawn`
+   * per command. Ignored when `runCommand` is injected. `close()` ends the shell.
+   * @default true
+   */
+  resident?: boolean
+  /**
+   * Milliseconds the resident shell (and the resident writer) stay alive without work (they start
+   * again when needed).
+   * @default 10000
+   */
+  residentIdleMs?: number
+  /**
+   * nft backend: write change sets through one long-lived `iptables-nft-restore --noflush` in the
+   * namespace, acknowledged by a long-lived `xtables-monitor` (NEWGEN events), so a write starts no
+   * process (about 0.5 ms instead of an exec). The two processes keep the namespace alive while they
+   * run (they exit after `residentIdleMs` idle and on `close()`): use it for long-lived namespaces such
+   * as the host's. Falls back to one `iptables-restore` per write when the tools are missing.
+   * @default false
+   */
+  residentWriter?: boolean
 }
 
 export interface IptablesComponents {
   logger: ComponentLogger
-  /** Runs one command without a shell. @default child_process.spawn */
+  /**
+   * Runs one command. @default a resident shell owned by this instance (`resident: true`), else
+   * child_process.spawn per command
+   */
   runCommand?: CommandRunner
 }
 
-export const DEFAULT_IPTABLES_INIT = Object.freeze({ backend: 'auto' as const, waitSeconds: 10 })
+export const DEFAULT_IPTABLES_INIT = Object.freeze({
+  backend: 'auto' as const,
+  waitSeconds: 10,
+  ownedChains: Object.freeze([]) as readonly string[],
+  resident: true,
+  residentIdleMs: 10_000,
+  residentWriter: false,
+})
+
+/** What an Iptables instance has run so far (for tests, benchmarks and diagnostics). */
+export interface IptablesStats {
+  /** `iptables-save` runs (reads of the ruleset). */
+  saves: number
+  /** `iptables-restore` runs (writes). */
+  restores: number
+  /** Change sets planned against the in-memory view, without a read. */
+  cachedPlans: number
+  /** Restores that went through the resident writer (no process started). */
+  residentRestores: number
+  /** Processes the resident writer started (restore and monitor, counted at each start). */
+  writerLaunches: number
+}
 
 /** Append the rule unless an identical rule is already in the chain. */
 export interface EnsureRuleChange {
@@ -146,6 +203,13 @@ export interface SaveOptions extends AbortOptions {
   table?: Table
 }
 
+type ChainsOf = Map<string, ChainModel>
+
+interface RestoreOutcome extends CommandResult {
+  /** The failing line of the script (1-based), when iptables named one. */
+  readonly failedLine: number | undefined
+}
+
 interface Plan {
   /** Restore lines per table, in table order of first use. */
   blocks: Map<Table, string[]>
@@ -171,6 +235,15 @@ export class Iptables {
   private readonly config: { backend: 'auto' | IptablesBackend; waitSeconds: number }
   private detected: Promise<IptablesBackend> | undefined
   private queue: Promise<unknown> = Promise.resolve()
+  /** The resident shell this instance started (and closes), when no runner was injected. */
+  private readonly ownRunner: ResidentCommandRunner | undefined
+  private readonly claimed = new Set<string>()
+  /** The ruleset per table as of the last read or successful apply; empty after a failure. */
+  private readonly view = new Map<Table, ChainsOf>()
+  private readonly counters: Omit<IptablesStats, 'writerLaunches'> = { saves: 0, restores: 0, cachedPlans: 0, residentRestores: 0 }
+  private readonly writerWanted: boolean
+  private readonly idleMs: number
+  private writer: ResidentWriter | undefined
 
   constructor(init: IptablesInit, components: IptablesComponents) {
     if (init === null || typeof init !== 'object') throw new InvalidFirewallOptionError('init must be an object')
@@ -187,12 +260,67 @@ export class Iptables {
     if (!Number.isInteger(config.waitSeconds) || config.waitSeconds < 0 || config.waitSeconds > 3600) {
       throw new InvalidFirewallOptionError(`waitSeconds must be an integer in 0..3600, got ${config.waitSeconds}`)
     }
+    if (typeof config.resident !== 'boolean') throw new InvalidFirewallOptionError('resident must be a boolean')
+    if (!Number.isInteger(config.residentIdleMs) || config.residentIdleMs < 0) {
+      throw new InvalidFirewallOptionError(`residentIdleMs must be a non-negative integer, got ${String(config.residentIdleMs)}`)
+    }
+    if (!Array.isArray(config.ownedChains)) throw new InvalidFirewallOptionError('ownedChains must be an array of chain names')
+    if (typeof config.residentWriter !== 'boolean') throw new InvalidFirewallOptionError('residentWriter must be a boolean')
+    this.writerWanted = config.residentWriter
+    this.idleMs = config.residentIdleMs
     this.netns = init.netns
     this.family = init.family
     this.config = { backend: config.backend, waitSeconds: config.waitSeconds }
-    this.runCommand = components.runCommand ?? spawnCommand
+    this.claimChains(config.ownedChains)
+    if (components.runCommand !== undefined) {
+      this.runCommand = components.runCommand
+    } else if (config.resident) {
+      this.ownRunner = residentCommandRunner({ idleMs: config.residentIdleMs })
+      this.runCommand = this.ownRunner
+    } else {
+      this.runCommand = spawnCommand
+    }
     const base = components.logger.forComponent('cnm:iptables')
     this.log = base.child(`${init.netns ?? 'root'}:v${init.family}`)
+  }
+
+  /** Counters of reads, writes and cached plans. */
+  get stats(): Readonly<IptablesStats> {
+    return { ...this.counters, writerLaunches: this.writer?.stats.launches ?? 0 }
+  }
+
+  /**
+   * Declares user-defined chains that only this instance writes (see `ownedChains`). Built-in chains
+   * cannot be claimed.
+   */
+  claimChains(chains: readonly string[]): void {
+    for (const c of chains) {
+      assertChain(c)
+      for (const t of ['filter', 'nat', 'mangle', 'raw'] as const) {
+        if (isBuiltinChain(t, c)) throw new InvalidChainError(`${c} is a built-in chain and cannot be claimed`)
+      }
+    }
+    for (const c of chains) this.claimed.add(c)
+  }
+
+  /** Forgets the in-memory view: the next apply reads the ruleset first (e.g. after a firewall reload). */
+  invalidate(): void {
+    this.view.clear()
+  }
+
+  /**
+   * Ends the resident writer and the resident shell this instance started, if any. Safe to call twice;
+   * the instance stays usable (they start again on demand).
+   */
+  async close(): Promise<void> {
+    await this.serialize(async () => {
+      await this.writer?.close()
+      await this.ownRunner?.close()
+    })
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
   }
 
   /** The backend in use (detected once, on first use, and logged). */
@@ -223,7 +351,7 @@ export class Iptables {
   async hasChain(table: Table, chain: string, options: AbortOptions = {}): Promise<boolean> {
     assertTable(table)
     assertChain(chain)
-    const model = await this.read([table], options.signal)
+    const model = await this.serialize(() => this.read([table], options.signal))
     return model.get(table)?.has(chain) ?? false
   }
 
@@ -251,6 +379,7 @@ export class Iptables {
     const backend = await this.backend(options)
     const argv = [this.bin(backend, '-save')]
     if (options.table !== undefined) argv.push('-t', options.table)
+    this.counters.saves++
     const r = await this.exec(argv, undefined, options.signal)
     if (r.code !== 0) {
       throw new IptablesCommandError('iptables-save failed', {
@@ -264,7 +393,7 @@ export class Iptables {
   async listRules(table: Table, chain: string, options: AbortOptions = {}): Promise<string[][] | undefined> {
     assertTable(table)
     assertChain(chain)
-    const model = await this.read([table], options.signal)
+    const model = await this.serialize(() => this.read([table], options.signal))
     return model
       .get(table)
       ?.get(chain)
@@ -277,7 +406,7 @@ export class Iptables {
    */
   async ruleset(tables: readonly Table[], options: AbortOptions = {}): Promise<Map<Table, Map<string, string[][]>>> {
     for (const t of tables) assertTable(t)
-    const model = await this.read(tables, options.signal)
+    const model = await this.serialize(() => this.read(tables, options.signal))
     const out = new Map<Table, Map<string, string[][]>>()
     for (const t of tables) {
       const chains = new Map<string, string[][]>()
@@ -290,15 +419,18 @@ export class Iptables {
   /** Names of all chains of a table (built-in first, as saved). */
   async listChains(table: Table, options: AbortOptions = {}): Promise<string[]> {
     assertTable(table)
-    const model = await this.read([table], options.signal)
+    const model = await this.serialize(() => this.read([table], options.signal))
     return [...(model.get(table)?.keys() ?? [])]
   }
 
   /**
    * Applies a change set as one `iptables-restore --noflush`, after dropping what the current
-   * ruleset (one iptables-save read) already satisfies. Everything is validated first: invalid input
-   * throws before anything is read or changed. iptables commits table by table; if a later table
-   * fails, the tables already committed are rolled back, so the change set is all or nothing.
+   * ruleset already satisfies. The current ruleset is one iptables-save read, or, when every change
+   * touches only chains this instance owns (`ownedChains`, `claimChains`), the in-memory view of the
+   * last read and applies. A write planned from that view that fails is planned again from a fresh
+   * read and retried once. Everything is validated first: invalid input throws before anything is
+   * read or changed. iptables commits table by table; if a later table fails, the tables already
+   * committed are rolled back, so the change set is all or nothing.
    */
   async apply(changes: readonly Change[], options: ApplyOptions = {}): Promise<ApplyResult> {
     throwIfAborted(options.signal)
@@ -309,15 +441,59 @@ export class Iptables {
       if (changes.length === 0) return { applied: 0, skipped: 0, script: '', undo: [] }
       const tables: Table[] = []
       for (const c of changes) if (!tables.includes(c.table)) tables.push(c.table)
-      const model = await this.read(tables, options.signal)
-      const plan = this.plan(changes, model)
-      const { script, commitLines } = render(plan.blocks)
-      const result = { applied: plan.applied, skipped: plan.skipped, script, undo: plan.undo }
-      if (script.length === 0 || options.dryRun === true) return result
-      await this.restore(script, plan, commitLines, options.signal)
+      let fromView = this.trusted(changes, tables)
+      let plan: Plan | undefined
+      if (fromView) {
+        try {
+          plan = this.plan(changes, this.viewOf(tables))
+          this.counters.cachedPlans++
+        } catch (err) {
+          if (!isCnmError(err, 'ERR_IPTABLES_NO_CHAIN')) throw err
+          // a chain we own is missing from the view: someone else changed the ruleset; read it
+          this.log('planning from the in-memory view failed (%s); reading the ruleset', (err as Error).message)
+          fromView = false
+          this.view.clear()
+        }
+      }
+      plan ??= this.plan(changes, await this.read(tables, options.signal))
+      let rendered = render(plan.blocks)
+      if (rendered.script.length === 0 || options.dryRun === true) {
+        return { applied: plan.applied, skipped: plan.skipped, script: rendered.script, undo: plan.undo }
+      }
+      try {
+        await this.restore(rendered.script, plan, rendered.commitLines, options.signal)
+      } catch (err) {
+        this.view.clear()
+        if (!fromView || !isCnmError(err, 'ERR_IPTABLES_COMMAND')) throw err
+        // the view was stale (rules or chains changed behind our back): plan again from a fresh read
+        this.log('applying from the in-memory view failed (%s); reading the ruleset and retrying', (err as Error).message)
+        plan = this.plan(changes, await this.read(tables, options.signal))
+        rendered = render(plan.blocks)
+        if (rendered.script.length > 0) {
+          try {
+            await this.restore(rendered.script, plan, rendered.commitLines, options.signal)
+          } catch (again) {
+            this.view.clear()
+            throw again
+          }
+        }
+      }
+      for (const t of tables) this.view.set(t, plan.model.get(t) as ChainsOf)
       this.log.trace('applied %d changes (%d already satisfied)', plan.applied, plan.skipped)
-      return result
+      return { applied: plan.applied, skipped: plan.skipped, script: rendered.script, undo: plan.undo }
     })
+  }
+
+  /** True when every change touches only claimed chains and the view holds every table involved. */
+  private trusted(changes: readonly Change[], tables: readonly Table[]): boolean {
+    if (tables.some((t) => !this.view.has(t))) return false
+    return changes.every((c) => c.op !== 'policy' && c.op !== 'deleteChain' && this.claimed.has(c.chain))
+  }
+
+  private viewOf(tables: readonly Table[]): TablesModel {
+    const m: TablesModel = new Map()
+    for (const t of tables) m.set(t, this.view.get(t) as ChainsOf)
+    return m
   }
 
   private validate(c: Change): void {
@@ -492,10 +668,11 @@ export class Iptables {
   private async restore(script: string, plan: Plan, commitLines: Map<Table, number>, signal?: AbortSignal): Promise<void> {
     const backend = await this.backend({ ...(signal === undefined ? {} : { signal }) })
     const argv = [this.bin(backend, '-restore'), '--noflush', `--wait=${this.config.waitSeconds}`]
+    this.counters.restores++
     const started = Date.now()
-    let r: CommandResult
+    let r: RestoreOutcome
     try {
-      r = await this.exec(argv, script, signal)
+      r = await this.runRestore(backend, argv, script, commitLines.size, signal)
     } catch (err) {
       // aborted while iptables-restore ran: the kernel may or may not have the change; say so
       if (isCnmError(err, 'ERR_ABORTED')) this.log.error('apply aborted while iptables-restore was running')
@@ -505,8 +682,7 @@ export class Iptables {
     if (tookMs > 2000) this.log('iptables-restore took %d ms (xtables lock contention?)', tookMs)
     if (r.code === 0) return
     const failure = new CommandFailure(inNetns(this.netns, argv), r.code, r.stderr, r.stdout)
-    const m = /line:?\s*(\d+)/i.exec(r.stderr)
-    const failedLine = m === null ? undefined : Number(m[1])
+    const failedLine = r.failedLine
     if (failedLine === undefined) {
       this.log.error('iptables-restore failed without a line number; some tables may be committed: %s', r.stderr.trim())
     }
@@ -517,7 +693,8 @@ export class Iptables {
       // iptables commits table by table: put the tables that made it back as they were
       const undo = plan.undo.filter((c) => committed.has(c.table))
       const rollback = render(this.plan(undo, plan.model).blocks).script
-      const u = await this.exec(argv, rollback, undefined)
+      this.counters.restores++
+      const u = await this.runRestore(backend, argv, rollback, committed.size, undefined)
       if (u.code !== 0) {
         this.log.error('rolling back tables %s failed: %s', [...committed].join(','), u.stderr.trim())
       } else {
@@ -527,11 +704,47 @@ export class Iptables {
     throw new IptablesCommandError(`iptables-restore failed: ${firstLine(r.stderr)}`, { cause: failure })
   }
 
-  /** One iptables-save (of one table, or of all when several are involved), parsed. */
+  /** One restore script through the resident writer when it is on and works, else one iptables-restore. */
+  private async runRestore(
+    backend: IptablesBackend,
+    argv: readonly string[],
+    script: string,
+    tables: number,
+    signal: AbortSignal | undefined,
+  ): Promise<RestoreOutcome> {
+    if (this.writerWanted && backend === 'nft') {
+      this.writer ??= new ResidentWriter({
+        netns: this.netns,
+        family: this.family,
+        restoreBin: argv[0] as string,
+        waitSeconds: this.config.waitSeconds,
+        idleMs: this.idleMs,
+        log: this.log,
+      })
+      const w = this.writer
+      if (w.unusable === undefined) {
+        try {
+          const o = await w.write(script, tables, signal)
+          this.counters.residentRestores++
+          return { code: o.code, stdout: '', stderr: o.stderr, failedLine: o.failedLine }
+        } catch (err) {
+          if (isCnmError(err, 'ERR_ABORTED') || w.unusable === undefined) throw err
+          this.log.error('resident iptables writer unavailable (%s); one iptables-restore per change from now on', w.unusable)
+        }
+      }
+    }
+    const r = await this.exec(argv, script, signal)
+    const m = /line:?\s*(\d+)/i.exec(r.stderr)
+    return { ...r, failedLine: m === null ? undefined : Number(m[1]) }
+  }
+
+  /** One iptables-save (of one table, or of all when several are involved), parsed; refreshes the view. */
   private async read(tables: readonly Table[], signal?: AbortSignal): Promise<TablesModel> {
     const only = tables.length === 1 ? tables[0] : undefined
     const text = await this.save({ ...(only === undefined ? {} : { table: only }), ...(signal === undefined ? {} : { signal }) })
-    return parseSave(text, this.family, tables)
+    const model = parseSave(text, this.family, tables)
+    for (const [t, chains] of model) this.view.set(t, chains)
+    return model
   }
 
   private bin(backend: IptablesBackend, suffix: '' | '-save' | '-restore'): string {

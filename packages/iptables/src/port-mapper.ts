@@ -69,6 +69,24 @@ export interface PortMapperInit {
    * @default 10
    */
   ephemeralRetries?: number
+  /**
+   * Which unpublished mappings get their connection-tracking entries deleted
+   * (`BridgeFirewall.flushConntrack`), so existing flows stop reaching the old container: `udp`
+   * (UDP has no connection end, a stale entry lives on as long as packets keep coming), `all`, or
+   * `none`. A failure is logged, not thrown. About one conntrack run (a kernel table walk) per mapping.
+   * @default 'udp'
+   */
+  flushConntrack?: 'udp' | 'all' | 'none'
+}
+
+/** Options of `release`. */
+export interface ReleaseOptions extends AbortOptions {
+  /**
+   * Release only these reservations of the owner (mapping keys such as `0.0.0.0:8080/tcp`); keys the
+   * owner does not hold are ignored. The owner stays known while it holds other reservations.
+   * @default every reservation of the owner
+   */
+  keys?: readonly string[]
 }
 
 export interface PortMapperComponents {
@@ -81,7 +99,7 @@ export interface PortMapperComponents {
   holdPort?: PortHolder
 }
 
-export const DEFAULT_PORT_MAPPER_INIT = Object.freeze({ ephemeralRetries: 10 })
+export const DEFAULT_PORT_MAPPER_INIT = Object.freeze({ ephemeralRetries: 10, flushConntrack: 'udp' as const })
 
 interface Request {
   proto: Protocol
@@ -114,6 +132,7 @@ export class PortMapper {
   private readonly allocator: PortAllocator
   private readonly holdPort: PortHolder | undefined
   private readonly retries: number
+  private readonly conntrack: 'udp' | 'all' | 'none'
   private readonly owners = new Map<string, Entry[]>()
   /** Owners whose last call was a successful map (unmap is valid for them). */
   private readonly mapped = new Set<string>()
@@ -126,8 +145,13 @@ export class PortMapper {
     if (!Number.isInteger(retries) || retries < 1 || retries > 1000) {
       throw new InvalidFirewallOptionError(`ephemeralRetries must be an integer in 1..1000, got ${String(retries)}`)
     }
+    const conntrack = init.flushConntrack ?? DEFAULT_PORT_MAPPER_INIT.flushConntrack
+    if (!['udp', 'all', 'none'].includes(conntrack)) {
+      throw new InvalidFirewallOptionError(`flushConntrack must be udp, all or none, got ${JSON.stringify(conntrack)}`)
+    }
     this.bridge = init.bridge
     this.retries = retries
+    this.conntrack = conntrack
     this.firewall = components.firewall
     this.allocator = components.allocator
     this.holdPort = components.holdPort
@@ -135,9 +159,11 @@ export class PortMapper {
   }
 
   /**
-   * Publishes the owner's bindings: all or nothing. Host ports the owner still has reserved from an
-   * earlier `map` (same binding) are reused exactly; a reserved port that can no longer be held
-   * fails with PortAlreadyAllocatedError rather than moving.
+   * Publishes the owner's bindings: all or nothing. A host port the owner has reserved (from an
+   * earlier `map`, `reserve` or `adopt`, not published now) is reused for a binding with the same
+   * protocol, host address and container port when it fits the binding (same binding first, then any
+   * reserved port inside the requested host port or range; an ephemeral binding takes any). A
+   * reserved port that can no longer be held fails with PortAlreadyAllocatedError rather than moving.
    */
   async map(owner: string, bindings: readonly PortBinding[], options: AbortOptions = {}): Promise<PortMapping[]> {
     throwIfAborted(options.signal)
@@ -153,9 +179,13 @@ export class PortMapper {
       const ordered: Entry[] = []
       try {
         for (const req of requests) {
-          const prior = reserved.find((e) => !claimed.has(e) && sameRequest(e.request, req))
+          const free = reserved.filter((e) => !claimed.has(e) && !e.active)
+          const prior = free.find((e) => sameRequest(e.request, req)) ?? free.find((e) => fits(e, req))
+          if (prior === undefined) {
+            const busy = reserved.find((e) => e.active && sameRequest(e.request, req))
+            if (busy !== undefined) throw new PortAlreadyMappedError(busy.mapping.key)
+          }
           if (prior !== undefined) {
-            if (prior.active) throw new PortAlreadyMappedError(prior.mapping.key)
             claimed.add(prior)
             prior.mapping = mappingOf(req, prior.mapping.hostPort)
             this.assertNotMapped(prior.mapping.key)
@@ -190,6 +220,81 @@ export class PortMapper {
   }
 
   /**
+   * Reserves host ports for the owner without publishing them (no rules, no holder): a new
+   * allocation per binding (exact port, range or ephemeral), all or nothing. A later `map` of the
+   * owner reuses them. Returns the reservations.
+   */
+  async reserve(owner: string, bindings: readonly PortBinding[], options: AbortOptions = {}): Promise<PortMapping[]> {
+    throwIfAborted(options.signal)
+    assertOwner(owner)
+    if (!Array.isArray(bindings)) throw new InvalidFirewallOptionError('bindings must be an array')
+    const requests = bindings.map((b, i) => normalizeBinding(b, i))
+    return await this.serialize(async () => {
+      throwIfAborted(options.signal)
+      const fresh: Entry[] = []
+      try {
+        for (const req of requests) {
+          const port = this.allocator.requestPortInRange(req.hostIp, req.proto, req.hostPort, req.hostPortEnd)
+          const e: Entry = { request: req, mapping: mappingOf(req, port), active: false, held: undefined }
+          fresh.push(e)
+          this.assertNotMapped(e.mapping.key)
+        }
+      } catch (err) {
+        for (const e of fresh) this.allocator.releasePort(e.request.hostIp, e.request.proto, e.mapping.hostPort)
+        throw err
+      }
+      this.owners.set(owner, [...(this.owners.get(owner) ?? []), ...fresh])
+      this.log.trace('reserved for %s: %s', owner, fresh.map((e) => e.mapping.key).join(', '))
+      return fresh.map((e) => e.mapping)
+    })
+  }
+
+  /**
+   * Takes back mappings the owner had before a restart (kept in the caller's store): each mapping's
+   * exact host port becomes the owner's reservation again, unpublished; a following `map` of the
+   * owner publishes them on the same ports. Ports the owner already holds are kept as they are. All or
+   * nothing: a port someone else holds fails with PortAlreadyAllocatedError. Every mapping needs an
+   * exact `hostPort` (a `PortMapping` fits).
+   */
+  async adopt(owner: string, mappings: readonly PortBinding[], options: AbortOptions = {}): Promise<PortMapping[]> {
+    throwIfAborted(options.signal)
+    assertOwner(owner)
+    if (!Array.isArray(mappings)) throw new InvalidFirewallOptionError('mappings must be an array')
+    const requests = mappings.map((b, i) => {
+      const req = normalizeBinding(b, i)
+      if (req.hostPort === 0 || req.hostPortEnd !== req.hostPort) {
+        throw new InvalidPortRangeError(`mappings[${i}] needs an exact hostPort to adopt, got ${req.hostPort}-${req.hostPortEnd}`)
+      }
+      return req
+    })
+    return await this.serialize(async () => {
+      throwIfAborted(options.signal)
+      const held = this.owners.get(owner) ?? []
+      const fresh: Entry[] = []
+      const out: PortMapping[] = []
+      try {
+        for (const req of requests) {
+          const mapping = mappingOf(req, req.hostPort)
+          const mine = [...held, ...fresh].find((e) => e.mapping.key === mapping.key)
+          if (mine !== undefined) {
+            out.push(mine.mapping)
+            continue
+          }
+          this.allocator.requestPort(req.hostIp, req.proto, req.hostPort)
+          fresh.push({ request: req, mapping, active: false, held: undefined })
+          out.push(mapping)
+        }
+      } catch (err) {
+        for (const e of fresh) this.allocator.releasePort(e.request.hostIp, e.request.proto, e.mapping.hostPort)
+        throw err
+      }
+      if (fresh.length > 0 || held.length > 0) this.owners.set(owner, [...held, ...fresh])
+      this.log.trace('adopted for %s: %s', owner, out.map((m) => m.key).join(', '))
+      return out
+    })
+  }
+
+  /**
    * Takes the owner's active mappings down (rules, holders) and keeps the host ports reserved for
    * the owner (container stop / leave). Throws PortNotMappedError unless the owner's last call was
    * a successful `map` (an owner mapped with no bindings unmaps fine).
@@ -209,22 +314,42 @@ export class PortMapper {
 
   /**
    * Frees everything the owner holds: takes active mappings down, then releases the reserved host
-   * ports (endpoint delete). Exactly once per owner that was mapped: a second call, or a call for an
-   * owner never mapped, throws PortNotMappedError.
+   * ports (endpoint delete). Exactly once per owner that was mapped (or reserved, or adopted): a
+   * second call, or a call for an unknown owner, throws PortNotMappedError. With `keys`, only those
+   * reservations go.
    */
-  async release(owner: string, options: AbortOptions = {}): Promise<PortMapping[]> {
+  async release(owner: string, options: ReleaseOptions = {}): Promise<PortMapping[]> {
     throwIfAborted(options.signal)
     assertOwner(owner)
+    const keys = options.keys === undefined ? undefined : new Set(options.keys)
     return await this.serialize(async () => {
-      const entries = this.owners.get(owner)
-      if (entries === undefined) throw new PortNotMappedError(owner)
+      const all = this.owners.get(owner)
+      if (all === undefined) throw new PortNotMappedError(owner)
+      const entries = keys === undefined ? all : all.filter((e) => keys.has(e.mapping.key))
       const active = entries.filter((e) => e.active)
       if (active.length > 0) await this.takeDown(active, options)
       for (const e of entries) this.allocator.releasePort(e.request.hostIp, e.request.proto, e.mapping.hostPort)
-      this.owners.delete(owner)
-      this.mapped.delete(owner)
-      this.log('released %s', owner)
+      const rest = all.filter((e) => !entries.includes(e))
+      if (rest.length === 0) {
+        this.owners.delete(owner)
+        this.mapped.delete(owner)
+        this.log('released %s', owner)
+      } else {
+        this.owners.set(owner, rest)
+        this.log.trace('released %s of %s', entries.map((e) => e.mapping.key).join(', '), owner)
+      }
       return entries.map((e) => e.mapping)
+    })
+  }
+
+  /**
+   * Closes every port holder and keeps everything else: rules, reservations and mapping state
+   * (daemon shutdown with containers left running; the next process adopts the mappings). A later
+   * `unmap`/`release` still removes the rules.
+   */
+  async closeHolders(): Promise<void> {
+    await this.serialize(async () => {
+      for (const list of this.owners.values()) for (const e of list) await this.unhold(e)
     })
   }
 
@@ -270,6 +395,21 @@ export class PortMapper {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.releaseAll()
+  }
+
+  /** Deletes the conntrack entries of mappings just taken down (best effort; see `flushConntrack`). */
+  private async flushConntrackOf(entries: readonly Entry[], options: AbortOptions): Promise<void> {
+    if (this.conntrack === 'none') return
+    const flows = entries
+      .filter((e) => this.conntrack === 'all' || e.request.proto === 'udp')
+      .map((e) => ({ family: e.request.family, proto: e.request.proto, hostIp: e.mapping.hostIp, hostPort: e.mapping.hostPort }))
+    if (flows.length === 0) return
+    try {
+      await this.firewall.flushConntrack(flows, options)
+    } catch (err) {
+      if (isCnmError(err, 'ERR_ABORTED')) throw err
+      this.log.error('deleting conntrack entries of %s failed: %s', entries.map((e) => e.mapping.key).join(', '), (err as Error).message)
+    }
   }
 
   private async allocate(req: Request, options: AbortOptions): Promise<Entry> {
@@ -328,6 +468,7 @@ export class PortMapper {
       e.active = false
       await this.unhold(e)
     }
+    await this.flushConntrackOf(entries, options)
   }
 
   /** Adds the rules of `entries`, or removes those no other active mapping still needs. */
@@ -338,8 +479,8 @@ export class PortMapper {
         proto: e.request.proto,
         hostIp: isUnspecified(e.mapping.hostIp) ? undefined : e.mapping.hostIp,
         hostPort: e.mapping.hostPort,
-        containerIp: e.request.containerIp,
-        containerPort: e.request.containerPort,
+        containerIp: e.mapping.containerIp,
+        containerPort: e.mapping.containerPort,
         bridge: this.bridge,
         hairpin,
         family: e.request.family,
@@ -439,6 +580,14 @@ function sameRequest(a: Request, b: Request): boolean {
     a.containerPort === b.containerPort &&
     a.family === b.family
   )
+}
+
+/** A reserved entry whose port satisfies the request (same protocol, host address and container port). */
+function fits(e: Entry, req: Request): boolean {
+  const r = e.request
+  if (r.proto !== req.proto || r.family !== req.family || r.hostIp !== req.hostIp || r.containerPort !== req.containerPort) return false
+  if (req.hostPort === 0) return true
+  return e.mapping.hostPort >= req.hostPort && e.mapping.hostPort <= req.hostPortEnd
 }
 
 function mappingOf(req: Request, hostPort: number): PortMapping {

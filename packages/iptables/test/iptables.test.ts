@@ -27,7 +27,7 @@ function fake(save = EMPTY_SAVE, restore: (input: string) => { code: number; std
   const calls: Array<{ argv: readonly string[]; input: string | undefined }> = []
   const run: CommandRunner = async (argv, options?: RunOptions) => {
     calls.push({ argv, input: options?.input })
-    const bin = argv[argv[0] === 'ip' ? 4 : 0] ?? ''
+    const bin = argv[argv[0] === 'nsenter' ? 3 : 0] ?? ''
     if (argv.includes('--version')) return { code: 0, stdout: 'iptables v1.8.9 (nf_tables)\n', stderr: '' }
     if (bin.endsWith('-save')) return { code: 0, stdout: save, stderr: '' }
     if (bin.endsWith('-restore')) return { ...restore(options?.input ?? ''), stdout: '' }
@@ -64,7 +64,7 @@ describe('Iptables (fake runner)', () => {
       ].join('\n'),
     )
     const restore = f.calls.find((c) => c.argv.some((a) => a.endsWith('-restore')))
-    expect(restore?.argv).toEqual(['ip', 'netns', 'exec', 'hostns', 'iptables-nft-restore', '--noflush', '--wait=10'])
+    expect(restore?.argv).toEqual(['nsenter', '--net=/run/netns/hostns', '--', 'iptables-nft-restore', '--noflush', '--wait=10'])
     expect(restore?.input).toBe(r.script)
     // one save of all tables (two tables involved), one restore, one --version probe
     expect(f.calls.filter((c) => c.argv.some((a) => a.endsWith('-save')))).toHaveLength(1)

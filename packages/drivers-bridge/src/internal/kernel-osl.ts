@@ -10,7 +10,7 @@ import {
   type Logger,
 } from '@cnm/types'
 import type { AddressInfo, Osl } from '@cnm/osl'
-import { PortAllocator, PortMapper, type BridgeFirewall, type BridgeNetworkConfig, type PortHolder } from '@cnm/iptables'
+import { PortMapper, type BridgeFirewall, type BridgeNetworkConfig, type PortAllocator, type PortHolder } from '@cnm/iptables'
 import type {
   BridgeKernel,
   BridgeSpec,
@@ -35,21 +35,24 @@ export interface OslKernelOptions {
   readonly ip6tables: boolean
   /** Holds each published host port with a bound socket (libnetwork's dummy proxy). */
   readonly holdPort: PortHolder | undefined
+  /** The firewall was made for this kernel (it is closed with it). */
+  readonly ownsFirewall: boolean
 }
 
-function portKey(p: { proto: string; hostIp: { version: 4 | 6; value: bigint }; hostPort: number }): string {
-  return `${p.proto}/${formatIp(p.hostIp)}/${p.hostPort}`
+/** The PortMapper key of a host port (`0.0.0.0:8080/tcp`, `[::]:8080/tcp`). */
+function mappingKey(p: { proto: string; hostIp: { version: 4 | 6; value: bigint }; hostPort: number }): string {
+  const ip = formatIp(p.hostIp)
+  return `${p.hostIp.version === 6 ? `[${ip}]` : ip}:${p.hostPort}/${p.proto}`
 }
 
 /**
  * BridgeKernel on @cnm/osl (links and addresses in the host namespace, one batch per operation) and
- * @cnm/iptables (network rules through BridgeFirewall, host ports through a shared PortAllocator, and port
- * publishing through one PortMapper per bridge).
+ * @cnm/iptables (network rules through BridgeFirewall, port publishing through one PortMapper per bridge,
+ * all mappers sharing one PortAllocator).
  *
- * Host-port reservations ([S3]) live in the shared allocator, owned by endpoint id, from the first mapping
- * until the endpoint is deleted. Each bridge's PortMapper only installs and removes forwarding rules for
- * exact host ports; it books them in its own private allocator so that a re-publish after leave (or after
- * a restart, where only the shared reservation was re-taken) finds the same ports.
+ * Host-port reservations ([S3]) are the port mappers': reserved by endpoint id at the first mapping
+ * (`reserve`, or `adopt` for the exact ports of a stored mapping after a restart), kept across unpublish,
+ * freed by `releasePorts`. Publishing exact, reserved ports reuses those reservations.
  */
 export class OslBridgeKernel implements BridgeKernel {
   private readonly osl: Osl
@@ -60,9 +63,8 @@ export class OslBridgeKernel implements BridgeKernel {
   private readonly ip6tables: boolean
   private readonly forwarding: boolean
   private readonly holdPort: PortHolder | undefined
+  private readonly ownsFirewall: boolean
   private readonly mappers = new Map<string, PortMapper>()
-  /** owner → reservations in the shared allocator. */
-  private readonly owned = new Map<string, Map<string, PortRef>>()
 
   constructor(o: OslKernelOptions) {
     this.osl = o.osl
@@ -73,22 +75,32 @@ export class OslBridgeKernel implements BridgeKernel {
     this.ip6tables = o.ip6tables
     this.forwarding = o.forwarding
     this.holdPort = o.holdPort
+    this.ownsFirewall = o.ownsFirewall
   }
 
   /**
    * Driver start (drivers.md §3.1): the firewall's base chains, and IP forwarding — when it had to be switched
-   * on and there is a firewall, the filter FORWARD policy becomes DROP (as Docker does; never undone).
+   * on and there is a firewall, the filter FORWARD policy becomes DROP (as Docker does; never undone; with
+   * ip6tables also IPv6 forwarding and its FORWARD policy DROP).
    */
   async init(options?: AbortOptions): Promise<void> {
-    if (this.firewall !== undefined) await this.firewall.setupBridgeChains(options)
+    if (this.firewall !== undefined) {
+      await this.firewall.setupBridgeChains(options)
+      if (this.forwarding) await this.firewall.enableForwarding({ ipv6: this.ip6tables, ...(options?.signal !== undefined && { signal: options.signal }) })
+      return
+    }
     if (!this.forwarding) return
     const key = 'net/ipv4/ip_forward'
     const current = await this.osl.host.getSysctls([key], options)
     if (current[key] === '1') return
     await this.osl.host.setSysctls({ [key]: 1 }, options)
-    const ipt = await this.firewall?.iptables(4, options)
-    if (ipt !== undefined) await ipt.apply([{ op: 'policy', table: 'filter', chain: 'FORWARD', policy: 'DROP' }], options)
-    this.log('enabled IPv4 forwarding in the host namespace%s', ipt === undefined ? '' : '; FORWARD policy DROP')
+    this.log('enabled IPv4 forwarding in the host namespace')
+  }
+
+  /** Closes the port holders (rules and reservations stay) and the firewall's helper process if it is ours. */
+  async close(): Promise<void> {
+    for (const m of this.mappers.values()) await m.closeHolders()
+    if (this.ownsFirewall) await this.firewall?.close()
   }
 
   // ------------------------------------------------------------------ links
@@ -214,24 +226,28 @@ export class OslBridgeKernel implements BridgeKernel {
 
   // ------------------------------------------------------------------ ports
 
-  async reservePort(owner: string, req: PortRequest, _options?: AbortOptions): Promise<number> {
-    const ip = formatIp(req.hostIp)
-    const port =
-      req.hostPort === 0
-        ? this.allocator.requestPortInRange(ip, req.proto, 0, 0)
-        : this.allocator.requestPortInRange(ip, req.proto, req.hostPort, Math.max(req.hostPort, req.hostPortEnd))
-    const ref: PortRef = { proto: req.proto, hostIp: req.hostIp, hostPort: port }
-    let mine = this.owned.get(owner)
-    if (mine === undefined) this.owned.set(owner, (mine = new Map()))
-    mine.set(portKey(ref), ref)
-    return port
+  async reservePort(owner: string, req: PortRequest, options?: AbortOptions): Promise<number> {
+    const binding = {
+      proto: req.proto,
+      containerIp: formatIp(req.containerIp),
+      containerPort: req.containerPort,
+      hostIp: formatIp(req.hostIp),
+      hostPort: req.hostPort,
+      hostPortEnd: req.hostPort === 0 ? 0 : Math.max(req.hostPort, req.hostPortEnd),
+    }
+    const mapper = this.mapper(req.bridge)
+    // An exact port is taken back as it is (a stored mapping after a restart, or a fixed binding).
+    const exact = binding.hostPort !== 0 && binding.hostPortEnd === binding.hostPort
+    const [m] = exact ? await mapper.adopt(owner, [binding], options) : await mapper.reserve(owner, [binding], options)
+    return (m as { hostPort: number }).hostPort
   }
 
-  async releasePort(owner: string, port: PortRef, _options?: AbortOptions): Promise<void> {
-    const mine = this.owned.get(owner)
-    if (mine?.delete(portKey(port)) !== true) return
-    this.allocator.releasePort(formatIp(port.hostIp), port.proto, port.hostPort)
-    if (mine.size === 0) this.owned.delete(owner)
+  async releasePort(owner: string, port: PortRef, options?: AbortOptions): Promise<void> {
+    const key = mappingKey(port)
+    for (const mapper of this.mappers.values()) {
+      if (!mapper.reservations(owner).some((m) => m.key === key)) continue
+      await mapper.release(owner, { keys: [key], ...(options?.signal !== undefined && { signal: options.signal }) })
+    }
   }
 
   async releasePorts(owner: string, options?: AbortOptions): Promise<void> {
@@ -239,10 +255,6 @@ export class OslBridgeKernel implements BridgeKernel {
       if (mapper.reservations(owner).length === 0) continue
       await mapper.release(owner, options)
     }
-    const mine = this.owned.get(owner)
-    if (mine === undefined) return
-    for (const ref of mine.values()) this.allocator.releasePort(formatIp(ref.hostIp), ref.proto, ref.hostPort)
-    this.owned.delete(owner)
   }
 
   private mapper(bridge: string): PortMapper {
@@ -254,8 +266,7 @@ export class OslBridgeKernel implements BridgeKernel {
         {
           logger: this.logger,
           firewall: this.firewall,
-          // Private bookkeeping: real reservations are in the shared allocator (see the class comment).
-          allocator: new PortAllocator({ ephemeralRange: { start: 1, end: 65535 } }),
+          allocator: this.allocator,
           ...(this.holdPort !== undefined && { holdPort: this.holdPort }),
         },
       )

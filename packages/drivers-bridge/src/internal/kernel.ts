@@ -46,6 +46,11 @@ export interface BridgeKernel {
   publishPorts(owner: string, mappings: readonly PublishedPort[], options?: AbortOptions): Promise<void>
   /** Removes the forwarding rules of the owner's mappings; reservations stay. Idempotent. */
   unpublishPorts(owner: string, mappings: readonly PublishedPort[], options?: AbortOptions): Promise<void>
+  /**
+   * Releases what the kernel side holds open (port holder sockets, helper processes) and leaves rules,
+   * links and reservations in place (driver shutdown; the next start restores them). Idempotent.
+   */
+  close?(): Promise<void>
 }
 
 export interface HostLink {
@@ -110,6 +115,11 @@ export interface PortRequest {
   /** 0 → any port in `[hostPort, hostPortEnd]` or the ephemeral range. */
   readonly hostPort: number
   readonly hostPortEnd: number
+  /** The bridge the port will be published on (its port mapper keeps the reservation). */
+  readonly bridge: string
+  /** The endpoint address the port will forward to (same family as `hostIp`). */
+  readonly containerIp: IpAddr
+  readonly containerPort: number
 }
 
 export interface PortRef {
