@@ -279,6 +279,22 @@ describe('concurrency cap', () => {
   }
 })
 
+describe('default cap (spec case 13)', () => {
+  it('1025 concurrent forwarded queries to a stalled upstream: the 1025th is not sent', async () => {
+    const hole = await blackhole()
+    cleanups.push(hole.close)
+    const r = new Resolver(
+      { upstreams: [{ address: '127.0.0.1', port: hole.port }], forwardTimeoutMs: 500 },
+      { logger: capturingLogger(), records: records(), listen: { udp: { address: '127.0.0.1', port: 0 } } },
+    )
+    cleanups.push(() => r.stop())
+    const replies = await Promise.all(Array.from({ length: 1025 }, (_, i) => r.handle(query(`stall${i}.example`))))
+    const servfails = replies.filter((x) => x !== undefined).map((x) => dnsPacket.decode(x as Buffer).rcode)
+    expect(servfails).toEqual(['SERVFAIL'])
+    expect(r.stats()).toMatchObject({ upstreamQueries: 1024, overloaded: 1, unanswered: 1024 })
+  })
+})
+
 describe('TCP', () => {
   it('forwards TCP queries over TCP', async () => {
     const a = await upstream(answerA('10.0.1.1'))
