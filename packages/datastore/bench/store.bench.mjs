@@ -4,10 +4,11 @@
 // batch share one LMDB transaction). Values are 128 bytes, about an IPAM bitmap of a small pool.
 // Prints one JSON object as its last stdout line. Run: node tools/bench/run.mjs datastore (build first).
 import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { lmdbStore, memoryStore } from '@cnm/datastore'
 
+const loadBefore = loadavg()[0]
 const VALUE = new Uint8Array(128).fill(7)
 const KEYS = 1000
 const key = (i) => `bench/pool/${String(i % KEYS).padStart(4, '0')}/`
@@ -144,6 +145,7 @@ console.log(
   JSON.stringify({
     summary: { memory: headline(memory), lmdbFast: headline(lmdbFast), lmdbSync: headline(lmdbSync) },
     valueBytes: VALUE.length,
+    loadAvg1m: { before: round(loadBefore), after: round(loadavg()[0]) },
     keys: KEYS,
     notes:
       'casUpdate = get + update of the value read (one awaited op at a time); ' +
