@@ -34,6 +34,11 @@ describe.skipIf(!netnsAvailable())('cnm daemon + CLI end to end', () => {
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toBe('hello from web\necho ping\n')
 
+    // the embedded resolver answers the server's name and alias, through the bind-mounted resolv.conf too
+    const dns = await h.cli(['run', '--network', 'front', '--', 'sh', '-c', 'dig +short +time=2 +tries=1 @127.0.0.11 web; getent hosts web'])
+    expect(dns.code, dns.stderr).toBe(0)
+    expect(dns.stdout).toMatch(/^10\.123\.1\.10\n10\.123\.1\.10\s+web/)
+
     // the client's sandbox is gone, the server's stays while it runs
     expect((await h.client().listSandboxes()).map((s) => s.name)).toEqual(['web'])
     srv.child.kill('SIGTERM') // forwarded to the server by `cnm run`
