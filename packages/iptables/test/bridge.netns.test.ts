@@ -40,6 +40,7 @@ describe.skipIf(!netnsAvailable())('BridgeFirewall (real kernel)', () => {
     ns = await fx.add('host')
     for (const br of ['br-a', 'br-b', 'br.c']) await run('ip', ['-n', ns, 'link', 'add', br, 'type', 'bridge'])
     fw = bridgeFirewall({ netns: ns }, { logger: capturingLogger() })
+    fx.onCleanup(() => fw.close())
   })
   afterEach(async () => {
     await fx.cleanup()
@@ -158,6 +159,27 @@ describe.skipIf(!netnsAvailable())('BridgeFirewall (real kernel)', () => {
     expect(await saveOf(ns, 4)).toContain(':FORWARD DROP')
   })
 
+  it('enableForwarding (driver start): forwarding on; FORWARD policy DROP when IPv4 had to be switched on, always for IPv6', async () => {
+    const r = await fw.enableForwarding({ ipv6: true })
+    expect(r.enabled).toEqual({ 4: true, 6: true })
+    expect(await nsExec(ns, 'sysctl', ['-n', 'net.ipv4.ip_forward'])).toBe('1\n')
+    expect(await nsExec(ns, 'sysctl', ['-n', 'net.ipv6.conf.all.forwarding'])).toBe('1\n')
+    expect(await nsExec(ns, 'sysctl', ['-n', 'net.ipv6.conf.default.forwarding'])).toBe('1\n')
+    expect(await saveOf(ns, 4)).toContain(':FORWARD DROP')
+    expect(await saveOf(ns, 6)).toContain(':FORWARD DROP')
+    expect((await fw.enableForwarding({ ipv6: true })).enabled).toEqual({ 4: false, 6: false })
+
+    // forwarding already on: the IPv4 policy is left alone; without ipv6 ip6tables is not touched
+    const other = await fx.add('fwd')
+    await nsExec(other, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1'])
+    const fw2 = bridgeFirewall({ netns: other, residentWriter: false }, { logger: capturingLogger() })
+    fx.onCleanup(() => fw2.close())
+    expect((await fw2.enableForwarding()).enabled).toEqual({ 4: false, 6: false })
+    expect(await saveOf(other, 4)).not.toContain('DROP')
+    expect(await saveOf(other, 6)).toBe('')
+    expect(await nsExec(other, 'sysctl', ['-n', 'net.ipv6.conf.all.forwarding'])).toBe('0\n')
+  })
+
   it('invalid input throws typed errors and changes nothing', async () => {
     await fw.programBridgeNetwork({ bridge: 'br-a', subnet: '10.10.0.0/24' })
     const before4 = await saveOf(ns, 4)
@@ -179,6 +201,8 @@ describe.skipIf(!netnsAvailable())('BridgeFirewall (real kernel)', () => {
     }
     expect(() => bridgeFirewall({ netns: ns, chainPrefix: 'WAY-TOO-LONG' }, { logger: capturingLogger() })).toThrow(/chainPrefix/)
     expect(() => bridgeFirewall({ netns: 'bad/ns' }, { logger: capturingLogger() })).toThrow(/netns/)
+    expect(() => bridgeFirewall({ netns: ns, residentWriter: 'yes' as unknown as boolean }, { logger: capturingLogger() })).toThrow(/residentWriter/)
+    expect(() => bridgeFirewall({ netns: ns, residentIdleMs: -1 }, { logger: capturingLogger() })).toThrow(/residentIdleMs/)
     // a missing bridge fails at the sysctl step, before any rule is written
     const err = await fw.programBridgeNetwork({ bridge: 'br-missing', subnet: '10.30.0.0/24' }).catch((e: unknown) => e)
     expect(isCnmError(err, 'ERR_IPTABLES_COMMAND')).toBe(true)

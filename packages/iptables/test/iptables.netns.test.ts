@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { isCnmError } from '@cnm/types'
-import { NetnsFixture, capturingLogger, netnsAvailable } from '@cnm/test-utils'
+import { NetnsFixture, capturingLogger, netnsAvailable, nsExec, run } from '@cnm/test-utils'
 import { saveOf } from './helpers.js'
 import { iptables } from '../src/index.js'
 import type { Change, Iptables } from '../src/index.js'
@@ -161,5 +161,62 @@ describe.skipIf(!netnsAvailable())('Iptables (real kernel)', () => {
       expect(isCnmError(err, code), `${JSON.stringify(changes)} → ${String(err)}`).toBe(true)
     }
     expect(await saveOf(ns)).toBe(before)
+  })
+
+  it('resident writer (nft): no process per write, one acknowledgement per table, stale views repaired, exact rollback, close() ends it', async () => {
+    const ipt = iptables({ netns: ns, family: 4, backend: 'nft', residentWriter: true, ownedChains: ['MINE', 'MINE-N'] }, { logger: capturingLogger() })
+    fx.onCleanup(() => ipt.close())
+    const rule = (i: number): string[] => ['-s', `10.0.0.${i}`, '-j', 'ACCEPT']
+    await ipt.apply([
+      { op: 'ensureChain', table: 'filter', chain: 'MINE' },
+      { op: 'ensureChain', table: 'nat', chain: 'MINE-N' },
+      { op: 'ensure', table: 'filter', chain: 'MINE', rule: rule(1) },
+      { op: 'ensure', table: 'nat', chain: 'MINE-N', rule: ['-p', 'tcp', '--dport', '80', '-j', 'DNAT', '--to-destination', '10.0.0.1:80'] },
+    ])
+    const s0 = ipt.stats
+    expect(s0).toMatchObject({ saves: 1, restores: 1, residentRestores: 1, writerLaunches: 2 })
+    for (let i = 2; i <= 21; i++) {
+      await ipt.apply([
+        { op: 'ensure', table: 'filter', chain: 'MINE', rule: rule(i) },
+        { op: 'ensure', table: 'nat', chain: 'MINE-N', rule: ['-p', 'tcp', '--dport', String(8000 + i), '-j', 'DNAT', '--to-destination', `10.0.0.${i}:80`] },
+      ])
+    }
+    // 20 two-table writes: no read, no new process, all through the resident restore
+    expect(ipt.stats).toMatchObject({ saves: 1, restores: 21, residentRestores: 21, writerLaunches: 2, cachedPlans: 20 })
+    expect((await nsExec(ns, 'iptables', ['-S', 'MINE'])).split('\n').filter((l) => l.startsWith('-A'))).toHaveLength(21)
+
+    // someone else changes our chain: inserts a rule and deletes one of ours
+    await nsExec(ns, 'iptables', ['-I', 'MINE', '1', '-s', '10.9.9.9', '-j', 'DROP'])
+    await nsExec(ns, 'iptables', ['-D', 'MINE', ...rule(3)])
+    const r = await ipt.apply([
+      { op: 'delete', table: 'filter', chain: 'MINE', rule: rule(3) },
+      { op: 'delete', table: 'filter', chain: 'MINE', rule: rule(4) },
+      { op: 'ensure', table: 'filter', chain: 'MINE', rule: rule(30) },
+    ])
+    // planned from memory, the delete of rule 3 failed; planned again from a fresh read, it is skipped
+    expect(r).toMatchObject({ applied: 2, skipped: 1 })
+    const mine = (await nsExec(ns, 'iptables', ['-S', 'MINE'])).split('\n').filter((l) => l.startsWith('-A'))
+    expect(mine[0]).toBe('-A MINE -s 10.9.9.9/32 -j DROP')
+    expect(mine.at(-1)).toBe('-A MINE -s 10.0.0.30/32 -j ACCEPT')
+    expect(mine.some((l) => l.includes('10.0.0.3/') || l.includes('10.0.0.4/'))).toBe(false)
+    expect(ipt.stats.saves).toBe(2)
+
+    // the nat table fails after filter committed: filter is rolled back (failed line rebased on the stream)
+    const before = await saveOf(ns, 4)
+    const err = await ipt
+      .apply([
+        { op: 'ensure', table: 'filter', chain: 'MINE', rule: rule(40) },
+        { op: 'ensure', table: 'nat', chain: 'MINE-N', rule: ['-j', 'NO-SUCH-CHAIN'] },
+      ])
+      .catch((e: unknown) => e)
+    expect(isCnmError(err, 'ERR_IPTABLES_COMMAND')).toBe(true)
+    expect(await saveOf(ns, 4)).toBe(before)
+    // and it keeps working afterwards (a new writer is started)
+    await ipt.apply([{ op: 'ensure', table: 'filter', chain: 'MINE', rule: rule(41) }])
+    expect(await nsExec(ns, 'iptables', ['-C', 'MINE', ...rule(41)])).toBe('')
+
+    // close() ends the writer's processes in the namespace
+    await ipt.close()
+    expect((await run('ip', ['netns', 'pids', ns])).trim()).toBe('')
   })
 })

@@ -133,3 +133,76 @@ describe('Iptables (fake runner)', () => {
     expect(f.calls).toHaveLength(0)
   })
 })
+
+describe('Iptables in-memory view of owned chains (fake runner)', () => {
+  const rule = (port: number): string[] => ['-p', 'tcp', '-d', '10.0.0.2', '--dport', String(port), '-j', 'ACCEPT']
+  const saves = (f: ReturnType<typeof fake>): number => f.calls.filter((c) => c.argv.some((a) => a.endsWith('-save'))).length
+  const restores = (f: ReturnType<typeof fake>): string[] =>
+    f.calls.filter((c) => c.argv.some((a) => a.endsWith('-restore'))).map((c) => c.input ?? '')
+
+  it('plans changes to owned chains from memory after the first read; other chains are read every time', async () => {
+    const f = fake()
+    const ipt = iptables({ family: 4, ownedChains: ['T'] }, { logger: capturingLogger(), runCommand: f.run })
+    await ipt.apply([{ op: 'ensure', table: 'filter', chain: 'T', rule: rule(81) }])
+    expect(saves(f)).toBe(1)
+    // the view knows rule 81 (just added) and rule 80 (from the read): only 82 is written, nothing read
+    const r = await ipt.apply([
+      { op: 'ensure', table: 'filter', chain: 'T', rule: rule(80) },
+      { op: 'ensure', table: 'filter', chain: 'T', rule: rule(81) },
+      { op: 'ensure', table: 'filter', chain: 'T', rule: rule(82) },
+    ])
+    expect(r).toMatchObject({ applied: 1, skipped: 2 })
+    expect(saves(f)).toBe(1)
+    expect(restores(f).at(-1)).toBe('*filter\n-A T -p tcp -d 10.0.0.2 --dport 82 -j ACCEPT\nCOMMIT\n')
+    const d = await ipt.apply([{ op: 'delete', table: 'filter', chain: 'T', rule: rule(81) }])
+    expect(d.applied).toBe(1)
+    expect(saves(f)).toBe(1)
+    expect(ipt.stats).toMatchObject({ saves: 1, restores: 3, cachedPlans: 2 })
+
+    // a built-in chain (shared with other programs) or a chain not claimed: read first
+    await ipt.apply([{ op: 'ensure', table: 'filter', chain: 'FORWARD', rule: ['-j', 'T'] }])
+    expect(saves(f)).toBe(2)
+    // invalidate(): the next change to an owned chain reads again
+    ipt.invalidate()
+    await ipt.apply([{ op: 'ensure', table: 'filter', chain: 'T', rule: rule(83) }])
+    expect(saves(f)).toBe(3)
+    expect(() => ipt.claimChains(['FORWARD'])).toThrow(/built-in/)
+    expect(() => iptables({ family: 4, ownedChains: ['bad name'] }, { logger: capturingLogger() })).toThrow(/chain/)
+  })
+
+  it('a write planned from a stale view that fails is planned again from a fresh read and retried once', async () => {
+    let save = EMPTY_SAVE
+    let n = 0
+    const f = fake(undefined, () => {
+      n++
+      // the second write (planned from memory) fails: someone deleted rule 80 behind our back
+      if (n === 2) return { code: 1, stderr: 'iptables-restore: line 2 failed\n' }
+      return { code: 0, stderr: '' }
+    })
+    const run: CommandRunner = async (argv, options) => {
+      const r = await f.run(argv, options)
+      return argv.some((a) => a.endsWith('-save')) ? { ...r, stdout: save } : r
+    }
+    const logger = capturingLogger()
+    const ipt = iptables({ family: 4, ownedChains: ['T'] }, { logger, runCommand: run })
+    await ipt.apply([{ op: 'ensure', table: 'filter', chain: 'T', rule: rule(81) }])
+    save = save.replace('-A T -d 10.0.0.2/32 -p tcp -m tcp --dport 80 -j ACCEPT\n', '-A T -p tcp -d 10.0.0.2 --dport 81 -j ACCEPT\n')
+    const r = await ipt.apply([
+      { op: 'delete', table: 'filter', chain: 'T', rule: rule(80) },
+      { op: 'ensure', table: 'filter', chain: 'T', rule: rule(82) },
+    ])
+    // the fresh read shows rule 80 gone: only the append remains
+    expect(r).toMatchObject({ applied: 1, skipped: 1, script: '*filter\n-A T -p tcp -d 10.0.0.2 --dport 82 -j ACCEPT\nCOMMIT\n' })
+    expect(restores(f)).toHaveLength(3)
+    expect(saves(f)).toBe(2)
+    expect(logger.lines.some((l) => l.message.includes('in-memory view failed'))).toBe(true)
+
+    // a chain missing from the view (deleted behind our back) is read again before ChainNotFoundError
+    const g = fake()
+    const other = iptables({ family: 4, ownedChains: ['T', 'GONE'] }, { logger: capturingLogger(), runCommand: g.run })
+    await other.apply([{ op: 'ensure', table: 'filter', chain: 'T', rule: rule(81) }])
+    const err = await other.apply([{ op: 'ensure', table: 'filter', chain: 'GONE', rule: rule(1) }]).catch((e: unknown) => e)
+    expect(isCnmError(err, 'ERR_IPTABLES_NO_CHAIN')).toBe(true)
+    expect(saves(g)).toBe(2)
+  })
+})

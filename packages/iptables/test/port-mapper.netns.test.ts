@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { isCnmError } from '@cnm/types'
-import { NetnsFixture, capturingLogger, netnsAvailable, run } from '@cnm/test-utils'
+import { NetnsFixture, capturingLogger, netnsAvailable, nsExec, run } from '@cnm/test-utils'
 import { bridgeFirewall, portAllocator, portMapper } from '../src/index.js'
-import type { BridgeFirewall, PortAllocator, PortHolder, PortMapper } from '../src/index.js'
+import type { BridgeFirewall, PortAllocator, PortHolder, PortMapper, PortMapping } from '../src/index.js'
 import { saveOf } from './helpers.js'
 
 const SERVER = `
@@ -84,6 +84,7 @@ describe.skipIf(!netnsAvailable())('PortMapper (real kernel)', () => {
     await run('ip', ['-n', host, 'link', 'set', 'br0', 'up'])
     const logger = capturingLogger()
     fw = bridgeFirewall({ netns: host }, { logger })
+    fx.onCleanup(() => fw.close())
     await fw.programBridgeNetwork({ bridge: 'br0', subnet: '10.77.0.0/24', gateway: '10.77.0.1', enableIpForwarding: true })
     allocator = portAllocator({ ephemeralRange: { start: 41000, end: 41009 } })
     mapper = portMapper({ bridge: 'br0' }, { logger, firewall: fw, allocator })
@@ -222,6 +223,11 @@ describe.skipIf(!netnsAvailable())('PortMapper (real kernel)', () => {
     expect(v6).toContain('-A CNM -d fd77::2/128 ! -i br0 -o br0 -p tcp -m tcp --dport 80 -j ACCEPT')
     await mapper.release('c')
     expect(await saveOf(host, 6)).toBe(base6)
+    // the resident writers acknowledged every write, SCTP rules included: each started once (restore + monitor)
+    for (const family of [4, 6] as const) {
+      const ipt = await fw.iptables(family)
+      if (ipt !== undefined && (await ipt.backend()) === 'nft') expect(ipt.stats.writerLaunches).toBe(2)
+    }
     // the SCTP checksum chain stays (empty) until cleanupAll
     expect(mappingLines(await saveOf(host))).toEqual([])
     await fw.cleanupAll()
@@ -266,5 +272,151 @@ describe.skipIf(!netnsAvailable())('PortMapper (real kernel)', () => {
     expect(isCnmError(err, 'ERR_PORT_ALREADY_ALLOCATED')).toBe(true)
     expect(allocator.isAllocated(undefined, 'tcp', 41005)).toBe(false)
     expect(await saveOf(host)).toBe(before)
+  })
+
+  it('a mapping and its removal each cost one write and no read (resident writer: no process at all)', async () => {
+    const ipt = await fw.iptables(4)
+    if (ipt === undefined) throw new Error('no IPv4 iptables')
+    const before = ipt.stats
+    const launches = fw.stats.launches
+    for (let i = 0; i < 5; i++) {
+      await mapper.map(`ep${i}`, [{ proto: 'tcp', containerIp: `10.77.0.${i + 2}`, containerPort: 80 }])
+    }
+    for (let i = 0; i < 5; i++) await mapper.unmap(`ep${i}`)
+    for (let i = 0; i < 5; i++) await mapper.release(`ep${i}`)
+    const after = ipt.stats
+    expect(after.saves - before.saves).toBe(0)
+    expect(after.restores - before.restores).toBe(10)
+    if ((await ipt.backend()) === 'nft') {
+      expect(after.residentRestores - before.residentRestores).toBe(10)
+      // the writer started once (restore + monitor) for the whole run, if it was not running yet
+      expect(fw.stats.launches - launches).toBeLessThanOrEqual(2)
+    }
+    expect(mappingLines(await saveOf(host))).toEqual([])
+  })
+
+  it("a rule deleted behind the mapper's back: unmap still succeeds and leaves the ruleset exact", async () => {
+    const base = await saveOf(host)
+    await mapper.map('ep1', [{ proto: 'tcp', containerIp: '10.77.0.2', containerPort: 80, hostPort: 8080 }])
+    await nsExec(host, 'iptables', ['-t', 'nat', '-D', 'CNM', '-p', 'tcp', '-m', 'tcp', '--dport', '8080', '-j', 'DNAT', '--to-destination', '10.77.0.2:80'])
+    await mapper.unmap('ep1')
+    expect(await saveOf(host)).toBe(base)
+    // and a rule flushed away is put back when the view is invalidated (e.g. after a firewall reload)
+    await mapper.map('ep1', [{ proto: 'tcp', containerIp: '10.77.0.2', containerPort: 80, hostPort: 8080 }])
+    const mapped = await saveOf(host)
+    await nsExec(host, 'iptables', ['-t', 'nat', '-F', 'CNM'])
+    fw.invalidate()
+    await mapper.remapAll()
+    expect(await saveOf(host)).toBe(mapped)
+    await mapper.release('ep1')
+    expect(await saveOf(host)).toBe(base)
+  })
+
+  it('adopt() takes back stored mappings after a restart; map() then publishes the same ports', async () => {
+    const [m] = await mapper.map('ep1', [{ proto: 'tcp', containerIp: '10.77.0.2', containerPort: 80 }])
+    const [u] = await mapper.map('ep1b', [{ proto: 'udp', containerIp: '10.77.0.2', containerPort: 53, hostPort: 5353 }])
+    const published = await saveOf(host)
+    // "restart": a new allocator and mapper; the rules are still in the kernel
+    const alloc2 = portAllocator({ ephemeralRange: { start: 41000, end: 41009 } })
+    const m2 = portMapper({ bridge: 'br0' }, { logger: capturingLogger(), firewall: fw, allocator: alloc2 })
+    expect(await m2.adopt('ep1', [m as PortMapping])).toEqual([m])
+    expect(await m2.adopt('ep1', [m as PortMapping])).toEqual([m]) // idempotent
+    expect(alloc2.isAllocated(undefined, 'tcp', m?.hostPort as number)).toBe(true)
+    expect(m2.mappings('ep1')).toEqual([])
+    expect(m2.reservations('ep1')).toEqual([m])
+    // the ephemeral binding the owner asked for originally gets its old port back
+    expect(await m2.map('ep1', [{ proto: 'tcp', containerIp: '10.77.0.2', containerPort: 80 }])).toEqual([m])
+    // another owner cannot adopt a port someone holds: all or nothing
+    const free = { proto: 'tcp' as const, containerIp: '10.77.0.3', containerPort: 81, hostPort: 9191 }
+    const err = await m2.adopt('other', [free, { ...(m as PortMapping), containerIp: '10.77.0.3' }]).catch((e: unknown) => e)
+    expect(isCnmError(err, 'ERR_PORT_ALREADY_ALLOCATED')).toBe(true)
+    expect(alloc2.isAllocated(undefined, 'tcp', 9191)).toBe(false)
+    expect(m2.reservations('other')).toEqual([])
+    // adopt needs exact ports
+    const ranged = await m2.adopt('x', [{ proto: 'tcp', containerIp: '10.77.0.4', containerPort: 80 }]).catch((e: unknown) => e)
+    expect(isCnmError(ranged, 'ERR_PORT_INVALID_RANGE')).toBe(true)
+    await m2.adopt('ep1b', [u as PortMapping])
+    await m2.map('ep1b', [{ proto: 'udp', containerIp: '10.77.0.2', containerPort: 53, hostPort: 5353 }])
+    expect(await saveOf(host)).toBe(published)
+    await m2.release('ep1')
+    await m2.release('ep1b')
+    expect(mappingLines(await saveOf(host))).toEqual([])
+  })
+
+  it('reserve() books ports without rules; release({ keys }) frees single reservations', async () => {
+    const base = await saveOf(host)
+    const r = await mapper.reserve('ep1', [
+      { proto: 'tcp', containerIp: '10.77.0.2', containerPort: 80 },
+      { proto: 'tcp', containerIp: '10.77.0.2', containerPort: 443, hostPort: 8443 },
+    ])
+    expect(r.map((x) => x.key)).toEqual(['0.0.0.0:41000/tcp', '0.0.0.0:8443/tcp'])
+    expect(await saveOf(host)).toBe(base)
+    expect(mapper.mappings('ep1')).toEqual([])
+    // a failing reservation takes nothing
+    const err = await mapper
+      .reserve('ep2', [
+        { proto: 'tcp', containerIp: '10.77.0.3', containerPort: 80, hostPort: 8000 },
+        { proto: 'tcp', containerIp: '10.77.0.3', containerPort: 443, hostPort: 8443 },
+      ])
+      .catch((e: unknown) => e)
+    expect(isCnmError(err, 'ERR_PORT_ALREADY_ALLOCATED')).toBe(true)
+    expect(allocator.isAllocated(undefined, 'tcp', 8000)).toBe(false)
+    // map() of exact ports reuses the reservations
+    const mapped = await mapper.map('ep1', [
+      { proto: 'tcp', containerIp: '10.77.0.2', containerPort: 80, hostPort: 41000 },
+      { proto: 'tcp', containerIp: '10.77.0.2', containerPort: 443, hostPort: 8443 },
+    ])
+    expect(mapped).toEqual(r)
+    await mapper.unmap('ep1')
+    expect(await mapper.release('ep1', { keys: ['0.0.0.0:8443/tcp', '0.0.0.0:1/tcp'] })).toEqual([r[1]])
+    expect(allocator.isAllocated(undefined, 'tcp', 8443)).toBe(false)
+    expect(mapper.reservations('ep1')).toEqual([r[0]])
+    await mapper.release('ep1')
+    expect(isCnmError(await mapper.release('ep1').catch((e: unknown) => e), 'ERR_PORT_NOT_MAPPED')).toBe(true)
+    expect(await saveOf(host)).toBe(base)
+  })
+
+  it('closeHolders() closes the holders and keeps rules and reservations; unmap still removes the rules', async () => {
+    const closed: number[] = []
+    const holder: PortHolder = async (_netns, spec) => ({ port: spec.port, close: () => void closed.push(spec.port) })
+    const holding = portMapper({ bridge: 'br0' }, { logger: capturingLogger(), firewall: fw, allocator, holdPort: holder })
+    const base = await saveOf(host)
+    await holding.map('ep1', [{ proto: 'tcp', containerIp: '10.77.0.2', containerPort: 80, hostPort: 8080 }])
+    const mapped = await saveOf(host)
+    await holding.closeHolders()
+    expect(closed).toEqual([8080])
+    expect(await saveOf(host)).toBe(mapped)
+    expect(holding.mappings('ep1').map((m) => m.key)).toEqual(['0.0.0.0:8080/tcp'])
+    expect(allocator.isAllocated(undefined, 'tcp', 8080)).toBe(true)
+    await holding.closeHolders() // idempotent: nothing held any more
+    expect(closed).toEqual([8080])
+    await holding.release('ep1')
+    expect(await saveOf(host)).toBe(base)
+  })
+
+  it('unpublishing a UDP mapping deletes its conntrack entries in the namespace (not with flushConntrack: none)', async () => {
+    const count = async (port: number): Promise<number> => {
+      const r = await run('ip', ['netns', 'exec', host, 'sh', '-c', `conntrack -L -p udp --orig-port-dst ${port} 2>&1 >/dev/null`])
+      return Number(/(\d+) flow entries have been shown/.exec(r)?.[1] ?? NaN)
+    }
+    const send = async (ip: string, port: number): Promise<void> => {
+      await run('ip', ['netns', 'exec', host, process.execPath, '-e', `const s=require('dgram').createSocket('udp4');s.send('x',${port},'${ip}',()=>s.close())`])
+    }
+    await mapper.map('ep1', [{ proto: 'udp', containerIp: '10.77.0.2', containerPort: 53, hostPort: 5353 }])
+    await send('127.0.0.1', 5353)
+    await send('10.77.0.1', 5353)
+    expect(await count(5353)).toBe(2)
+    await mapper.unmap('ep1')
+    expect(await count(5353)).toBe(0)
+
+    const keep = portMapper({ bridge: 'br0', flushConntrack: 'none' }, { logger: capturingLogger(), firewall: fw, allocator })
+    await keep.map('ep2', [{ proto: 'udp', containerIp: '10.77.0.3', containerPort: 53, hostPort: 5354 }])
+    await send('127.0.0.1', 5354)
+    await keep.release('ep2')
+    expect(await count(5354)).toBe(1)
+    expect(() => portMapper({ bridge: 'br0', flushConntrack: 'tcp' as 'udp' }, { logger: capturingLogger(), firewall: fw, allocator })).toThrow(/flushConntrack/)
+    // flushConntrack() on its own, for any protocol
+    expect(await fw.flushConntrack([{ family: 4, proto: 'udp', hostPort: 5354 }])).toBe(1)
+    expect(await count(5354)).toBe(0)
   })
 })

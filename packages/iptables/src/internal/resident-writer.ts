@@ -23,16 +23,18 @@ export interface ResidentWriterConfig {
   readonly log: Logger
 }
 
-const NEWGEN = /^NEWGEN: GENID=\d+ PID=(\d+)/
-const SYNC_EVENT = / -t filter -[NX] (cnm-sync-[0-9a-f]+)-(\d+)$/
+const NEWGEN = /^# new generation \d+ by process (\d+) /
+const SYNC_EVENT = /^(?:create|delete) chain ip6? filter (cnm-sync-[0-9a-f]+)-(\d+)$/
 /** Attempts of the start-up handshake (the monitor subscribes at some point after it starts). */
 const SYNC_ATTEMPTS = 20
 const SYNC_WAIT_MS = 100
+/** A commit is acknowledged within milliseconds; this only guards against a lost acknowledgement. */
+const ACK_DEADLINE_MS = 5000
 
 /**
  * One long-lived `iptables-nft-restore --noflush` in the namespace, fed one change set at a time, and
- * one `xtables-monitor -e` next to it whose `NEWGEN ... PID=<restore>` lines acknowledge each committed
- * table. A change set then costs no process at all (about half a millisecond) instead of an exec.
+ * one `nft monitor` next to it whose `# new generation N by process <restore>` lines acknowledge each
+ * committed table. A change set then costs no process at all (about half a millisecond) instead of an exec.
  * iptables-restore commits every table block at its COMMIT line and exits at the first error, printing
  * the failing line (counted over everything it read; this class rebases it to the script).
  *
@@ -52,7 +54,7 @@ export class ResidentWriter {
   /** Sync attempts written to the current restore process, and whether the monitor saw one of them. */
   private syncAttempts = 0
   private subscribed = false
-  /** Committed blocks whose NEWGEN has not been seen yet (counted once the monitor is subscribed). */
+  /** Committed blocks whose new-generation line has not been seen yet (counted once the monitor is subscribed). */
   private outstanding = 0
   private waiter: (() => void) | undefined
   private restore: ChildProcessWithoutNullStreams | undefined
@@ -93,10 +95,10 @@ export class ResidentWriter {
     this.stderr = ''
     try {
       this.outstanding += tables
-      const r = await this.submit(script, signal, this.cfg.waitSeconds * 1000 + 10_000)
+      const r = await this.submit(script, signal, ACK_DEADLINE_MS)
       if (r === 'acked') return { code: 0, stderr: '', failedLine: undefined }
       if (r === 'timeout') {
-        this.unusable = 'no acknowledgement from xtables-monitor'
+        this.unusable = 'no acknowledgement from nft monitor'
         this.cfg.log.error('resident iptables writer: no acknowledgement within the deadline; falling back to one process per change')
         void this.stop()
         return { code: null, stderr: 'resident iptables writer: no acknowledgement', failedLine: undefined }
@@ -155,20 +157,26 @@ export class ResidentWriter {
     await this.stop()
     // The monitor reads no input, so it would outlive this process; a shell ends it when its stdin
     // closes (stop(), or this process dying) and exits when the monitor does. (An asynchronous list
-    // gets /dev/null as stdin unless redirected, hence fd 3.)
-    const family = this.cfg.family === 4 ? '-4' : '-6'
+    // gets /dev/null as stdin unless redirected, hence fd 3.) `nft monitor`, not xtables-monitor:
+    // xtables-monitor 1.8.9 exits on events it cannot translate (SCTP rules).
     const monitor = this.spawn([
       'sh',
       '-c',
-      `exec 3<&0; stdbuf -oL xtables-monitor -e ${family} </dev/null & m=$!; { while read -r _; do :; done <&3; kill $m 2>/dev/null; } & wait $m`,
+      'exec 3<&0; stdbuf -oL nft monitor </dev/null & m=$!; { while read -r _; do :; done <&3; kill $m 2>/dev/null; } & wait $m',
     ])
     this.monitor = monitor
     this.monitorBuf = ''
     monitor.stdout.on('data', (d: Buffer) => this.onMonitor(d.toString('utf8')))
-    monitor.stderr.resume()
-    monitor.on('exit', () => {
+    let monitorErr = ''
+    monitor.stderr.on('data', (d: Buffer) => {
+      monitorErr += d.toString('utf8')
+      // events were dropped (netlink receive buffer overrun): acknowledgements may be lost, so start over
+      if (/No buffer space/i.test(monitorErr)) monitor.stdin.end()
+    })
+    monitor.on('exit', (code, sig) => {
       if (this.monitor !== monitor) return
       this.monitor = undefined
+      this.cfg.log.error('nft monitor exited (%s): %s', code ?? sig, monitorErr.trim())
       // without acknowledgements a write cannot finish: end the restore too, the next write restarts both
       this.killRestore()
     })
@@ -205,7 +213,7 @@ export class ResidentWriter {
       }
       if (r !== 'timeout') break
     }
-    const why = this.restore === undefined ? `iptables-restore exited: ${this.stderr.trim()}` : 'xtables-monitor never acknowledged'
+    const why = this.restore === undefined ? `iptables-restore exited: ${this.stderr.trim()}` : 'nft monitor never acknowledged'
     await this.stop()
     this.unusable = why
     throw new Error(`resident iptables writer unavailable: ${why}`)
