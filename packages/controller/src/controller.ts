@@ -56,7 +56,6 @@ import {
   SandboxInDeleteError,
   SandboxNotFoundError,
 } from './errors.js'
-import { hostDriver, nullDriver } from './builtin-drivers.js'
 import { EventHub } from './internal/events.js'
 import { allocatePools, assignAddress, releasePools, validateIpamConfigs } from './internal/ipam.js'
 import { KeyedMutex } from './internal/mutex.js'
@@ -109,14 +108,13 @@ import type {
 export const DEFAULT_CONTROLLER_INIT = Object.freeze({
   netnsRoot: '/var/run/docker/netns',
   defaultIpam: DEFAULT_IPAM,
-  builtinDrivers: true,
   casRetries: 8,
   hostAddress: '',
   gatewayBridge: true,
   gatewayBridgeDriver: 'bridge',
 })
 
-type ResolvedInit = Required<ControllerInit>
+type ResolvedInit = Required<Omit<ControllerInit, 'builtinDrivers'>>
 
 const sig = (options?: AbortOptions): AbortOptions => (options?.signal === undefined ? {} : { signal: options.signal })
 
@@ -159,7 +157,6 @@ export class Controller {
   readonly #store: StateStore
   readonly #os: SandboxOsLayer
   readonly #drivers = new Map<string, NetworkDriver>()
-  readonly #builtin = new Set<string>()
   readonly #ipams = new Map<string, Ipam>()
   readonly #networks = new Map<string, NetworkState>()
   readonly #endpoints = new Map<string, EndpointState>()
@@ -171,7 +168,14 @@ export class Controller {
   #generation = 0
 
   constructor(init: ControllerInit, components: ControllerComponents) {
-    this.#cfg = { ...DEFAULT_CONTROLLER_INIT, ...init }
+    init ??= {}
+    if ((init as { builtinDrivers?: unknown }).builtinDrivers === true) {
+      throw new InvalidRequestError(
+        'builtinDrivers is gone: the controller ships no drivers; register host and null drivers (e.g. hostDriver()/nullDriver() of @cnm/drivers-bridge) in components.drivers',
+      )
+    }
+    const { builtinDrivers: _ignored, ...rest } = init
+    this.#cfg = { ...DEFAULT_CONTROLLER_INIT, ...rest }
     if (typeof this.#cfg.netnsRoot !== 'string' || !this.#cfg.netnsRoot.startsWith('/')) {
       throw new InvalidRequestError(`netnsRoot must be an absolute path, got ${JSON.stringify(this.#cfg.netnsRoot)}`)
     }
@@ -188,12 +192,6 @@ export class Controller {
     this.#store = new StateStore(components.store as Store)
     this.#os = components.osLayer
     this.#events = new EventHub(this.#log.child('events'))
-    if (this.#cfg.builtinDrivers) {
-      for (const d of [hostDriver(), nullDriver()]) {
-        this.#drivers.set(d.type, d)
-        this.#builtin.add(d.type)
-      }
-    }
     for (const [type, d] of Object.entries(components.drivers ?? {})) this.registerDriver(type, d)
     for (const [name, i] of Object.entries(components.ipams ?? {})) this.registerIpam(name, i)
   }
@@ -288,6 +286,11 @@ export class Controller {
   }
 
   // ---------------------------------------------------------------- lookups
+
+  /** host/null rules (§1.6) by the registered driver's own type (the network type when it is not registered). */
+  #special(networkType: string): boolean {
+    return isSpecialType(this.#drivers.get(networkType)?.type ?? networkType)
+  }
 
   #driver(type: string): NetworkDriver {
     const d = this.#drivers.get(type)
@@ -605,7 +608,7 @@ export class Controller {
       if (scope === 'local' && dataScope === 'global') throw new NetworkRuleError('cannot downgrade network scope for global-scope driver')
       if (scope === 'swarm') throw new NetworkRuleError('swarm scope requires an active swarm')
       if (req.ingress === true && dataScope !== 'global') throw new NetworkRuleError('ingress networks need a global-scope driver')
-      if (!configOnly && isSpecialType(type)) {
+      if (!configOnly && this.#special(type)) {
         const other = [...this.#networks.values()].find((n) => n.type === type && !n.configOnly && !n.inDelete)
         if (other !== undefined) throw new NetworkRuleError(`only one instance of ${type} network is allowed`)
       }
@@ -645,7 +648,7 @@ export class Controller {
       const undo = new UndoStack(this.#log)
       try {
         if (!configOnly && driver !== undefined) {
-          if (!isSpecialType(type)) {
+          if (!this.#special(type)) {
             const ipam = this.#ipam(ipamName)
             const spaces = await ipam.getDefaultAddressSpaces(sig(options))
             const space = ipamReq.addressSpace ?? (dataScope === 'global' ? spaces.global : spaces.local)
@@ -689,7 +692,7 @@ export class Controller {
     const force = options.force === true
     const n = this.#networks.get(nid)
     if (n === undefined || (n.inDelete && !force)) throw new NetworkNotFoundError(nid)
-    if (!force && isSpecialType(n.type) && !n.configOnly) throw new NetworkRuleError(`${n.type} network ${n.name} cannot be deleted`)
+    if (!force && this.#special(n.type) && !n.configOnly) throw new NetworkRuleError(`${n.type} network ${n.name} cannot be deleted`)
     if (n.configOnly) {
       const users = [...this.#networks.values()].filter((x) => x.configFrom === n.name && !x.inDelete)
       if (users.length > 0 && !force) throw new NetworkRuleError(`configuration network ${n.name} is in use`)
@@ -710,7 +713,7 @@ export class Controller {
     if (force) {
       for (const e of eps) await this.#dropEndpointForced(n, e)
     }
-    if (!n.ipamReleased && !isSpecialType(n.type) && !n.configOnly) {
+    if (!n.ipamReleased && !this.#special(n.type) && !n.configOnly) {
       const ipam = this.#ipams.get(n.ipamDriver)
       if (ipam === undefined) {
         this.#log.error('IPAM %s of network %s is not registered; its pools stay reserved', n.ipamDriver, nid)
@@ -817,7 +820,7 @@ export class Controller {
       }
       const undo = new UndoStack(this.#log)
       try {
-        const special = isSpecialType(net.type)
+        const special = this.#special(net.type)
         const ipam = special ? undefined : this.#ipam(net.ipamDriver)
         if (ipam !== undefined && mac === undefined && ipam.capabilities.requiresMacAddress) mac = randomMac()
         if (mac !== undefined) ep.mac = mac
@@ -883,7 +886,7 @@ export class Controller {
 
   async #releaseEndpointAddresses(n: NetworkState, e: EndpointState): Promise<void> {
     const ipam = this.#ipams.get(n.ipamDriver)
-    if (ipam === undefined || isSpecialType(n.type)) return
+    if (ipam === undefined || this.#special(n.type)) return
     if (e.address !== undefined && e.v4PoolId !== undefined) {
       await ipam.releaseAddress(e.v4PoolId, e.address.ip).catch((err: unknown) => {
         this.#log.error('release address %s of endpoint %s failed: %o', formatIp((e.address as IpCidr).ip), e.id, err)
@@ -1002,7 +1005,7 @@ export class Controller {
    * Pushes undo steps when `undo` is given; otherwise failures after the change are logged.
    */
   async #applyGateway(sb: SandboxState, undo: UndoStack | undefined, options?: AbortOptions): Promise<boolean> {
-    const newGw = gatewayEndpoint(this.#ordered(sb.endpoints))
+    const newGw = gatewayEndpoint(this.#ordered(sb.endpoints), (t) => this.#special(t))
     const oldGw = sb.gatewayEndpoint
     if (newGw === oldGw) return false
     const oldEp = oldGw === undefined ? undefined : this.#endpoints.get(oldGw)
@@ -1099,7 +1102,7 @@ export class Controller {
       const e = this.#endpoints.get(eid)
       const n = e && this.#networks.get(e.networkId)
       if (e === undefined || n === undefined) continue
-      if (n.name === GW_BRIDGE_NETWORK || isSpecialType(n.type) || n.internal) continue
+      if (n.name === GW_BRIDGE_NETWORK || this.#special(n.type) || n.internal) continue
       if (e.join?.disableGatewayService === true) continue
       if (e.join?.gateway !== undefined) return false
       if (e.join?.staticRoutes.some((r) => r.destination.version === 4 && r.destination.bits === 0) === true) return false
@@ -1690,7 +1693,7 @@ export class Controller {
 
     // 2. IPAM replay for local networks whose IPAM asks for it (allocation.md §3.9).
     for (const n of this.#networks.values()) {
-      if (n.inDelete || n.configOnly || isSpecialType(n.type) || n.scope !== 'local') continue
+      if (n.inDelete || n.configOnly || this.#special(n.type) || n.scope !== 'local') continue
       const ipam = this.#ipams.get(n.ipamDriver)
       if (ipam === undefined) {
         this.#log.error('IPAM %s of network %s is not registered', n.ipamDriver, n.id)

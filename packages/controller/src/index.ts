@@ -3,7 +3,6 @@
  * recovery, events, service-discovery records). Drivers and IPAMs arrive from the caller.
  */
 export { Controller, createController, DEFAULT_CONTROLLER_INIT, ipamInfoToJSON } from './controller.js'
-export { hostDriver, nullDriver, TrivialDriver } from './builtin-drivers.js'
 export { GW_BRIDGE_NETWORK } from './internal/order.js'
 export { parseCreateNetworkRequest, parseCreateEndpointRequest, parseCreateSandboxRequest, parseJoinOptions } from './parse.js'
 export { ROOT as STORE_ROOT, keys as storeKeys } from './internal/state-store.js'

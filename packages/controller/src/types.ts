@@ -62,8 +62,12 @@ export interface ControllerInit {
   netnsRoot?: string
   /** IPAM used when a network names none (`''` and `'default'` are normalised to it). @default 'default' */
   defaultIpam?: string
-  /** Register the built-in `host` and `null` drivers. @default true */
-  builtinDrivers?: boolean
+  /**
+   * @deprecated The controller ships no drivers (it composes what its caller registers). Only `false`
+   * is accepted, and ignored; `true` throws InvalidRequestError. Register `host` and `null` drivers
+   * (e.g. `hostDriver()`/`nullDriver()` of @cnm/drivers-bridge) in `components.drivers`.
+   */
+  builtinDrivers?: false
   /** Attempts for a compare-and-swap read-modify-write (endpoint counters). @default 8 */
   casRetries?: number
   /**

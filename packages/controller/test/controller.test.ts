@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import { formatCidr, formatIp, formatPrefix, isCnmError } from '@cnm/types'
-import { harness, storeKeys, readJson } from './fixtures/harness.js'
-import { storeKeys as KEYS } from '../src/index.js'
+import { memoryStore } from '@cnm/datastore'
+import { nullDriver } from '@cnm/drivers-bridge'
+import { capturingLogger } from '@cnm/test-utils'
+import { FakeOsLayer, harness, storeKeys, readJson } from './fixtures/harness.js'
+import { createController, storeKeys as KEYS } from '../src/index.js'
 
 const tcp80 = { proto: 'tcp' as const, containerPort: 80, hostPort: 0, hostPortEnd: 0 }
 
@@ -322,5 +325,55 @@ describe('lifecycle', () => {
     await expect(ctl.createNetwork({ name: 'n', type: 'bridge' }, { signal: ac.signal })).rejects.toMatchObject({ code: 'ERR_ABORTED' })
     expect(await storeKeys(store)).toEqual(before)
     expect(ctl.networks()).toEqual([])
+  })
+})
+
+describe('host and null drivers come from the caller (drivers.md §1.6)', () => {
+  it('registers no driver of its own; builtinDrivers: true is refused, false is accepted', async () => {
+    const components = { logger: capturingLogger(), store: memoryStore(), osLayer: new FakeOsLayer() }
+    expect(() => createController({ builtinDrivers: true as unknown as false })(components)).toThrow(
+      expect.objectContaining({ kind: 'invalid-argument', message: expect.stringContaining('hostDriver()/nullDriver()') }),
+    )
+    const ctl = createController({ builtinDrivers: false })(components)
+    expect(ctl.driverTypes()).toEqual([])
+    await ctl.start()
+    await expect(ctl.createNetwork({ name: 'none', type: 'null' })).rejects.toMatchObject({ code: 'ERR_CONTROLLER_DRIVER_NOT_FOUND', kind: 'not-found' })
+    await ctl.stop()
+  })
+
+  it("applies the host/null rules by the registered driver's type, whatever key it is registered under", async () => {
+    const { ctl, logger, store } = await harness()
+    const ipamData = async (): Promise<string[]> => (await store.list('docker/network/v1.0/ipam/default/data/')).map((kv) => kv.key)
+    ctl.registerDriver('none-at-all', nullDriver()({ logger }))
+    const n = await ctl.createNetwork({ name: 'isolated', type: 'none-at-all' })
+    // no IPAM: no pool (the IPAM keeps no bitmap; a bridge network makes one), no address, never a gateway endpoint
+    expect(n.ipam.v4).toEqual([])
+    expect(await ipamData()).toEqual([])
+    await ctl.createNetwork({ name: 'b', type: 'bridge' })
+    expect(await ipamData()).not.toEqual([])
+    const sb = await ctl.createSandbox({ containerId: 'c1' })
+    const ep = await ctl.connect(sb.id, 'isolated', { name: 'c1' })
+    expect(ep.address).toBeUndefined()
+    expect(ctl.sandbox(sb.id).gatewayEndpoint).toBeUndefined()
+    // single instance (the controller's rule, before the driver is asked) and undeletable
+    await expect(ctl.createNetwork({ name: 'second', type: 'none-at-all' })).rejects.toMatchObject({ kind: 'forbidden', message: expect.stringContaining('only one instance') })
+    await ctl.disconnect(sb.id, ep.id)
+    await expect(ctl.deleteNetwork('isolated')).rejects.toMatchObject({ kind: 'forbidden' })
+  })
+
+  it("drivers-bridge's null and host drivers survive a controller restart with their networks and endpoints", async () => {
+    const h = await harness()
+    await h.ctl.createNetwork({ name: 'none', type: 'null' })
+    await h.ctl.createNetwork({ name: 'host', type: 'host' })
+    const sb = await h.ctl.createSandbox({ containerId: 'c1' })
+    const ep = await h.ctl.connect(sb.id, 'none', { name: 'c1' })
+    const h2 = await h.restart()
+    expect(h2.ctl.networks().map((n) => n.name).sort()).toEqual(['host', 'none'])
+    // the fresh driver instances learnt their networks and endpoints from restore()
+    await h2.ctl.disconnect(sb.id, ep.id)
+    expect(() => h2.ctl.endpoint(ep.id)).toThrow(expect.objectContaining({ kind: 'not-found' }))
+    const again = await h2.ctl.createSandbox({ containerId: 'c2' })
+    await h2.ctl.connect(again.id, 'host', { name: 'c2' })
+    await expect(h2.ctl.createNetwork({ name: 'host2', type: 'host' })).rejects.toMatchObject({ kind: 'forbidden' })
   })
 })

@@ -4,7 +4,11 @@ import type { EndpointState, NetworkState } from './records.js'
 /** Name of the default gateway network (§7.3). */
 export const GW_BRIDGE_NETWORK = 'docker_gwbridge'
 
-/** Networks whose endpoints never provide a gateway. */
+/**
+ * The driver types with libnetwork's special rules (drivers.md §1.6): no IPAM, one network per type,
+ * undeletable, endpoints never provide a gateway. The controller asks by the registered driver's
+ * `type`; the drivers themselves come from the caller (e.g. @cnm/drivers-bridge's nullDriver/hostDriver).
+ */
 export const isSpecialType = (type: string): boolean => type === 'null' || type === 'host'
 
 export interface OrderedEndpoint {
@@ -34,9 +38,9 @@ export function compareEndpoints(a: OrderedEndpoint, b: OrderedEndpoint): number
 }
 
 /** The first endpoint (in order) that has an IPv4 gateway, ignoring null/host networks. */
-export function gatewayEndpoint(ordered: readonly OrderedEndpoint[]): EndpointId | undefined {
+export function gatewayEndpoint(ordered: readonly OrderedEndpoint[], special: (networkType: string) => boolean = isSpecialType): EndpointId | undefined {
   for (const o of ordered) {
-    if (isSpecialType(o.net.type)) continue
+    if (special(o.net.type)) continue
     if (o.ep.join?.gateway !== undefined) return o.ep.id
   }
   return undefined
