@@ -248,7 +248,7 @@ export class Daemon {
         chainPrefix: c.chainPrefix,
         holdHostPorts: true,
       })({ logger, store, osl: this.#osl })
-      const ctl = createController({ netnsRoot: netnsDir, builtinDrivers: false, gatewayBridge: false })({
+      const ctl = createController({ netnsRoot: netnsDir, gatewayBridge: false })({
         logger,
         store,
         osLayer: new OslSandboxLayer(this.#osl),
