@@ -934,6 +934,27 @@ export class BridgeDriver implements NetworkDriver {
 
   private async dropOrphanEndpoint(rec: BridgeEndpointRecord, options?: AbortOptions): Promise<void> {
     this.log('restore: removing orphan endpoint %s', rec.id)
+    const net = this.networks.get(rec.networkId)
+    if (net !== undefined && rec.externalConnectivity && rec.portMappings.length > 0 && this.config.enableIptables) {
+      // Its port rules outlived the previous process: take them over (same exact ports), then remove them.
+      // (The rules of an orphan network go with its firewall.)
+      try {
+        for (const m of rec.portMappings) {
+          const hostIp = parseIp(m.hostIp)
+          await this.kernel.reservePort(
+            rec.id,
+            { proto: m.proto, hostIp, hostPort: m.hostPort, hostPortEnd: m.hostPort, bridge: net.rec.bridgeName, containerIp: this.containerIpFor(rec, hostIp), containerPort: m.containerPort },
+            options,
+          )
+        }
+        const published = this.published(net, rec, rec.portMappings)
+        await this.kernel.publishPorts(rec.id, published, options)
+        await this.kernel.unpublishPorts(rec.id, published, options)
+      } catch (err) {
+        if (isCnmError(err, 'ERR_ABORTED')) throw err
+        net.log.error('restore: removing the port rules of orphan endpoint %s failed: %s', rec.id, describeErr(err))
+      }
+    }
     await this.kernelCall('release ports', () => this.kernel.releasePorts(rec.id, options))
     await this.kernelCall('delete veth', () => this.kernel.deleteLink(rec.hostIfName, options))
     await this.state.deleteEndpoint(rec.id, options)

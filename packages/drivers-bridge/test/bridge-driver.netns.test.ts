@@ -69,6 +69,7 @@ describe.skipIf(!netnsAvailable())('bridge driver on the kernel (host played by 
 
   const driver = async (init: BridgeDriverInit = {}): Promise<BridgeDriver> => {
     const d = bridgeDriver({ hostNetns: host, ...init })({ logger: noopLogger(), store, osl: o })
+    fx.onCleanup(() => d.close())
     await d.restore([])
     return d
   }
@@ -298,6 +299,7 @@ describe.skipIf(!netnsAvailable())('bridge driver on the kernel (host played by 
     // (Probing from b here would leave a FAILED neighbour entry for a in b; the host's entry went with the bridge.)
     expect(await tcpFrom(host, '127.0.0.1', hostPort)).toMatch(/^ERR /)
     const d2 = bridgeDriver({ hostNetns: host })({ logger: noopLogger(), store, osl: o })
+    fx.onCleanup(() => d2.close())
     await d2.restore([
       {
         id: keep,
@@ -318,5 +320,45 @@ describe.skipIf(!netnsAvailable())('bridge driver on the kernel (host played by 
     expect(isCnmError(await d2.deleteNetwork(gone).catch((e: unknown) => e), 'ERR_DRIVER_NETWORK_NOT_FOUND')).toBe(true)
     expect(store.data.size).toBe(3)
   })
-})
 
+  it('close() at shutdown frees held host ports and keeps rules; the next instance adopts the mapping on the same port', async () => {
+    const d1 = await driver({ holdHostPorts: true })
+    const nid = generateId() as NetworkId
+    await d1.createNetwork(nid, cfg(), [testIpamData(subnet(0))], [])
+    const a = await sandbox('a')
+    const ea = await endpoint(d1, nid, addr(0, 2))
+    await plug(o, d1, nid, ea, a, addr(0, 2))
+    await d1.programExternalConnectivity(nid, ea, publish(80))
+    const hostPort = (await d1.endpointOperInfo(nid, ea)).portMappings?.[0]?.hostPort ?? 0
+    servers.push(await greeter(o, a.label, 80, 'up'))
+    const rules1 = await rules(host)
+
+    await d1.close()
+    // containers keep working: the rules are still there, only the holder socket is gone
+    expect(await rules(host)).toEqual(rules1)
+    expect(await tcpFrom(host, '127.0.0.1', hostPort)).toBe('up')
+    const free = await o.openSocket(host, { type: 'tcp4', address: '0.0.0.0', port: hostPort })
+    await closeFd(free.fd)
+
+    // the next daemon: restore adopts the stored mapping, holds the port again and changes no rule
+    const d2 = bridgeDriver({ hostNetns: host, holdHostPorts: true })({ logger: noopLogger(), store, osl: o })
+    fx.onCleanup(() => d2.close())
+    const restored = {
+      id: nid,
+      config: cfg(),
+      ipv4Data: [testIpamData(subnet(0))],
+      ipv6Data: [],
+      endpoints: [{ id: ea, config: epCfg, address: addr(0, 2), sandboxKey: a.path ?? '', externalConnectivity: true }],
+    }
+    await d2.restore([restored])
+    expect((await d2.endpointOperInfo(nid, ea)).portMappings?.[0]?.hostPort).toBe(hostPort)
+    expect(await rules(host)).toEqual(rules1)
+    const clash = await o.openSocket(host, { type: 'tcp4', address: '0.0.0.0', port: hostPort }).catch((e: unknown) => e)
+    expect(isCnmError(clash, 'ERR_OSL_ADDRESS_IN_USE')).toBe(true)
+    // leave and join again with the original (ephemeral) binding: the same port ([S3])
+    await d2.revokeExternalConnectivity(nid, ea)
+    await d2.programExternalConnectivity(nid, ea, publish(80))
+    expect((await d2.endpointOperInfo(nid, ea)).portMappings?.[0]?.hostPort).toBe(hostPort)
+    expect(await tcpFrom(host, '127.0.0.1', hostPort)).toBe('up')
+  })
+})

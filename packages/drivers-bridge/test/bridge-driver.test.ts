@@ -421,6 +421,38 @@ describe('BridgeDriver endpoints', () => {
     expect([...kernel.published.values()].every((p) => p.owner !== e)).toBe(true)
   })
 
+  it('asks the kernel for ports with the bridge and the container address of the host address family', async () => {
+    const { driver, kernel, id } = await withNet()
+    const e = eid()
+    await driver.createEndpoint(id, e, iface('10.70.0.60/24'), epCfg)
+    await driver.programExternalConnectivity(id, e, sb([{ containerPort: 80, hostPort: 8080, hostPortEnd: 8090 }]))
+    expect(kernel.requests).toEqual([
+      {
+        proto: 'tcp',
+        hostIp: parseIp('0.0.0.0'),
+        hostPort: 8080,
+        hostPortEnd: 8090,
+        bridge: `br-${id.slice(0, 12)}`,
+        containerIp: parseIp('10.70.0.60'),
+        containerPort: 80,
+      },
+    ])
+  })
+
+  it('close() lets the kernel side release its helpers and keeps every published port and record', async () => {
+    const { driver, kernel, store, id } = await withNet()
+    const e = eid()
+    await driver.createEndpoint(id, e, iface('10.70.0.61/24'), epCfg)
+    await driver.programExternalConnectivity(id, e, sb([{ containerPort: 80, hostPort: 8080 }]))
+    const before = store.json(endpointKey(e))
+    await driver.close()
+    await driver.close()
+    expect(kernel.closed).toBe(2)
+    expect([...kernel.published.keys()]).toEqual(['tcp/0.0.0.0/8080'])
+    expect(store.json(endpointKey(e))).toEqual(before)
+    expect((await driver.endpointOperInfo(id, e)).portMappings?.map((m) => m.hostPort)).toEqual([8080])
+  })
+
   it('releases only the ports it reserved in a failed programming call', async () => {
     const { driver, kernel, id } = await withNet()
     const e = eid()
@@ -513,6 +545,8 @@ describe('BridgeDriver restore', () => {
     expect(kernel.links.has('vethdeadbee')).toBe(false)
     expect(kernel.firewalls.size).toBe(1)
     expect(kernel.reservations.size).toBe(0)
+    // the orphan's port rules (still in the kernel from the previous process) are gone too
+    expect(kernel.published.size).toBe(0)
     expect([...store.data.keys()].sort()).toEqual([endpointKey(e1), networkKey(keep)].sort())
   })
 

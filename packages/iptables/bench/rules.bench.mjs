@@ -4,7 +4,7 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { noopLogger } from '@cnm/types'
-import { bridgeFirewall, portAllocator, portMapper, spawnCommand } from '@cnm/iptables'
+import { bridgeFirewall, portAllocator, portMapper } from '@cnm/iptables'
 
 const NETWORKS = 20
 const MAPPINGS = 50
@@ -39,18 +39,31 @@ async function main() {
     sh('ip', '-n', ns, 'link', 'set', 'lo', 'up')
     for (let i = 0; i < NETWORKS; i++) sh('ip', '-n', ns, 'link', 'add', `br-${i}`, 'type', 'bridge')
     const logger = noopLogger()
-    // count the processes each operation starts (the cost that dominates on a loaded machine)
-    let spawns = 0
-    const runCommand = (argv, options) => {
-      spawns++
-      return spawnCommand(argv, options)
+    // The firewall as the bridge driver makes it (defaults): one resident shell for reads, sysctl and
+    // conntrack, and per family one resident iptables-nft-restore acknowledged by nft monitor for writes.
+    // Count what each operation costs: processes started (Node spawns + commands the shell runs) and
+    // iptables reads/writes.
+    const fw = bridgeFirewall({ netns: ns }, { logger })
+    const v4 = await fw.iptables(4)
+    const v6 = await fw.iptables(6)
+    const snapshot = () => {
+      const a = v4.stats
+      const b = v6?.stats ?? { saves: 0, restores: 0, residentRestores: 0 }
+      return {
+        processes: fw.stats.launches + fw.stats.commands,
+        saves: a.saves + b.saves,
+        restores: a.restores + b.restores,
+        residentRestores: a.residentRestores + b.residentRestores,
+      }
     }
-    const counted = async (fn) => {
-      const before = spawns
+    const costs = {}
+    const counted = async (name, fn) => {
+      const s0 = snapshot()
       await fn()
-      return spawns - before
+      const s1 = snapshot()
+      costs[name] = Object.fromEntries(Object.keys(s1).map((k) => [k, s1[k] - s0[k]]))
+      return costs[name].processes
     }
-    const fw = bridgeFirewall({ netns: ns }, { logger, runCommand })
     const net = (i) => ({ bridge: `br-${i}`, subnet: `10.${100 + i}.0.0/24`, subnet6: `fd00:${i + 1}::/64` })
 
     // first network: also creates the chains and jumps (and detects the backend)
@@ -58,10 +71,10 @@ async function main() {
     const commands = {}
     const program = []
     for (let i = 1; i < NETWORKS; i++) {
-      if (i === 1) commands.programNetwork = await counted(async () => program.push(await time(() => fw.programBridgeNetwork(net(i)))))
+      if (i === 1) commands.programNetwork = await counted('programNetwork', async () => program.push(await time(() => fw.programBridgeNetwork(net(i)))))
       else program.push(await time(() => fw.programBridgeNetwork(net(i))))
     }
-    commands.reprogramNetworkNoop = await counted(() => fw.programBridgeNetwork(net(1)))
+    commands.reprogramNetworkNoop = await counted('reprogramNetworkNoop', () => fw.programBridgeNetwork(net(1)))
     const noop = []
     for (let i = 0; i < NETWORKS; i++) noop.push(await time(() => fw.programBridgeNetwork(net(i))))
     const rulesWithNetworks = ruleCount()
@@ -83,12 +96,14 @@ async function main() {
       const owner = `ep${i}`
       const binding = [{ proto: 'tcp', containerIp: `10.100.0.${i + 2}`, containerPort: 80 }]
       const r0 = i === 0 ? ruleCount() : 0
-      const spawnsBefore = spawns
-      add.push(await time(() => mapper.map(owner, binding)))
       if (i === 0) {
-        commands.addMapping = spawns - spawnsBefore
+        commands.addMapping = await counted('addMapping', async () => add.push(await time(() => mapper.map(owner, binding))))
         rulesPerTcpMapping = ruleCount() - r0
+        commands.unmapForLeave = await counted('unmapForLeave', async () => leave.push(await time(() => mapper.unmap(owner))))
+        commands.remapOnRejoin = await counted('remapOnRejoin', async () => rejoin.push(await time(() => mapper.map(owner, binding))))
+        continue
       }
+      add.push(await time(() => mapper.map(owner, binding)))
       leave.push(await time(() => mapper.unmap(owner)))
       rejoin.push(await time(() => mapper.map(owner, binding)))
     }
@@ -96,13 +111,14 @@ async function main() {
 
     const removeNet = []
     await mapper.map('probe', [{ proto: 'tcp', containerIp: '10.100.0.250', containerPort: 80 }])
-    commands.releaseMapping = await counted(() => mapper.release('probe'))
+    commands.releaseMapping = await counted('releaseMapping', () => mapper.release('probe'))
     for (let i = 0; i < NETWORKS; i++) {
-      if (i === 0) commands.removeNetwork = await counted(async () => removeNet.push(await time(() => fw.removeBridgeNetwork(net(i)))))
+      if (i === 0) commands.removeNetwork = await counted('removeNetwork', async () => removeNet.push(await time(() => fw.removeBridgeNetwork(net(i)))))
       else removeNet.push(await time(() => fw.removeBridgeNetwork(net(i))))
     }
     const cleanupMs = await time(() => fw.cleanupAll())
     const leftover = ruleCount()
+    await fw.close()
 
     // reference: the same 100 rules one by one vs one iptables-restore (TOOLING.md's comparison)
     sh('ip', 'netns', 'exec', ns, 'iptables', '-N', 'REF')
@@ -118,7 +134,7 @@ async function main() {
 
     const round = (x) => Math.round(x * 100) / 100
     const details = {
-      backend: await (await fw.iptables(4)).backend(),
+      backend: await v4.backend(),
       networks: NETWORKS,
       mappings: MAPPINGS,
       firstNetworkMs: round(firstNetworkMs),
@@ -131,7 +147,9 @@ async function main() {
       releaseMapping: stats(remove),
       cleanupAllMs: round(cleanupMs),
       rulesWithNetworks,
-      commandsPerOperation: commands,
+      // processes started per operation (Node spawns + execs by the resident shell; 0 = resident writer only)
+      processesPerOperation: commands,
+      costPerOperation: costs,
       loadAverage1m: (await import('node:os')).loadavg()[0],
       rulesLeftAfterCleanup: leftover,
       reference: { oneByOne100Ms: round(oneByOne100Ms), restore100Ms: round(restore100Ms) },
@@ -144,8 +162,9 @@ async function main() {
       rulesPerContainerNoPorts,
       rulesPerTcpMapping,
       rulesLeftAfterCleanup: leftover,
-      commandsPerNetwork: commands.programNetwork,
-      commandsPerMapping: commands.addMapping,
+      processesPerNetwork: commands.programNetwork,
+      processesPerMapping: commands.addMapping,
+      processesPerRelease: commands.releaseMapping,
     }
     console.log(JSON.stringify({ summary, ...details }))
   } finally {
