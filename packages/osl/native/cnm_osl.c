@@ -131,8 +131,13 @@ static void do_socket(job_t *j) {
     return;
   }
   int one = 1;
-  if (j->reuse && setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) {
+  if ((j->reuse & 1) && setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) {
     fail(j, errno, "setsockopt", "SO_REUSEADDR");
+    close(s);
+    return;
+  }
+  if ((j->reuse & 2) && setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+    fail(j, errno, "setsockopt", "SO_REUSEPORT");
     close(s);
     return;
   }
@@ -709,7 +714,7 @@ static napi_value bad_args(napi_env env, job_t *j, const char *what) {
   return NULL;
 }
 
-/* openSocket(nsPath|null, family 4|6, tcp bool, address, port, reuseAddr bool, backlog) */
+/* openSocket(nsPath|null, family 4|6, tcp bool, address, port, reuse bits (1 SO_REUSEADDR, 2 SO_REUSEPORT), backlog) */
 static napi_value open_socket(napi_env env, napi_callback_info info) {
   size_t argc = 7;
   napi_value argv[7];
@@ -844,6 +849,8 @@ static napi_value netlink_ops(napi_env env, napi_callback_info info) {
   return start(env, j, "cnm_osl.netlink");
 }
 
+void cnm_dns_responder_init(napi_env env, napi_value exports);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"openSocket", NULL, open_socket, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -854,6 +861,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"connectSocket", NULL, connect_socket, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  cnm_dns_responder_init(env, exports);
   return exports;
 }
 

@@ -16,7 +16,8 @@ export interface NativeOps {
     tcp: 0 | 1,
     address: string,
     port: number,
-    reuseAddr: 0 | 1,
+    /** bit 1: SO_REUSEADDR, bit 2: SO_REUSEPORT */
+    reuse: 0 | 1 | 2 | 3,
     backlog: number,
   ): Promise<{ fd: number; port: number }>
   /** A non-blocking, close-on-exec TCP socket made inside `nsPath` and connected within `timeoutMs` (own thread). */

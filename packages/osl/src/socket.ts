@@ -23,6 +23,12 @@ export interface OpenSocketOptions {
   port: number
   /** Set SO_REUSEADDR before bind. @default false */
   reuseAddr?: boolean
+  /**
+   * Set SO_REUSEPORT before bind: several sockets (each opened with this flag, by the same user) can
+   * bind the same address and port, and the kernel spreads datagrams and connections over them
+   * (one socket per worker thread). @default false
+   */
+  reusePort?: boolean
   /** listen() backlog for tcp sockets. @default 511 */
   backlog?: number
 }
@@ -88,7 +94,7 @@ export async function openSocketWith(native: NativeOps, nsPath: string | null, o
       type.startsWith('tcp') ? 1 : 0,
       address,
       port,
-      opts.reuseAddr === true ? 1 : 0,
+      ((opts.reuseAddr === true ? 1 : 0) | (opts.reusePort === true ? 2 : 0)) as 0 | 1 | 2 | 3,
       backlog,
     )
   } catch (err) {
@@ -114,6 +120,7 @@ export async function openSocketInNetns(
     address: string
     port: number
     reuseAddr?: boolean
+    reusePort?: boolean
     backlog?: number
   },
 ): Promise<{ fd: number; port: number }> {

@@ -101,6 +101,43 @@ describe.skipIf(!netnsAvailable())('openSocketInNetns', () => {
     expect(await got).toEqual({ msg: 'echo', from: `10.231.0.1:${srv.port}` })
   })
 
+  it('reusePort: several UDP sockets share one port and the kernel spreads clients over them', async () => {
+    const a = await fx.add('rp')
+    const first = await openSocketInNetns(a, { type: 'udp4', address: '127.0.0.1', port: 0, reusePort: true })
+    const second = await openSocketInNetns(a, { type: 'udp4', address: '127.0.0.1', port: first.port, reusePort: true })
+    expect(second.port).toBe(first.port)
+    // a socket without the flag cannot join the group
+    await expect(openSocketInNetns(a, { type: 'udp4', address: '127.0.0.1', port: first.port })).rejects.toBeInstanceOf(
+      AddressInUseError,
+    )
+    const hits = [0, 0]
+    const servers = [first, second].map((s, i) => {
+      const sock = dgram.createSocket('udp4')
+      sock.on('message', (m, r) => {
+        hits[i] = (hits[i] as number) + 1
+        sock.send(m, r.port, r.address)
+      })
+      return { sock, fd: s.fd }
+    })
+    for (const s of servers) {
+      fx.onCleanup(async () => await new Promise<void>((r) => s.sock.close(() => r())))
+      await new Promise<void>((r) => s.sock.bind({ fd: s.fd }, () => r()))
+    }
+    // 64 clients (64 source ports) inside the namespace, one datagram each, each answered
+    const script = `
+      const dgram = require('dgram'); let n = 0;
+      for (let i = 0; i < 64; i++) {
+        const c = dgram.createSocket('udp4');
+        c.on('message', () => { c.close(); if (++n === 64) { process.stdout.write('64'); process.exit(0) } });
+        c.send('x', ${first.port}, '127.0.0.1');
+      }
+      setTimeout(() => process.exit(3), 5000).unref();`
+    expect(await nodeIn(a, script)).toBe('64')
+    expect((hits[0] as number) + (hits[1] as number)).toBe(64)
+    expect(hits[0]).toBeGreaterThan(0)
+    expect(hits[1]).toBeGreaterThan(0)
+  })
+
   it('IPv6 TCP inside a namespace, and typed errors', async () => {
     const a = await fx.add('v6')
     const s6 = await openSocketInNetns(a, { type: 'tcp6', address: '::1', port: 0 })
