@@ -8,6 +8,13 @@ export type {
   UpstreamHealth,
 } from './resolver.js'
 export type { DnsRecordSource, NameRecords, ServiceRecord, ServiceProtocol } from './record-source.js'
+export type {
+  DnsFastPath,
+  DnsFastPathAttachOptions,
+  DnsFastPathAnswer,
+  DnsFastPathResponder,
+  DnsFastPathStats,
+} from './fast-path.js'
 export { hostSocketFactory } from './sockets.js'
 export type { ForwardSocketFactory, UpstreamServer } from './sockets.js'
 export {
@@ -29,7 +36,14 @@ export {
   DNS_OUTPUT_CHAIN,
   DNS_POSTROUTING_CHAIN,
 } from './netns.js'
-export type { SandboxResolverInit, SandboxResolverComponents, NetnsSocketOpener, NatRules, NatChange } from './netns.js'
+export type {
+  SandboxResolverInit,
+  SandboxResolverComponents,
+  NetnsSocketOpener,
+  NetnsSocketConnector,
+  NatRules,
+  NatChange,
+} from './netns.js'
 export {
   DEFAULT_HOSTS_RECORDS,
   buildHosts,

@@ -1,7 +1,9 @@
 import { closeSync } from 'node:fs'
 import net from 'node:net'
 import type { AbortOptions, ComponentLogger, Logger } from '@cnm/types'
+import { AbortError } from '@cnm/types'
 import { ResolverNetnsError } from './errors.js'
+import type { DnsFastPath } from './fast-path.js'
 import type { DnsRecordSource } from './record-source.js'
 import { Resolver } from './resolver.js'
 import type { ResolverInit } from './resolver.js'
@@ -15,6 +17,15 @@ import type { ForwardSocketFactory, UpstreamServer } from './sockets.js'
 export type NetnsSocketOpener = (
   netns: string,
   options: { type: 'udp4' | 'udp6' | 'tcp4' | 'tcp6'; address: string; port: number },
+) => Promise<{ fd: number; port: number }>
+
+/**
+ * Opens a TCP connection from inside a network namespace and returns the connected descriptor:
+ * `connectSocketInNetns` of `@cnm/osl` has this shape.
+ */
+export type NetnsSocketConnector = (
+  netns: string,
+  options: { type: 'tcp4' | 'tcp6'; address: string; port: number; timeoutMs?: number },
 ) => Promise<{ fd: number; port: number }>
 
 /** One NAT-table change, as `@cnm/iptables` `Iptables.apply()` takes it. */
@@ -51,21 +62,29 @@ export interface SandboxResolverComponents {
   /** iptables (family 4) of the same namespace. */
   nat: NatRules
   /**
-   * Forwarding sockets. @default `netnsSocketFactory({ netns, openSocket })`: sockets inside the
-   * sandbox namespace, host-loopback upstreams from the daemon's namespace.
+   * TCP connections from inside the namespace (osl's `connectSocketInNetns`), for TCP queries to
+   * in-namespace upstreams. @default none: those queries are forwarded over UDP
+   */
+  connectSocket?: NetnsSocketConnector
+  /**
+   * Forwarding sockets. @default `netnsSocketFactory({ netns, openSocket, connectSocket })`: sockets
+   * inside the sandbox namespace, host-loopback upstreams from the daemon's namespace.
    */
   sockets?: ForwardSocketFactory
+  /** Native fast path for the UDP listener (osl's `DnsResponderEngine`, one per daemon). @default none */
+  fastPath?: DnsFastPath
 }
 
 /**
  * Forwarding sockets opened inside a namespace through `openSocket` (osl), except for upstreams
  * flagged `hostLoopback`, which are reached from this process's namespace (sandbox-dns.md §2.3).
- * TCP connections cannot be opened inside the namespace with osl's listening-only TCP sockets, so
- * TCP queries to in-namespace upstreams are forwarded over UDP.
+ * TCP queries to in-namespace upstreams go over TCP connections made inside the namespace by
+ * `connectSocket` (osl's `connectSocketInNetns`); without it they are forwarded over UDP.
  */
 export function netnsSocketFactory(components: {
   netns: string
   openSocket: NetnsSocketOpener
+  connectSocket?: NetnsSocketConnector
   host?: ForwardSocketFactory
 }): ForwardSocketFactory {
   const host = components.host ?? hostSocketFactory()
@@ -92,9 +111,42 @@ export function netnsSocketFactory(components: {
     },
     tcpConnect(server: UpstreamServer, signal: AbortSignal) {
       if (server.hostLoopback === true) return host.tcpConnect(server, signal)
-      return undefined
+      const connect = components.connectSocket
+      if (connect === undefined) return undefined
+      return connectInNetns(connect, components.netns, server, signal)
     },
   }
+}
+
+/** A TCP connection made inside `netns`, adopted by a net.Socket; an abort closes a late descriptor. */
+async function connectInNetns(
+  connect: NetnsSocketConnector,
+  netns: string,
+  server: UpstreamServer,
+  signal: AbortSignal,
+): Promise<net.Socket> {
+  signal.throwIfAborted()
+  const address = stripZone(server.address)
+  const type = net.isIPv6(address) ? 'tcp6' : 'tcp4'
+  const pending = connect(netns, { type, address, port: server.port ?? 53 })
+  const fd = await new Promise<number>((resolve, reject) => {
+    const onAbort = (): void => reject(new AbortError(undefined, { cause: signal.reason }))
+    signal.addEventListener('abort', onAbort, { once: true })
+    pending.then(
+      (s) => {
+        signal.removeEventListener('abort', onAbort)
+        if (signal.aborted) closeQuietly(s.fd) // too late: nobody adopts it
+        else resolve(s.fd)
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(err instanceof Error ? err : new Error(String(err)))
+      },
+    )
+  })
+  const sock = new net.Socket({ fd, readable: true, writable: true })
+  sock.setNoDelay(true)
+  return sock
 }
 
 /** The NAT changes that redirect `address:53` to the resolver's ports (sandbox-dns.md §2.1). */
@@ -215,7 +267,14 @@ export async function startSandboxResolver(
       logger: components.logger,
       records: components.records,
       listen: { udp: { fd: udp.fd, type: 'udp4' }, tcp: { fd: tcp.fd, type: 'tcp' } },
-      sockets: components.sockets ?? netnsSocketFactory({ netns, openSocket }),
+      sockets:
+        components.sockets ??
+        netnsSocketFactory({
+          netns,
+          openSocket,
+          ...(components.connectSocket !== undefined ? { connectSocket: components.connectSocket } : {}),
+        }),
+      ...(components.fastPath !== undefined ? { fastPath: components.fastPath } : {}),
     })
     owned = [] // the resolver owns them now: closed by stop() or by a failing start()
     undo.push(() => r.stop())

@@ -36,6 +36,13 @@ export interface DnsRecordSource {
    * forwarded reply.
    */
   reportExternal?(name: string, addresses: readonly string[]): void
+
+  /**
+   * Optional: calls `listener` synchronously whenever `generation` changes; returns a function that
+   * removes it. A resolver with a native fast path (`components.fastPath`) needs it to drop the
+   * answers it handed to native code at once; without it the fast path is not used.
+   */
+  onChange?(listener: () => void): () => void
 }
 
 export type ServiceProtocol = 'tcp' | 'udp' | 'sctp'

@@ -31,6 +31,7 @@ interface ReverseEntry {
 export class NetworkRecords {
   readonly name: string
   private gen = 0
+  private readonly listeners = new Set<() => void>()
   /** name → address → owner ids */
   private readonly forward = new Map<string, Map<string, Set<string>>>()
   private readonly reverse = new Map<string, ReverseEntry[]>()
@@ -44,6 +45,21 @@ export class NetworkRecords {
 
   get generation(): number {
     return this.gen
+  }
+
+  /** Calls `listener` after every change (synchronously); returns the function that removes it. */
+  onChange(listener: () => void): () => void {
+    if (typeof listener !== 'function') throw new InvalidResolverOptionError('listener: must be a function')
+    const own = (): void => listener()
+    this.listeners.add(own)
+    return () => {
+      this.listeners.delete(own)
+    }
+  }
+
+  private bump(): void {
+    this.gen++
+    notify(this.listeners)
   }
 
   /** Registers `name → address` (IPv4 or IPv6). */
@@ -61,7 +77,7 @@ export class NetworkRecords {
       if (list === undefined) this.reverse.set(ip, (list = []))
       if (!list.some((e) => e.name === n && e.id === id)) list.push({ name: n, id, external: false })
     }
-    this.gen++
+    this.bump()
   }
 
   /** Removes `name → address` for the owner id (and its reverse entry). */
@@ -82,7 +98,7 @@ export class NetworkRecords {
       if (kept.length === 0) this.reverse.delete(ip)
       else this.reverse.set(ip, kept)
     }
-    this.gen++
+    this.bump()
   }
 
   /** Registers an SRV target for `_<service>._<protocol>.<name>`. */
@@ -97,7 +113,7 @@ export class NetworkRecords {
     if (i >= 0) list[i] = entry
     else list.push(entry)
     this.services.set(key, list)
-    this.gen++
+    this.bump()
   }
 
   /** Removes SRV targets of `_<service>._<protocol>.<name>` owned by `id` (all targets when id is undefined). */
@@ -108,7 +124,7 @@ export class NetworkRecords {
     const kept = id === undefined ? [] : list.filter((t) => (t.id ?? '') !== id)
     if (kept.length === 0) this.services.delete(key)
     else this.services.set(key, kept)
-    this.gen++
+    this.bump()
   }
 
   /** Addresses of a name on this network, or undefined. */
@@ -144,7 +160,7 @@ export class NetworkRecords {
         }
       }
     }
-    if (changed) this.gen++
+    if (changed) this.bump()
   }
 }
 
@@ -164,6 +180,10 @@ export interface SandboxAttachment {
 export class SandboxRecords implements DnsRecordSource {
   private attachments: readonly SandboxAttachment[] = []
   private own = 0
+  private readonly listeners = new Set<() => void>()
+  /** Subscriptions to the attached networks while anyone listens here. */
+  private unsubscribe: Array<() => void> = []
+  private readonly relay = (): void => notify(this.listeners)
 
   constructor(attachments: readonly SandboxAttachment[] = []) {
     this.setAttachments(attachments)
@@ -178,6 +198,37 @@ export class SandboxRecords implements DnsRecordSource {
       ),
     }))
     this.own++
+    if (this.listeners.size > 0) {
+      this.resubscribe()
+      notify(this.listeners)
+    }
+  }
+
+  /**
+   * Calls `listener` synchronously whenever `generation` changes (this view or any attached network);
+   * returns the function that removes it. Networks are listened to only while this view has listeners,
+   * so a dropped view leaves nothing behind on shared networks once its listeners are removed.
+   */
+  onChange(listener: () => void): () => void {
+    if (typeof listener !== 'function') throw new InvalidResolverOptionError('listener: must be a function')
+    const own = (): void => listener()
+    this.listeners.add(own)
+    if (this.listeners.size === 1) this.resubscribe()
+    return () => {
+      if (!this.listeners.delete(own)) return
+      if (this.listeners.size === 0) this.resubscribe()
+    }
+  }
+
+  private resubscribe(): void {
+    for (const u of this.unsubscribe.splice(0)) u()
+    if (this.listeners.size === 0) return
+    const seen = new Set<NetworkRecords>()
+    for (const a of this.attachments) {
+      if (seen.has(a.network)) continue
+      seen.add(a.network)
+      this.unsubscribe.push(a.network.onChange(this.relay))
+    }
   }
 
   get generation(): number {
@@ -233,6 +284,19 @@ export class SandboxRecords implements DnsRecordSource {
   reportExternal(_name: string, addresses: readonly string[]): void {
     for (const a of this.attachments) a.network.markExternal(addresses)
   }
+}
+
+/** Calls every listener; the first exception is rethrown after all of them ran. */
+function notify(listeners: ReadonlySet<() => void>): void {
+  let first: { err: unknown } | undefined
+  for (const l of [...listeners]) {
+    try {
+      l()
+    } catch (err) {
+      first ??= { err }
+    }
+  }
+  if (first !== undefined) throw first.err
 }
 
 /** `a.b.c` → [a.b.c, any], [a.b, c], [a, b.c]. */

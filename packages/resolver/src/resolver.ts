@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import type { AbortOptions, ComponentLogger, Logger } from '@cnm/types'
 import { InvalidResolverOptionError, ResolverListenError, ResolverStoppedError } from './errors.js'
 import { FORWARD, SERVFAIL_ENTRY, encodeLocal, resolveLocal } from './internal/answers.js'
-import type { Entry, ResolveConfig } from './internal/answers.js'
+import type { Entry, LocalEntry, ResolveConfig } from './internal/answers.js'
 import { Forwarder } from './internal/forwarder.js'
 import type { ForwarderCounters, UpstreamHealth } from './internal/forwarder.js'
 import {
@@ -28,6 +28,7 @@ import {
   keyToName,
   parseQuery,
 } from './internal/wire.js'
+import type { DnsFastPath, DnsFastPathResponder, DnsFastPathStats } from './fast-path.js'
 import type { DnsRecordSource } from './record-source.js'
 import { createUdpSocket, hostSocketFactory } from './sockets.js'
 import type { ForwardSocketFactory, UpstreamServer } from './sockets.js'
@@ -104,6 +105,12 @@ export interface ResolverComponents {
   listen: ResolverListen
   /** Forwarding sockets. @default sockets in this process's namespace (`hostSocketFactory()`) */
   sockets?: ForwardSocketFactory
+  /**
+   * Native fast path for the UDP listener (`DnsResponderEngine` of `@cnm/osl`): cached local answers
+   * are sent by native worker threads in batches, everything else still comes here. Used when the
+   * record source implements `onChange` (NetworkRecords/SandboxRecords do). @default none: node:dgram
+   */
+  fastPath?: DnsFastPath
 }
 
 export const DEFAULT_RESOLVER_INIT = Object.freeze({
@@ -159,17 +166,25 @@ export interface ResolverStats {
   socketOpenFailures: number
   maxSocketOpenMs: number
   tcpConnections: number
+  /** Queries answered by the native fast path (included in `queries`, `local` and `cacheHits`). */
+  fastPathAnswered: number
 }
 
 const UDP = 0
 const TCP = 1
 const CALL = 2
+const NATIVE = 3
+
+interface NativeClient {
+  address: string
+  port: number
+}
 
 interface Collector {
   resolve(reply: Buffer | undefined): void
 }
 
-type Ctx = dgram.RemoteInfo | net.Socket | Collector
+type Ctx = dgram.RemoteInfo | net.Socket | Collector | NativeClient
 
 /**
  * The embedded DNS server of one sandbox: answers local names from a `DnsRecordSource` over UDP and
@@ -186,6 +201,10 @@ export class Resolver {
   private state: 'new' | 'starting' | 'started' | 'stopped' = 'new'
   private udp: dgram.Socket | undefined
   private tcp: net.Server | undefined
+  private readonly fastPath: DnsFastPath | undefined
+  private native: DnsFastPathResponder | undefined
+  private nativeFinal: DnsFastPathStats | undefined
+  private unsubscribe: (() => void) | undefined
   private readonly tcpConns = new Set<net.Socket>()
   private readonly q = new ParsedQuery()
   private readonly scratch = Buffer.allocUnsafeSlow(256)
@@ -209,6 +228,9 @@ export class Resolver {
   }
   private readonly onTcpConnection = (sock: net.Socket): void => {
     this.acceptTcp(sock)
+  }
+  private readonly onNativeMiss = (msg: Buffer, address: string, port: number): void => {
+    this.process(msg, NATIVE, { address, port })
   }
 
   constructor(init: ResolverInit, components: ResolverComponents) {
@@ -234,6 +256,11 @@ export class Resolver {
     }
     this.log = components.logger.forComponent('cnm:resolver')
     this.records = components.records
+    const fp = components.fastPath as Partial<DnsFastPath> | undefined
+    if (fp !== undefined && (fp === null || typeof fp.attach !== 'function')) {
+      throw new InvalidResolverOptionError('components.fastPath: must have attach()')
+    }
+    this.fastPath = components.fastPath
     this.listen = listen
     const { upstreams, searchDomains, ...rest } = cfg
     this.config = rest
@@ -272,7 +299,28 @@ export class Resolver {
     const pending = new Set<ListenSpec>([this.listen.udp, this.listen.tcp].filter((x) => x !== undefined))
     try {
       options.signal?.throwIfAborted()
-      if (this.listen.udp !== undefined) {
+      const useNative = this.listen.udp !== undefined && this.fastPath !== undefined && typeof this.records.onChange === 'function'
+      if (this.fastPath !== undefined && !useNative) {
+        this.log('record source has no onChange(): native fast path not used')
+      }
+      if (this.listen.udp !== undefined && useNative && this.fastPath !== undefined) {
+        const spec = this.listen.udp
+        pending.delete(spec)
+        options.signal?.throwIfAborted()
+        const unsubscribe = (this.records.onChange as (l: () => void) => () => void).call(this.records, () => this.native?.clearAnswers())
+        undo.push(unsubscribe)
+        this.unsubscribe = unsubscribe
+        const responder = await this.fastPath.attach({
+          ...('fd' in spec ? { fds: [spec.fd] } : { bind: { address: spec.address, port: spec.port } }),
+          onMiss: this.onNativeMiss,
+          ednsUdpSize: this.config.ednsUdpSize,
+          maxUdpReplyBytes: this.config.maxUdpReplyBytes,
+          maxEntries: Math.max(16, this.config.cacheEntries * 3),
+          recvBufferBytes: this.config.udpRecvBufferBytes,
+        })
+        undo.push(() => responder.close())
+        this.native = responder
+      } else if (this.listen.udp !== undefined) {
         pending.delete(this.listen.udp)
         const sock = await openUdp(this.listen.udp, options.signal)
         undo.push(() => sock.close())
@@ -293,6 +341,8 @@ export class Resolver {
       for (const spec of pending) closeSpecFd(spec)
       this.udp = undefined
       this.tcp = undefined
+      this.native = undefined
+      this.unsubscribe = undefined
       this.state = 'stopped'
       if (err instanceof ResolverListenError) throw err
       throw new ResolverListenError(`cannot start the resolver: ${(err as Error).message}`, { cause: err })
@@ -302,11 +352,13 @@ export class Resolver {
       for (const u of undo.reverse()) u()
       this.udp = undefined
       this.tcp = undefined
+      this.native = undefined
+      this.unsubscribe = undefined
       throw new ResolverStoppedError('the resolver was stopped while starting')
     }
     this.state = 'started'
     const a = this.addresses()
-    this.log('started udp=%s tcp=%s', fmt(a.udp), fmt(a.tcp))
+    this.log('started udp=%s%s tcp=%s', fmt(a.udp), this.native !== undefined ? ' (native fast path)' : '', fmt(a.tcp))
   }
 
   /** Closes listeners, client connections and forwarding sockets. Idempotent. */
@@ -330,6 +382,14 @@ export class Resolver {
     this.tcpConns.clear()
     this.udp = undefined
     this.tcp = undefined
+    this.unsubscribe?.()
+    this.unsubscribe = undefined
+    const native = this.native
+    if (native !== undefined) {
+      this.nativeFinal = native.stats()
+      native.close()
+      this.native = undefined
+    }
     this.clearCache()
     await Promise.all(waits)
     if (wasRunning) this.log('stopped')
@@ -343,6 +403,8 @@ export class Resolver {
   addresses(): { udp?: AddressInfo; tcp?: AddressInfo } {
     const out: { udp?: AddressInfo; tcp?: AddressInfo } = {}
     if (this.udp !== undefined) out.udp = this.udp.address()
+    const n = this.native
+    if (n !== undefined) out.udp = { address: n.address, family: n.family === 6 ? 'IPv6' : 'IPv4', port: n.port }
     const t = this.tcp?.address()
     if (t !== undefined && t !== null && typeof t === 'object') out.tcp = t
     return out
@@ -374,7 +436,18 @@ export class Resolver {
 
   stats(): ResolverStats {
     const f: ForwarderCounters = this.forwarder.counters
-    return { ...this.counters, ...f }
+    const n = this.native?.stats() ?? this.nativeFinal
+    const c = this.counters
+    if (n === undefined) return { ...c, ...f, fastPathAnswered: 0 }
+    return {
+      ...c,
+      ...f,
+      queries: c.queries + n.answered + n.dropped,
+      local: c.local + n.answered,
+      cacheHits: c.cacheHits + n.answered,
+      dropped: c.dropped + n.dropped,
+      fastPathAnswered: n.answered,
+    }
   }
 
   /**
@@ -394,6 +467,25 @@ export class Resolver {
     this.cacheA.clear()
     this.cacheAAAA.clear()
     this.cacheOther.clear()
+    this.native?.clearAnswers()
+  }
+
+  /** Hands a computed local answer to the native fast path (it answers the same query natively from now on). */
+  private toNative(native: DnsFastPathResponder, key: string, qtype: number, e: LocalEntry): void {
+    if (e.rcode === RCODE_SERVFAIL) return
+    let offsets: Uint16Array | undefined
+    if (e.rotate) {
+      offsets = new Uint16Array(e.answers.length + 1)
+      let o = 0
+      e.answers.forEach((a, i) => {
+        offsets![i] = o
+        o += a.length
+      })
+      offsets[e.answers.length] = o
+      if (o !== e.body.length || o > 0xffff) return
+    }
+    const answer = { rcode: e.rcode, ancount: e.ancount, arcount: e.arcount, body: e.body }
+    native.setAnswer(Buffer.from(key, 'latin1'), qtype, offsets === undefined ? answer : { ...answer, rotateOffsets: offsets })
   }
 
   /** The hot path: parse, decide (cached), reply or forward. Never throws. */
@@ -480,6 +572,8 @@ export class Resolver {
       if (oldest.done !== true) map.delete(oldest.value)
     }
     map.set(key, e)
+    const native = this.native
+    if (native !== undefined && e.kind === 'local' && this.config.cacheEntries > 0) this.toNative(native, q.key, t, e)
     return e
   }
 
@@ -540,6 +634,11 @@ export class Resolver {
   }
 
   private send(out: Buffer, transport: number, ctx: Ctx): void {
+    if (transport === NATIVE) {
+      const r = ctx as NativeClient
+      if (this.state === 'started') this.native?.send(out, r.address, r.port)
+      return
+    }
     if (transport === UDP) {
       const r = ctx as dgram.RemoteInfo
       const sock = this.udp

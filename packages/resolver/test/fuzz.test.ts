@@ -2,6 +2,7 @@ import dgram from 'node:dgram'
 import net from 'node:net'
 import dnsPacket from 'dns-packet'
 import { afterEach, describe, expect, it } from 'vitest'
+import { DnsResponderEngine } from '@cnm/osl'
 import { NetworkRecords, SandboxRecords } from '../src/index.js'
 import { TestUpstream, answerA, dig, query, startResolver } from './helpers.js'
 
@@ -91,8 +92,14 @@ function mutate(r: () => number, base: Buffer): Buffer {
   return b
 }
 
-describe('fuzz: random and mutated packets', () => {
+describe.each(['node:dgram', 'native fast path'])('fuzz: random and mutated packets (UDP via %s)', (path) => {
   it('survives tens of thousands of bad packets (direct, UDP and TCP) and still answers correctly', async () => {
+    let fastPath: DnsResponderEngine | undefined
+    if (path === 'native fast path') {
+      const engine = new DnsResponderEngine()
+      cleanups.push(async () => engine.close())
+      fastPath = engine
+    }
     const n1 = new NetworkRecords('net1')
     n1.addName('web', '192.168.0.2')
     n1.addName('db', '192.168.0.3')
@@ -101,11 +108,16 @@ describe('fuzz: random and mutated packets', () => {
     const recs = new SandboxRecords([{ network: n1 }])
     const up = await new TestUpstream('127.0.0.1', answerA('10.200.0.1')).start()
     cleanups.push(() => up.stop())
-    const { resolver, port } = await startResolver(recs, {
-      upstreams: [{ address: '127.0.0.1', port: up.port }],
-      forwardTimeoutMs: 100,
-      maxConcurrentForwards: 256,
-    })
+    const { resolver, port } = await startResolver(
+      recs,
+      {
+        upstreams: [{ address: '127.0.0.1', port: up.port }],
+        forwardTimeoutMs: 100,
+        maxConcurrentForwards: 256,
+      },
+      undefined,
+      fastPath,
+    )
     cleanups.push(() => resolver.stop())
 
     const seed = Date.now() >>> 0
@@ -163,7 +175,14 @@ describe('fuzz: random and mutated packets', () => {
     expect(t.answer).toHaveLength(60)
     const f = await dig(['@127.0.0.1', '-p', String(port), 'fwd.example'])
     expect(f.answer.map((x) => x.data)).toEqual(['10.200.0.1'])
+    // the same answers again (the native path answers these from its table now)
+    expect((await dig(['@127.0.0.1', '-p', String(port), 'wEb'])).answer.map((x) => x.data)).toEqual(['192.168.0.2'])
+    const many = await dig(['@127.0.0.1', '-p', String(port), '+ignore', '+bufsize=512', 'many'])
+    expect(many.flags).toContain('tc')
+    expect(many.answer.length).toBeLessThan(60)
     const s = resolver.stats()
+    if (fastPath !== undefined) expect(s.fastPathAnswered, `seed ${seed}`).toBeGreaterThan(0)
+    else expect(s.fastPathAnswered).toBe(0)
     expect(s.errors, `seed ${seed}`).toBe(0)
     expect(s.queries).toBeGreaterThan(38_000) // a few UDP datagrams may be dropped by the kernel
     expect(s.rejected + s.dropped).toBeGreaterThan(10_000)

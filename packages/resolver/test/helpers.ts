@@ -6,7 +6,7 @@ import type { Packet } from 'dns-packet'
 import { noopLogger } from '@cnm/types'
 import type { ComponentLogger } from '@cnm/types'
 import { Resolver } from '../src/index.js'
-import type { DnsRecordSource, ResolverInit } from '../src/index.js'
+import type { DnsFastPath, DnsRecordSource, ResolverInit } from '../src/index.js'
 
 export interface DigRecord {
   name: string
@@ -233,6 +233,7 @@ export async function startResolver(
   records: DnsRecordSource,
   init: ResolverInit = {},
   logger: ComponentLogger = noopLogger(),
+  fastPath?: DnsFastPath,
 ): Promise<{ resolver: Resolver; port: number }> {
   for (let i = 0; i < 20; i++) {
     const probe = dgram.createSocket('udp4')
@@ -243,6 +244,7 @@ export async function startResolver(
       logger,
       records,
       listen: { udp: { address: '127.0.0.1', port }, tcp: { address: '127.0.0.1', port } },
+      ...(fastPath !== undefined ? { fastPath } : {}),
     })
     try {
       await r.start()

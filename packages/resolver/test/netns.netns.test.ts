@@ -1,11 +1,11 @@
 import { randomInt } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
 import { iptables } from '@cnm/iptables'
-import { openSocketInNetns } from '@cnm/osl'
+import { DnsResponderEngine, connectSocketInNetns, openSocketInNetns } from '@cnm/osl'
 import { NetnsFixture, netnsAvailable, nsExec, run } from '@cnm/test-utils'
 import { noopLogger } from '@cnm/types'
 import { NetworkRecords, SandboxRecords, startSandboxResolver } from '../src/index.js'
-import type { SandboxResolver } from '../src/index.js'
+import type { SandboxResolver, SandboxResolverComponents } from '../src/index.js'
 import { TestUpstream, answerA, dig } from './helpers.js'
 
 describe.skipIf(!netnsAvailable())('resolver inside a sandbox namespace', () => {
@@ -49,9 +49,14 @@ describe.skipIf(!netnsAvailable())('resolver inside a sandbox namespace', () => 
     return new SandboxRecords([{ network: n }])
   }
 
-  async function place(sb: string, recs: SandboxRecords, upstreams: Array<{ address: string; port?: number; hostLoopback?: boolean }>): Promise<SandboxResolver> {
+  async function place(
+    sb: string,
+    recs: SandboxRecords,
+    upstreams: Array<{ address: string; port?: number; hostLoopback?: boolean }>,
+    extra: Partial<SandboxResolverComponents> = {},
+  ): Promise<SandboxResolver> {
     const nat = iptables({ netns: sb, family: 4 }, { logger: noopLogger() })
-    const r = await startSandboxResolver({ upstreams }, { logger: noopLogger(), records: recs, netns: sb, openSocket: openSocketInNetns, nat })
+    const r = await startSandboxResolver({ upstreams }, { logger: noopLogger(), records: recs, netns: sb, openSocket: openSocketInNetns, nat, ...extra })
     cleanups.push(() => r.stop())
     return r
   }
@@ -73,9 +78,10 @@ describe.skipIf(!netnsAvailable())('resolver inside a sandbox namespace', () => 
     expect(f.answer.map((x) => x.data)).toEqual(['10.77.0.1'])
     // the forwarded query left from inside the sandbox namespace (its veth address)
     expect(upstream.queries.map((q) => [q.name, q.from, q.transport])).toEqual([['host.example', sbIp, 'udp']])
-    // a TCP client query is forwarded over UDP from inside the namespace (osl has no TCP client sockets)
+    // without a connectSocket component, a TCP client query is forwarded over UDP from inside the namespace
     const ft = await dig(['@127.0.0.11', '+tcp', 'tcp.example'], { ns: sb })
     expect(ft.answer.map((x) => x.data)).toEqual(['10.77.0.1'])
+    expect(upstream.queries.at(-1)).toMatchObject({ name: 'tcp.example', from: sbIp, transport: 'udp' })
 
     // the sandbox's own port 53 stays free
     const own = await openSocketInNetns(sb, { type: 'udp4', address: sbIp, port: 53 })
@@ -113,6 +119,35 @@ describe.skipIf(!netnsAvailable())('resolver inside a sandbox namespace', () => 
       ['x.example', 'udp'],
       ['y.example', 'tcp'],
     ])
+  })
+
+  it('forwards TCP queries over TCP from inside the namespace (connectSocket) and answers UDP through the native fast path', async () => {
+    const { sb, upIp, sbIp, upstream } = await topology()
+    const engine = new DnsResponderEngine()
+    cleanups.push(async () => engine.close())
+    const n = new NetworkRecords('net1')
+    n.addName('web', '192.168.70.2')
+    const recs = new SandboxRecords([{ network: n }])
+    const r = await place(sb, recs, [{ address: upIp }], { connectSocket: connectSocketInNetns, fastPath: engine })
+
+    const ft = await dig(['@127.0.0.11', '+tcp', 'tcp.example'], { ns: sb })
+    expect(ft.answer.map((x) => x.data)).toEqual(['10.77.0.1'])
+    expect(upstream.queries.map((q) => [q.name, q.from, q.transport])).toEqual([['tcp.example', sbIp, 'tcp']])
+    // a UDP client query still goes over UDP
+    expect((await dig(['@127.0.0.11', 'udp.example'], { ns: sb })).answer.map((x) => x.data)).toEqual(['10.77.0.1'])
+    expect(upstream.queries.at(-1)).toMatchObject({ name: 'udp.example', transport: 'udp' })
+
+    // local names: JS answers the first query, the native table the next ones, through the DNAT rules
+    for (let i = 0; i < 3; i++) {
+      expect((await dig(['@127.0.0.11', 'web'], { ns: sb })).answer.map((x) => x.data)).toEqual(['192.168.70.2'])
+    }
+    expect(r.resolver.stats().fastPathAnswered).toBe(2)
+    n.removeName('web', '192.168.70.2')
+    n.addName('web', '192.168.70.3')
+    expect((await dig(['@127.0.0.11', 'web'], { ns: sb })).answer.map((x) => x.data)).toEqual(['192.168.70.3'])
+    expect((await dig(['@127.0.0.11', '+tcp', 'web'], { ns: sb })).answer.map((x) => x.data)).toEqual(['192.168.70.3'])
+    await r.stop()
+    expect((await dig(['@127.0.0.11', 'web'], { ns: sb })).status).not.toBe('NOERROR')
   })
 
   it('fails cleanly (ResolverNetnsError, nothing left behind) when the namespace does not exist', async () => {
