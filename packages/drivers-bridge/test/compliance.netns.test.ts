@@ -29,6 +29,7 @@ describe.skipIf(!netnsAvailable())('bridge driver on the kernel', () => {
     teardown: async (driver) => {
       const o = owned.get(driver)
       owned.delete(driver)
+      await driver.close() // the firewall's resident processes live in the namespace
       await o?.osl.close()
       await o?.fx.cleanup()
     },

@@ -141,6 +141,7 @@ describe.skipIf(!netnsAvailable())('BridgeFirewall (real kernel)', () => {
 
   it('without hairpin: loopback excluded from the OUTPUT jump, RETURN for bridge-originated traffic', async () => {
     const noHairpin = bridgeFirewall({ netns: ns, hairpin: false, chainPrefix: 'TST' }, { logger: capturingLogger() })
+    fx.onCleanup(() => noHairpin.close())
     await noHairpin.programBridgeNetwork({ bridge: 'br.c', subnet: '10.12.0.0/16', hostIp: '192.0.2.1' })
     const l = lines(await saveOf(ns, 4))
     expect(l).toContain('-A OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j TST')

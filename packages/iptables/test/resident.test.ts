@@ -57,14 +57,18 @@ describe('residentCommandRunner (one long-lived /bin/sh)', () => {
     expect(isCnmError(await run(['true'], { signal: pre.signal }).catch((e: unknown) => e), 'ERR_ABORTED')).toBe(true)
   })
 
-  it('an idle shell exits after idleMs and comes back on demand; close() ends it', async () => {
+  it('an idle shell exits after idleMs and comes back on demand; close() ends it after queued work', async () => {
     const run = make(30)
     const first = await run(['sh', '-c', 'echo $PPID'])
     await new Promise((r) => setTimeout(r, 200))
     const second = await run(['sh', '-c', 'echo $PPID'])
     expect(run.stats.launches).toBe(2)
     expect(second.stdout).not.toBe(first.stdout)
+    // close() lets queued work finish, ends the shell; the runner stays usable with a new shell
+    const queued = run(['echo', 'queued'])
     await run.close()
-    await expect(run(['true'])).rejects.toThrow(/closed/)
+    expect((await queued).stdout).toBe('queued\n')
+    expect((await run(['echo', 'after'])).stdout).toBe('after\n')
+    expect(run.stats.launches).toBe(3)
   })
 })

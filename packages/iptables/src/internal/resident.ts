@@ -23,9 +23,13 @@ export interface ResidentRunnerStats {
   commands: number
 }
 
-/** A CommandRunner backed by one long-lived shell; `close()` ends the shell. */
+/** A CommandRunner backed by one long-lived shell. */
 export interface ResidentCommandRunner extends CommandRunner {
   readonly stats: Readonly<ResidentRunnerStats>
+  /**
+   * Lets the commands already queued finish, then ends the shell and waits for it to exit. The runner
+   * stays usable: a later command starts a new shell.
+   */
   close(): Promise<void>
 }
 
@@ -63,7 +67,8 @@ class ResidentShell {
   private readonly queue: Pending[] = []
   private current: Pending | undefined
   private idleTimer: NodeJS.Timeout | undefined
-  private closed = false
+  /** Resolved when nothing runs and nothing is queued. */
+  private idleWaiters: Array<() => void> = []
 
   constructor(init: ResidentRunnerInit = {}) {
     const cfg = { ...DEFAULT_RESIDENT_RUNNER_INIT, ...Object.fromEntries(Object.entries(init).filter(([, v]) => v !== undefined)) }
@@ -77,7 +82,6 @@ class ResidentShell {
     if (argv.length === 0) throw new TypeError('empty argv')
     const { signal } = options
     if (signal?.aborted === true) throw new AbortError(undefined, { cause: signal.reason })
-    if (this.closed) throw new Error('the resident command runner is closed')
     const delim = `CNM_INPUT_${this.nonce}`
     let input = options.input ?? ''
     if (input.length > 0 && !input.endsWith('\n')) input += '\n'
@@ -107,14 +111,18 @@ class ResidentShell {
   }
 
   async close(): Promise<void> {
-    this.closed = true
-    for (const p of this.queue.splice(0)) p.reject(new Error('the resident command runner was closed'))
+    while (this.current !== undefined || this.queue.length > 0) {
+      await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
+    }
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer)
+    this.idleTimer = undefined
     const child = this.child
     if (child === undefined) return
+    // detached first: a command that comes now starts a new shell
+    this.child = undefined
     const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()))
     this.setRef(child, true) // keep Node alive until the shell is gone
-    if (this.current !== undefined) this.kill()
-    else child.stdin.end()
+    child.stdin.end()
     await gone
   }
 
@@ -123,6 +131,7 @@ class ResidentShell {
     const next = this.queue.shift()
     if (next === undefined) {
       this.scheduleIdle()
+      for (const w of this.idleWaiters.splice(0)) w()
       return
     }
     if (this.idleTimer !== undefined) {
@@ -168,7 +177,7 @@ class ResidentShell {
       if (p !== undefined) p.reject(why)
       if (this.idleTimer !== undefined) clearTimeout(this.idleTimer)
       this.idleTimer = undefined
-      if (!this.closed) this.pump()
+      this.pump()
     }
     child.on('error', (e) => gone(e))
     child.on('exit', (code, sig) => gone(new Error(`resident shell exited (${code ?? sig ?? 'unknown'}) while running ${this.current?.argv[0] ?? 'nothing'}`)))
