@@ -33,6 +33,11 @@ describe('residentCommandRunner (one long-lived /bin/sh)', () => {
     expect(run.stats).toEqual({ launches: 1, commands: 9 })
   })
 
+  it('validates its options', () => {
+    expect(() => residentCommandRunner({ idleMs: -1 })).toThrow(expect.objectContaining({ code: 'ERR_IPTABLES_INVALID_OPTION' }))
+    expect(() => residentCommandRunner({ shell: 'sh' })).toThrow(/absolute/)
+  })
+
   it('rejects a missing program with code ENOENT, as spawn does', async () => {
     const run = make()
     const err = await run(['cnm-no-such-program-here']).catch((e: unknown) => e)

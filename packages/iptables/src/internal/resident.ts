@@ -1,6 +1,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { AbortError } from '@cnm/types'
+import { InvalidFirewallOptionError } from '../errors.js'
 import { DEFAULT_PATH, type CommandResult, type CommandRunner, type RunOptions } from './exec.js'
 
 export interface ResidentRunnerInit {
@@ -72,8 +73,10 @@ class ResidentShell {
 
   constructor(init: ResidentRunnerInit = {}) {
     const cfg = { ...DEFAULT_RESIDENT_RUNNER_INIT, ...Object.fromEntries(Object.entries(init).filter(([, v]) => v !== undefined)) }
-    if (!Number.isInteger(cfg.idleMs) || cfg.idleMs < 0) throw new TypeError(`idleMs must be a non-negative integer, got ${String(cfg.idleMs)}`)
-    if (typeof cfg.shell !== 'string' || !cfg.shell.startsWith('/')) throw new TypeError('shell must be an absolute path')
+    if (!Number.isInteger(cfg.idleMs) || cfg.idleMs < 0) {
+      throw new InvalidFirewallOptionError(`idleMs must be a non-negative integer, got ${String(cfg.idleMs)}`)
+    }
+    if (typeof cfg.shell !== 'string' || !cfg.shell.startsWith('/')) throw new InvalidFirewallOptionError('shell must be an absolute path')
     this.idleMs = cfg.idleMs
     this.shell = cfg.shell
   }
