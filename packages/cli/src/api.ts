@@ -4,6 +4,19 @@ import { BadRequestError } from './errors.js'
 import { connectSchema, createNetworkSchema, createSandboxSchema, disconnectSchema, parseBody } from './schemas.js'
 import type { CnmService } from './service.js'
 
+/** `GET /info`: what the daemon holds and what it costs. */
+export interface DaemonStats {
+  sandboxes: { running: number; stopped: number }
+  networks: number
+  endpoints: number
+  /** Embedded resolvers running, and their counters summed (including resolvers already stopped). */
+  dns: { resolvers: number; queries: number; local: number; forwarded: number; dropped: number; rejected: number; servfail: number; errors: number }
+  /** process.memoryUsage() of the daemon. */
+  memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number; arrayBuffersBytes: number }
+  pid: number
+  uptimeMs: number
+}
+
 /** The API version this daemon serves (`GET /version`). */
 export const API_VERSION = '1.0'
 
@@ -21,6 +34,9 @@ export const ROUTES: ReadonlyArray<readonly [method: string, path: string, what:
   ['POST', '/sandboxes', 'create a sandbox, optionally connected to networks'],
   ['GET', '/sandboxes/:id', 'inspect a sandbox'],
   ['DELETE', '/sandboxes/:id', 'remove a sandbox and its endpoints'],
+  ['POST', '/sandboxes/:id/stop', 'stop a sandbox: endpoints leave, keeping addresses and host ports'],
+  ['POST', '/sandboxes/:id/start', 'start a stopped sandbox: same addresses and host ports'],
+  ['GET', '/info', 'counts, memory of the daemon, embedded DNS counters (`?gc=1` collects garbage first when possible)'],
   ['GET', '/events', 'controller events as newline-delimited JSON (streaming)'],
 ]
 
@@ -36,6 +52,8 @@ function onlyQuery(q: URLSearchParams, allowed: readonly string[]): void {
 }
 
 export interface ApiInfo {
+  /** Counts, memory and DNS counters for `GET /info`. */
+  stats: () => Promise<DaemonStats>
   version: string
   hostNetns: string | undefined
   root: string
@@ -117,6 +135,22 @@ export function buildRouter(service: CnmService, ctl: Controller, info: ApiInfo)
     await plain(ctx)
     await service.deleteSandbox(ctx.params['id'] as string, { signal: ctx.signal })
     return { status: 204 }
+  })
+  r.add('POST', '/sandboxes/:id/stop', async (ctx) => {
+    await plain(ctx)
+    return { status: 200, body: await service.stopSandbox(ctx.params['id'] as string, { signal: ctx.signal }) }
+  })
+  r.add('POST', '/sandboxes/:id/start', async (ctx) => {
+    await plain(ctx)
+    return { status: 200, body: await service.startSandbox(ctx.params['id'] as string, { signal: ctx.signal }) }
+  })
+  r.add('GET', '/info', async (ctx) => {
+    onlyQuery(ctx.query, ['gc'])
+    noBody(await ctx.body())
+    const gc = (globalThis as { gc?: () => void }).gc
+    const collected = ctx.query.get('gc') === '1' && gc !== undefined
+    if (collected) gc()
+    return { status: 200, body: { ...(await info.stats()), gcCollected: collected } }
   })
   r.add('GET', '/events', async (ctx) => {
     await plain(ctx)

@@ -6,7 +6,7 @@ import { Daemon, DEFAULT_DAEMON_INIT, type DaemonInit } from './daemon.js'
 import { runDemo } from './demo.js'
 import { ApiResponseError, DaemonUnreachableError, UsageError } from './errors.js'
 import { endpointsTable, networksTable, sandboxesTable, shortId } from './format.js'
-import { runInSandbox } from './run.js'
+import { execInSandbox, runInSandbox } from './run.js'
 import type { CreateNetworkBody } from './schemas.js'
 import { VERSION } from './version.js'
 
@@ -46,6 +46,16 @@ function keyValues(list: readonly string[] | undefined, what: string): Record<st
     out[kv.slice(0, i)] = kv.slice(i + 1)
   }
   return out
+}
+
+/** `--add-host name:ip` values (the IP may be IPv6: split at the first colon). */
+function addHosts(list: readonly string[] | undefined): Array<{ name: string; ip: string }> | undefined {
+  if (list === undefined || list.length === 0) return undefined
+  return list.map((v) => {
+    const i = v.indexOf(':')
+    if (i <= 0 || i === v.length - 1) throw new UsageError(`--add-host must be name:ip, got ${JSON.stringify(v)}`)
+    return { name: v.slice(0, i), ip: v.slice(i + 1) }
+  })
 }
 
 const formatOption = (): Option =>
@@ -110,8 +120,16 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
     .option('--tcp <host:port>', 'also listen on TCP (no authentication; off by default)')
     .option('--no-dns', 'do not start the embedded DNS resolver in sandboxes')
     .option('--dns-upstream <ip>', 'upstream DNS server for the embedded resolver (repeatable)', collect)
+    .option('--resolv-conf <path>', "the host's resolv.conf sandboxes start from (default /etc/resolv.conf; none with --host-netns)")
+    .option('--dns-hedge-delay <ms>', 'ask the next upstream after this long without an answer', String(DEFAULT_DAEMON_INIT.dnsHedgeDelayMs))
+    .option('--host-address <ip>', 'address answered for _host_<port> SRV records of ports published on all addresses')
+    .option('--no-default-bridge', 'do not create the default bridge network')
+    .option('--bridge <name>', 'device of the default bridge network (created when missing)', DEFAULT_DAEMON_INIT.bridge)
+    .option('--bip <cidr>', 'gateway address and prefix of the default bridge, e.g. 172.17.0.1/16')
     .option('--debug', 'debug logging (all cnm:* namespaces)')
-    .action(async (o: { root: string; execRoot: string; socket?: string; hostNetns?: string; tcp?: string; dns: boolean; dnsUpstream?: string[]; debug?: boolean }) => {
+    .action(async (o: { root: string; execRoot: string; socket?: string; hostNetns?: string; tcp?: string; dns: boolean; dnsUpstream?: string[]; resolvConf?: string; dnsHedgeDelay: string; hostAddress?: string; defaultBridge: boolean; bridge: string; bip?: string; debug?: boolean }) => {
+      const hedge = Number(o.dnsHedgeDelay)
+      if (!Number.isInteger(hedge)) throw new UsageError(`--dns-hedge-delay must be a number of milliseconds, got ${JSON.stringify(o.dnsHedgeDelay)}`)
       const logger = defaultLogger({ enabled: o.debug === true ? 'cnm:*' : (io.env['DEBUG'] ?? '') })
       const init: DaemonInit = {
         root: o.root,
@@ -121,6 +139,12 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
         ...(o.tcp !== undefined && { tcp: o.tcp }),
         embeddedDns: o.dns,
         ...(o.dnsUpstream !== undefined && { dnsUpstreams: o.dnsUpstream }),
+        ...(o.resolvConf !== undefined && { resolvConf: o.resolvConf }),
+        dnsHedgeDelayMs: hedge,
+        ...(o.hostAddress !== undefined && { hostAddress: o.hostAddress }),
+        defaultBridge: o.defaultBridge,
+        bridge: o.bridge,
+        ...(o.bip !== undefined && { bip: o.bip }),
       }
       const d = new Daemon(init, { logger })
       await d.start()
@@ -286,17 +310,28 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
     .option('--alias <name>', 'DNS alias on --network (repeatable)', collect)
     .option('-p, --publish <spec>', 'publish a port on --network (repeatable)', collect)
     .option('--label <key=value>', 'label (repeatable)', collect)
+    .option('--domainname <name>', 'domain name')
+    .option('--dns-search <domain>', 'DNS search domain (repeatable)', collect)
+    .option('--dns-option <option>', 'resolv.conf option, e.g. ndots:2 (repeatable)', collect)
+    .option('--add-host <name:ip>', 'an /etc/hosts entry (repeatable)', collect)
+    .option('--link <name[:alias]>', 'legacy link to a sandbox on the default bridge (repeatable)', collect)
     .addOption(formatOption().default(undefined).choices(['json']))
-    .action(async (o: { name?: string; hostname?: string; dns?: string[]; network?: string; ip?: string; alias?: string[]; publish?: string[]; label?: string[]; format?: string }) => {
+    .action(async (o: { name?: string; hostname?: string; dns?: string[]; network?: string; ip?: string; alias?: string[]; publish?: string[]; label?: string[]; format?: string; domainname?: string; dnsSearch?: string[]; dnsOption?: string[]; addHost?: string[]; link?: string[] }) => {
       if (o.network === undefined && (o.ip !== undefined || o.alias !== undefined || o.publish !== undefined)) {
         throw new UsageError('--ip, --alias and --publish need --network')
       }
       const labels = keyValues(o.label, '--label')
+      const extraHosts = addHosts(o.addHost)
       await withClient(async (c) => {
         const sb = await c.createSandbox({
           ...(o.name !== undefined && { name: o.name }),
           ...(o.hostname !== undefined && { hostname: o.hostname }),
+          ...(o.domainname !== undefined && { domainname: o.domainname }),
           ...(o.dns !== undefined && { dns: o.dns }),
+          ...(o.dnsSearch !== undefined && { dnsSearch: o.dnsSearch }),
+          ...(o.dnsOption !== undefined && { dnsOptions: o.dnsOption }),
+          ...(extraHosts !== undefined && { extraHosts }),
+          ...(o.link !== undefined && { links: o.link }),
           ...(labels !== undefined && { labels }),
           ...(o.network !== undefined && {
             networks: [
@@ -362,22 +397,62 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
       })
     })
 
+  const lifecycle = (verb: 'stop' | 'start' | 'restart', what: string): void => {
+    sandbox
+      .command(verb)
+      .description(what)
+      .argument('<sandbox...>')
+      .action(async (refs: string[]) => {
+        await withClient(async (c) => {
+          let failed = false
+          for (const r of refs) {
+            try {
+              if (verb !== 'start') await c.stopSandbox(r)
+              if (verb !== 'stop') await c.startSandbox(r)
+              out(r)
+            } catch (err) {
+              if (!(err instanceof ApiResponseError)) throw err
+              failed = true
+              io.stderr(`Error response from daemon: ${err.message} [${err.code}]\n`)
+            }
+          }
+          if (failed) code = EXIT.daemonError
+        })
+      })
+  }
+  lifecycle('stop', 'stop sandboxes: endpoints leave, keeping their addresses and host ports')
+  lifecycle('start', 'start stopped sandboxes (same addresses and host ports)')
+  lifecycle('restart', 'stop then start sandboxes')
+
   // ---------------------------------------------------------------- run
   program
     .command('run')
     .description('run a command in a new sandbox attached to a network; removed when the command exits')
-    .option('--network <network>', 'network to attach to ("none": loopback only)', 'none')
+    .option('--network <network>', 'network to attach to ("default": the default bridge, "none": loopback only)', 'default')
     .option('--name <name>', 'sandbox (and endpoint) name')
     .option('--hostname <name>', 'host name')
     .option('--ip <ipv4>', 'IPv4 address')
     .option('--alias <name>', 'DNS alias (repeatable)', collect)
     .option('-p, --publish <spec>', 'publish a port: [ip:]hostPort:containerPort[/proto] (repeatable)', collect)
     .option('--dns <ip>', 'nameserver (repeatable)', collect)
+    .option('--dns-search <domain>', 'DNS search domain (repeatable)', collect)
+    .option('--dns-option <option>', 'resolv.conf option, e.g. ndots:2 (repeatable)', collect)
+    .option('--domainname <name>', 'domain name')
+    .option('--add-host <name:ip>', 'an /etc/hosts entry (repeatable)', collect)
+    .option('--link <name[:alias]>', 'legacy link to a sandbox on the default bridge (repeatable)', collect)
+    .option('--keep', 'when the command ends, stop the sandbox (keeping addresses and ports) instead of removing it')
     .argument('<command...>', 'command and arguments (put them after --)')
-    .action(async (command: string[], o: { network: string; name?: string; hostname?: string; ip?: string; alias?: string[]; publish?: string[]; dns?: string[] }) => {
+    .action(async (command: string[], o: { network: string; name?: string; hostname?: string; ip?: string; alias?: string[]; publish?: string[]; dns?: string[]; dnsSearch?: string[]; dnsOption?: string[]; domainname?: string; addHost?: string[]; link?: string[]; keep?: boolean }) => {
+      const extraHosts = addHosts(o.addHost)
       const c = client()
       try {
         const r = await runInSandbox(c, {
+          ...(o.dnsSearch !== undefined && { dnsSearch: o.dnsSearch }),
+          ...(o.dnsOption !== undefined && { dnsOptions: o.dnsOption }),
+          ...(o.domainname !== undefined && { domainname: o.domainname }),
+          ...(extraHosts !== undefined && { extraHosts }),
+          ...(o.link !== undefined && { links: o.link }),
+          ...(o.keep === true && { keep: true }),
           network: o.network,
           command,
           ...(o.name !== undefined && { name: o.name }),
@@ -395,6 +470,48 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
       } finally {
         c.close()
       }
+    })
+
+  // ---------------------------------------------------------------- exec, events, info
+  program
+    .command('exec')
+    .description('run a command in a running sandbox (its namespace, hosts, resolv.conf and host name)')
+    .argument('<sandbox>')
+    .argument('<command...>', 'command and arguments (put them after --)')
+    .action(async (ref: string, command: string[]) => {
+      const c = client()
+      try {
+        code = (await execInSandbox(c, ref, { command })).code
+      } catch (err) {
+        report(err, io)
+        code = err instanceof DaemonUnreachableError ? EXIT.unreachable : EXIT.runFailed
+      } finally {
+        c.close()
+      }
+    })
+  program
+    .command('events')
+    .description('stream the daemon events as JSON lines until interrupted')
+    .action(async () => {
+      const c = client()
+      const ac = new AbortController()
+      const stop = (): void => ac.abort()
+      process.once('SIGINT', stop)
+      process.once('SIGTERM', stop)
+      try {
+        for await (const e of c.events({ signal: ac.signal })) out(JSON.stringify(e))
+      } finally {
+        process.off('SIGINT', stop)
+        process.off('SIGTERM', stop)
+        c.close()
+      }
+    })
+  program
+    .command('info')
+    .description('what the daemon holds and what it costs (sandboxes, resolvers, memory)')
+    .addOption(formatOption().default('json').choices(['json']))
+    .action(async () => {
+      await withClient(async (c) => json(await c.info()))
     })
 
   // ---------------------------------------------------------------- demo

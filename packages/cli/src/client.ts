@@ -1,8 +1,9 @@
-import { Agent, request, type RequestOptions } from 'node:http'
+import { Agent, request, type IncomingMessage, type RequestOptions } from 'node:http'
 import type { ErrorKind } from '@cnm/types'
 import { ApiResponseError, DaemonUnreachableError, UsageError } from './errors.js'
 import type { ConnectBody, CreateNetworkBody, CreateSandboxBody, DisconnectBody } from './schemas.js'
 import type { EndpointView, NetworkView, SandboxView } from './service.js'
+import type { DaemonStats } from './api.js'
 
 /** Default socket of the daemon (`cnm daemon` without `--socket`). */
 export const DEFAULT_SOCKET = '/run/cnm/cnm.sock'
@@ -28,7 +29,7 @@ export interface VersionInfo {
   pid: number
 }
 
-export type { NetworkView, SandboxView, EndpointView, CreateNetworkBody, CreateSandboxBody, ConnectBody, DisconnectBody }
+export type { NetworkView, SandboxView, EndpointView, CreateNetworkBody, CreateSandboxBody, ConnectBody, DisconnectBody, DaemonStats }
 
 /** Parses `--host`/`CNM_HOST` into request options. */
 export function parseHost(host: string): { socketPath: string } | { host: string; port: number } {
@@ -147,4 +148,65 @@ export class CnmClient {
   async removeSandbox(ref: string): Promise<void> {
     await this.request('DELETE', `/sandboxes/${encodeURIComponent(ref)}`)
   }
+  /** Stops a sandbox: its endpoints leave but keep their addresses and host ports. */
+  stopSandbox(ref: string): Promise<SandboxView> {
+    return this.request('POST', `/sandboxes/${encodeURIComponent(ref)}/stop`)
+  }
+  /** Starts a stopped sandbox with the same addresses and host ports. */
+  startSandbox(ref: string): Promise<SandboxView> {
+    return this.request('POST', `/sandboxes/${encodeURIComponent(ref)}/start`)
+  }
+  /** Counts, memory and DNS counters of the daemon (`gc`: collect garbage first, when the daemon runs with --expose-gc). */
+  info(options: { gc?: boolean } = {}): Promise<DaemonStats & { gcCollected: boolean }> {
+    return this.request('GET', options.gc === true ? '/info?gc=1' : '/info')
+  }
+
+  /**
+   * The daemon's event stream (`GET /events`, NDJSON): yields each event as it happens until the
+   * signal aborts (the iteration then ends quietly) or the daemon stops.
+   */
+  async *events(options: { signal?: AbortSignal } = {}): AsyncGenerator<DaemonEvent> {
+    const signal = options.signal
+    const aborted = (): boolean => signal?.aborted === true
+    if (aborted()) return
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = request({ ...this.#target, method: 'GET', path: '/events', headers: { accept: 'application/x-ndjson' }, ...(signal !== undefined && { signal }) }, resolve)
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (['ENOENT', 'ECONNREFUSED', 'EACCES'].includes(err.code ?? '')) reject(new DaemonUnreachableError(this.host, { cause: err }))
+        else reject(err)
+      })
+      req.end()
+    }).catch((err: unknown) => {
+      if (aborted()) return undefined
+      throw err
+    })
+    if (res === undefined) return
+    if ((res.statusCode ?? 0) !== 200) {
+      res.resume()
+      throw new ApiResponseError(res.statusCode ?? 0, 'internal', `HTTP_${res.statusCode}`, 'event stream refused')
+    }
+    let buf = ''
+    try {
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        buf += chunk.toString('utf8')
+        let nl: number
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl)
+          buf = buf.slice(nl + 1)
+          if (line.trim() !== '') yield JSON.parse(line) as DaemonEvent
+        }
+      }
+    } catch (err) {
+      if (!aborted()) throw err
+    } finally {
+      res.destroy()
+    }
+  }
+}
+
+/** One event of `GET /events`: a controller event with its time. */
+export interface DaemonEvent {
+  time: string
+  type: string
+  [field: string]: unknown
 }

@@ -5,18 +5,19 @@ import { promisify } from 'node:util'
 import { chmod, readFile, rm, stat, unlink } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
 import { isAbsolute, join } from 'node:path'
-import { isCnmError, isLinkLocalUnicast, noopLogger, tryParseIp, type ComponentLogger, type Logger } from '@cnm/types'
+import { formatIp, formatPrefix, isCnmError, noopLogger, parseCidr, tryParseIp, type ComponentLogger, type Logger } from '@cnm/types'
 import { createController, toApiError, type Controller } from '@cnm/controller'
 import { lmdbStore, type Store } from '@cnm/datastore'
 import { defaultIpam, nullIpam } from '@cnm/ipam'
 import { osl as makeOsl, type Osl } from '@cnm/osl'
 import { BridgeStateStore, bridgeDriver, hostDriver, nullDriver } from '@cnm/drivers-bridge'
-import type { UpstreamServer } from '@cnm/resolver'
+import { HOST_RESOLV_CONF, hostResolvConfPath, hostUpstreams, type UpstreamServer } from '@cnm/resolver'
 import { buildRouter, type ApiInfo } from './api.js'
 import { BodyTooLargeError, DaemonConfigError, DaemonStoppingError, MethodNotAllowedError } from './errors.js'
 import { readJsonBody, sendJson, type Router } from './internal/http.js'
 import { OslSandboxLayer } from './os-layer.js'
-import { SandboxFiles } from './sandbox-extras.js'
+import { ContainerRecords } from './containers.js'
+import { DEFAULT_BRIDGE_OPTION, SandboxDns, isDefaultBridge, type HostDns } from './sandbox-dns.js'
 import { CnmService, ensureDir } from './service.js'
 import { VERSION } from './version.js'
 
@@ -42,6 +43,22 @@ export interface DaemonInit {
    * @default the nameservers of /etc/resolv.conf, or none with `hostNetns` (a test namespace has no way out)
    */
   dnsUpstreams?: readonly string[]
+  /**
+   * The host's resolv.conf: nameservers, search domains and options sandboxes start from (filtered as
+   * sandbox-dns.md §5.2 says). Ignored with `dnsUpstreams`.
+   * @default '/etc/resolv.conf' (the systemd-resolved file when that holds only 127.0.0.53); none with `hostNetns`
+   */
+  resolvConf?: string
+  /** The embedded resolvers ask the next upstream when one has not answered after this long (ms). @default 75 */
+  dnsHedgeDelayMs?: number
+  /** This node's address, answered for `_host_<port>._<proto>.<name>` SRV records of ports published on all addresses. @default none */
+  hostAddress?: string
+  /** Create the default `bridge` network (Docker's docker0) at start when there is none. @default true */
+  defaultBridge?: boolean
+  /** Device of the default bridge network; created when missing. @default 'cnm0' */
+  bridge?: string
+  /** Gateway address and prefix of the default bridge (`--bip`, e.g. 172.17.0.1/16). @default the first free default pool */
+  bip?: string
   /** Prefix of the daemon's firewall chains. @default 'CNM' */
   chainPrefix?: string
   /** Largest request body accepted. @default 1 MiB */
@@ -56,6 +73,9 @@ export const DEFAULT_DAEMON_INIT = Object.freeze({
   root: '/var/lib/cnm',
   execRoot: '/run/cnm',
   embeddedDns: true,
+  dnsHedgeDelayMs: 75,
+  defaultBridge: true,
+  bridge: 'cnm0',
   chainPrefix: 'CNM',
   maxBodyBytes: 1024 * 1024,
 })
@@ -68,6 +88,12 @@ interface DaemonConfig {
   readonly tcp: { host: string; port: number } | undefined
   readonly embeddedDns: boolean
   readonly dnsUpstreams: readonly string[] | undefined
+  readonly resolvConf: string | undefined
+  readonly dnsHedgeDelayMs: number
+  readonly hostAddress: string | undefined
+  readonly defaultBridge: boolean
+  readonly bridge: string
+  readonly bip: { pool: string; gateway: string } | undefined
   readonly chainPrefix: string
   readonly maxBodyBytes: number
 }
@@ -96,6 +122,25 @@ function resolveConfig(init: DaemonInit): DaemonConfig {
   for (const u of init.dnsUpstreams ?? []) {
     if (tryParseIp(u) === undefined) throw new DaemonConfigError(`DNS upstream is not an IP address: ${JSON.stringify(u)}`)
   }
+  if (init.resolvConf !== undefined && !isAbsolute(init.resolvConf)) throw new DaemonConfigError(`resolvConf must be an absolute path, got ${JSON.stringify(init.resolvConf)}`)
+  const hedge = init.dnsHedgeDelayMs ?? DEFAULT_DAEMON_INIT.dnsHedgeDelayMs
+  if (!Number.isSafeInteger(hedge) || hedge < 1 || hedge > 10_000) throw new DaemonConfigError('dnsHedgeDelayMs must be an integer between 1 and 10000')
+  if (init.hostAddress !== undefined && tryParseIp(init.hostAddress) === undefined) {
+    throw new DaemonConfigError(`hostAddress is not an IP address: ${JSON.stringify(init.hostAddress)}`)
+  }
+  const bridge = init.bridge ?? DEFAULT_DAEMON_INIT.bridge
+  if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(bridge)) throw new DaemonConfigError(`bridge must be an interface name (1-15 characters), got ${JSON.stringify(bridge)}`)
+  let bip: DaemonConfig['bip']
+  if (init.bip !== undefined) {
+    let cidr: ReturnType<typeof parseCidr> | undefined
+    try {
+      cidr = parseCidr(init.bip)
+    } catch {
+      cidr = undefined
+    }
+    if (cidr === undefined || cidr.ip.version !== 4) throw new DaemonConfigError(`bip must be an IPv4 address with a prefix length (e.g. 172.17.0.1/16), got ${JSON.stringify(init.bip)}`)
+    bip = { pool: formatPrefix(cidr.prefix), gateway: formatIp(cidr.ip) }
+  }
   return {
     root,
     execRoot,
@@ -104,6 +149,12 @@ function resolveConfig(init: DaemonInit): DaemonConfig {
     tcp,
     embeddedDns: init.embeddedDns ?? DEFAULT_DAEMON_INIT.embeddedDns,
     dnsUpstreams: init.dnsUpstreams,
+    resolvConf: init.resolvConf,
+    dnsHedgeDelayMs: hedge,
+    hostAddress: init.hostAddress,
+    defaultBridge: init.defaultBridge ?? DEFAULT_DAEMON_INIT.defaultBridge,
+    bridge,
+    bip,
     chainPrefix: init.chainPrefix ?? DEFAULT_DAEMON_INIT.chainPrefix,
     maxBodyBytes,
   }
@@ -111,25 +162,38 @@ function resolveConfig(init: DaemonInit): DaemonConfig {
 
 const execFileP = promisify(execFile)
 
-/** Nameservers of the host's /etc/resolv.conf (loopback ones are reached from the daemon's namespace). */
-function hostUpstreams(log: Logger): UpstreamServer[] {
-  let text = ''
+/**
+ * The host's DNS configuration for the sandboxes: `--dns-upstream` servers, else the host's
+ * resolv.conf (sandbox-dns.md §5.1: the systemd-resolved file when the stub is the only server). A
+ * daemon playing in a test namespace (`hostNetns`) reads no host file unless told to.
+ */
+function hostDnsOf(c: DaemonConfig, log: Logger): HostDns {
+  if (c.dnsUpstreams !== undefined) {
+    return {
+      content: c.dnsUpstreams.map((u) => `nameserver ${u}\n`).join(''),
+      upstreams: c.dnsUpstreams.map((address) => (address.startsWith('127.') ? { address, hostLoopback: true } : { address })),
+      noFallback: c.hostNetns !== undefined,
+    }
+  }
+  if (c.hostNetns !== undefined && c.resolvConf === undefined) return { content: '', upstreams: [], noFallback: true }
+  let path = c.resolvConf
+  if (path === undefined) {
+    let etc: string | undefined
+    try {
+      etc = readFileSync(HOST_RESOLV_CONF, 'utf8')
+    } catch {
+      etc = undefined
+    }
+    path = hostResolvConfPath(etc)
+  }
+  let content = ''
   try {
-    text = readFileSync('/etc/resolv.conf', 'utf8')
+    content = readFileSync(path, 'utf8')
   } catch (err) {
-    log('no /etc/resolv.conf (%s): the embedded DNS forwards nothing', (err as Error).message)
-    return []
+    log('no %s (%s): sandboxes get the default nameservers', path, (err as Error).message)
   }
-  const out: UpstreamServer[] = []
-  for (const line of text.split('\n')) {
-    const m = /^\s*nameserver\s+(\S+)/.exec(line)
-    if (m === null) continue
-    const ip = tryParseIp((m[1] as string).replace(/%.*$/, ''))
-    if (ip === undefined || (ip.version === 6 && isLinkLocalUnicast(ip))) continue
-    const loop = ip.version === 4 ? ip.value >> 24n === 127n : ip.value === 1n
-    out.push({ address: m[1] as string, ...(loop && { hostLoopback: true }) })
-  }
-  return out
+  const upstreams: UpstreamServer[] = hostUpstreams(content)
+  return { content, upstreams, noFallback: c.hostNetns !== undefined }
 }
 
 /**
@@ -197,7 +261,7 @@ export class Daemon {
   #store: Store | undefined
   #osl: Osl | undefined
   #ctl: Controller | undefined
-  #files: SandboxFiles | undefined
+  #dns: SandboxDns | undefined
   #router: Router | undefined
   readonly #servers: Server[] = []
   readonly #inflight = new Set<Promise<void>>()
@@ -248,10 +312,11 @@ export class Daemon {
         chainPrefix: c.chainPrefix,
         holdHostPorts: true,
       })({ logger, store, osl: this.#osl })
-      const ctl = createController({ netnsRoot: netnsDir, gatewayBridge: false })({
+      const osLayer = new OslSandboxLayer(this.#osl)
+      const ctl = createController({ netnsRoot: netnsDir, gatewayBridge: false, ...(c.hostAddress !== undefined && { hostAddress: c.hostAddress }) })({
         logger,
         store,
-        osLayer: new OslSandboxLayer(this.#osl),
+        osLayer,
         drivers: { bridge, null: nullDriver()({ logger }), host: hostDriver()({ logger }) },
         // IPAM state in memory, rebuilt at start from the controller's records (requiresRequestReplay),
         // as moby does for local networks: an address allocated by a request the crash interrupted
@@ -259,14 +324,58 @@ export class Daemon {
         ipams: { default: defaultIpam()({ logger }), null: nullIpam()({ logger }) },
       })
       this.#ctl = ctl
+      osLayer.srcNameLookup = async (key, dstName) => {
+        const sb = ctl.sandboxes().find((s) => s.key === key)
+        const ep = sb === undefined ? undefined : ctl.endpoints({ sandboxId: sb.id }).find((e) => e.interfaceName === dstName)
+        if (ep === undefined) return undefined
+        const st = await new BridgeStateStore(store, this.#log).load()
+        return st.endpoints.find((e) => e.id === ep.id)?.containerIfName
+      }
       await ctl.start()
-      await this.#reapOrphanLinks(store, ctl)
-      const upstreams: UpstreamServer[] =
-        c.dnsUpstreams !== undefined ? c.dnsUpstreams.map((address) => ({ address })) : c.hostNetns !== undefined ? [] : hostUpstreams(this.#log)
-      this.#files = new SandboxFiles({ dir: join(c.execRoot, 'sandboxes'), embeddedDns: c.embeddedDns, upstreams }, ctl, logger)
-      for (const sb of ctl.sandboxes()) await this.#files.sandboxReady(sb)
-      const service = new CnmService(ctl, this.#files, logger)
-      const info: ApiInfo = { version: VERSION, hostNetns: c.hostNetns, root: c.root, execRoot: c.execRoot }
+      const records = new ContainerRecords(store, this.#log)
+      const dns = new SandboxDns(
+        { dir: join(c.execRoot, 'sandboxes'), embeddedDns: c.embeddedDns, hostDns: hostDnsOf(c, this.#log), hedgeDelayMs: c.dnsHedgeDelayMs },
+        ctl,
+        records,
+        logger,
+      )
+      this.#dns = dns
+      const service = new CnmService(ctl, dns, records, logger)
+      await service.recover()
+      await this.#reapOrphanLinks(store, ctl, service.knownContainers())
+      await this.#ensureDefaultBridge(ctl)
+      await service.restoreDns()
+      const started = performance.now()
+      const info: ApiInfo = {
+        version: VERSION,
+        hostNetns: c.hostNetns,
+        root: c.root,
+        execRoot: c.execRoot,
+        stats: async () => {
+          const all = await service.listSandboxes()
+          const d = await dns.stats()
+          const m = process.memoryUsage()
+          const t = d.totals
+          return {
+            sandboxes: { running: all.filter((s) => s.state === 'running').length, stopped: all.filter((s) => s.state === 'stopped').length },
+            networks: ctl.networks().length,
+            endpoints: ctl.endpoints().length,
+            dns: {
+              resolvers: d.resolvers,
+              queries: t?.queries ?? 0,
+              local: t?.local ?? 0,
+              forwarded: t?.forwarded ?? 0,
+              dropped: t?.dropped ?? 0,
+              rejected: t?.rejected ?? 0,
+              servfail: t?.servfail ?? 0,
+              errors: t?.errors ?? 0,
+            },
+            memory: { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers },
+            pid: process.pid,
+            uptimeMs: Math.round(performance.now() - started),
+          }
+        },
+      }
       this.#router = buildRouter(service, ctl, info)
       await this.#listenUnix(c.socket)
       if (c.tcp !== undefined) await this.#listenTcp(c.tcp.host, c.tcp.port)
@@ -285,13 +394,13 @@ export class Daemon {
    * recovery, remove such endpoints, then delete host veths enslaved to one of our bridges that no
    * known endpoint owns.
    */
-  async #reapOrphanLinks(store: Store, ctl: Controller): Promise<void> {
+  async #reapOrphanLinks(store: Store, ctl: Controller, containers: ReadonlySet<string>): Promise<void> {
     const osl = this.#osl
     if (osl === undefined) return
-    // the API never leaves an endpoint unjoined (connect = create + join, disconnect = leave + delete):
-    // one without a sandbox is a connect the crash interrupted, so finish undoing it
+    // the API leaves an endpoint unjoined only while its sandbox is stopped (connect = create + join,
+    // disconnect = leave + delete): any other one is a connect the crash interrupted, so finish undoing it
     for (const e of ctl.endpoints()) {
-      if (e.sandboxId !== undefined) continue
+      if (e.sandboxId !== undefined || (e.containerId !== undefined && containers.has(e.containerId))) continue
       this.#log('removing endpoint %s (%s): its connect was interrupted', e.name, e.id)
       await ctl.deleteEndpoint(e.id, { force: true }).catch((err: unknown) => this.#log.error('removing endpoint %s: %o', e.id, err))
     }
@@ -306,6 +415,45 @@ export class Daemon {
       await osl.host.deleteLink(name).catch((err: unknown) => this.#log.error('deleting orphan link %s: %o', name, err))
     }
     if (orphans.length > 0) this.#log('deleted %d orphan links: %s', orphans.length, orphans.join(' '))
+  }
+
+  /**
+   * The default bridge network (drivers.md §3.7, Docker's docker0), made once: network `bridge` on
+   * device `bridge` (created when missing), IPAM from `bip` or the first free default pool. Never
+   * removed; sandboxes on it get no embedded DNS and reach each other by legacy links.
+   */
+  async #ensureDefaultBridge(ctl: Controller): Promise<void> {
+    const c = this.config
+    const osl = this.#osl
+    if (!c.defaultBridge || osl === undefined) return
+    if (ctl.networks().some((n) => isDefaultBridge(n))) return
+    if (ctl.networks().some((n) => n.name === 'bridge')) {
+      this.#log('a network named bridge exists and is not the default bridge: no default bridge')
+      return
+    }
+    let made = false
+    if (c.bridge !== 'docker0' && (await osl.host.link(c.bridge)) === undefined) {
+      await osl.host.createBridge({ name: c.bridge })
+      made = true
+    }
+    try {
+      await ctl.createNetwork({
+        name: 'bridge',
+        type: 'bridge',
+        checkDuplicate: true,
+        driverOptions: {
+          [DEFAULT_BRIDGE_OPTION]: 'true',
+          'com.docker.network.bridge.name': c.bridge,
+          'com.docker.network.bridge.enable_icc': 'true',
+          'com.docker.network.bridge.enable_ip_masquerade': 'true',
+        },
+        ...(c.bip !== undefined && { ipam: { v4: [{ pool: c.bip.pool, gateway: c.bip.gateway }] } }),
+      })
+      this.#log('created the default bridge network on %s', c.bridge)
+    } catch (err) {
+      if (made) await osl.host.deleteLink(c.bridge).catch((e: unknown) => this.#log.error('deleting %s: %o', c.bridge, e))
+      throw err
+    }
   }
 
   #server(): Server {
@@ -396,7 +544,7 @@ export class Daemon {
     this.#stopping.abort(new DaemonStoppingError())
     await Promise.allSettled([...this.#inflight])
     for (const s of this.#servers) s.closeAllConnections()
-    await this.#files?.stopAll().catch((e: unknown) => this.#log.error('stopping resolvers: %o', e))
+    await this.#dns?.stopAll().catch((e: unknown) => this.#log.error('stopping resolvers: %o', e))
     await this.#ctl?.stop().catch((e: unknown) => this.#log.error('stopping the controller: %o', e))
     await this.#osl?.close().catch((e: unknown) => this.#log.error('closing the OS layer: %o', e))
     await this.#store?.close().catch((e: unknown) => this.#log.error('closing the store: %o', e))

@@ -87,3 +87,38 @@ export class UsageError extends CnmError<'ERR_CLI_USAGE'> {
     super('ERR_CLI_USAGE', 'invalid-argument', message, options)
   }
 }
+
+/** An operation that needs a running sandbox on a stopped one (connect). */
+export class SandboxStoppedError extends CnmError<'ERR_CLI_SANDBOX_STOPPED'> {
+  constructor(name: string, options?: CnmErrorOptions) {
+    super('ERR_CLI_SANDBOX_STOPPED', 'conflict', `sandbox ${name} is stopped: start it first`, options)
+  }
+}
+
+/** A sandbox name taken by a stopped sandbox. */
+export class NameInUseError extends CnmError<'ERR_CLI_NAME_IN_USE'> {
+  constructor(name: string, options?: CnmErrorOptions) {
+    super('ERR_CLI_NAME_IN_USE', 'forbidden', `container ${name} already has sandbox (stopped): start it or remove it first`, options)
+  }
+}
+
+/** What the default bridge network does not allow: removal, network-scoped aliases. */
+export class DefaultNetworkError extends CnmError<'ERR_CLI_DEFAULT_NETWORK'> {
+  constructor(message: string, options?: CnmErrorOptions) {
+    super('ERR_CLI_DEFAULT_NETWORK', 'forbidden', message, options)
+  }
+}
+
+/** A legacy link (`--link`) that cannot be made: no such target, or not on the default bridge. */
+export class LinkError extends CnmError<'ERR_CLI_LINK'> {
+  constructor(message: string, kind: 'invalid-argument' | 'not-found' = 'invalid-argument', options?: CnmErrorOptions) {
+    super('ERR_CLI_LINK', kind, message, options)
+  }
+}
+
+/** Client side: `cnm exec` on a sandbox that is not running. */
+export class SandboxNotRunningError extends CnmError<'ERR_CLI_NOT_RUNNING'> {
+  constructor(name: string, options?: CnmErrorOptions) {
+    super('ERR_CLI_NOT_RUNNING', 'conflict', `sandbox ${name} is not running: start it first`, options)
+  }
+}

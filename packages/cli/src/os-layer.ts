@@ -11,6 +11,12 @@ import { DaemonConfigError } from './errors.js'
 export class OslSandboxLayer implements SandboxOsLayer {
   readonly #osl: Osl
   readonly #handles = new Map<string, Promise<Sandbox>>()
+  /**
+   * The host-side name (srcName) an interface had before it moved into sandbox `key` as `dstName`.
+   * A handle re-opened after a daemon restart does not know it; with it, a leave moves the interface
+   * back to the host namespace (so a later join finds it) instead of destroying the pair.
+   */
+  srcNameLookup: ((key: string, dstName: string) => Promise<string | undefined>) | undefined
 
   constructor(osl: Osl) {
     this.#osl = osl
@@ -88,8 +94,22 @@ export class OslSandboxLayer implements SandboxOsLayer {
       if (isCnmError(err) && err.kind === 'not-found') return
       throw err
     }
-    const iface = sb.findInterface(dstName)
+    let iface = sb.findInterface(dstName)
     if (iface === undefined) return
+    if (iface.srcName === undefined && !iface.bridge && this.srcNameLookup !== undefined) {
+      const src = await this.srcNameLookup(key, dstName)
+      if (src !== undefined) {
+        const srcNames: Record<string, string> = {}
+        for (const i of sb.interfaces) if (i.srcName !== undefined) srcNames[i.dstName] = i.srcName
+        srcNames[dstName] = src
+        const reopened = this.#osl.openSandbox(this.#name(key), { srcNames, ...(options?.signal !== undefined && { signal: options.signal }) })
+        this.#handles.set(key, reopened)
+        reopened.catch(() => this.#handles.delete(key))
+        sb = await reopened
+        iface = sb.findInterface(dstName)
+        if (iface === undefined) return
+      }
+    }
     // the default route through this interface goes with it: drop it in the same transaction so the
     // sandbox's bookkeeping agrees with the kernel when the controller then updates the gateway
     const through = (gw: string | undefined): boolean => {
@@ -101,7 +121,9 @@ export class OslSandboxLayer implements SandboxOsLayer {
     const plan = tx.on(sb)
     if (through(sb.gateway)) plan.unsetGateway(4)
     if (through(sb.gateway6)) plan.unsetGateway(6)
-    plan.removeInterface(dstName, { destroy: true })
+    // a leave keeps the endpoint (and its veth pair) for a later join: move the interface back to the
+    // host namespace under its srcName; the driver deletes the pair when the endpoint is deleted
+    plan.removeInterface(dstName)
     await tx.commit(options)
   }
 

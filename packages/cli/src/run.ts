@@ -2,9 +2,13 @@ import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { constants } from 'node:os'
 import type { CnmClient } from './client.js'
 import type { SandboxView } from './service.js'
+import { SandboxNotRunningError } from './errors.js'
 
 export interface RunOptions {
-  /** Network to attach to; `none` (or undefined) → a sandbox with loopback only. */
+  /**
+   * Network to attach to; `none` (or undefined) → a sandbox with loopback only; `default` → the
+   * daemon's default bridge (none when it has no default bridge).
+   */
   network?: string
   name?: string
   hostname?: string
@@ -13,6 +17,15 @@ export interface RunOptions {
   /** `-p` bindings: `[ip:]hostPort[-end]:containerPort[/proto]`. */
   publish?: readonly string[]
   dns?: readonly string[]
+  dnsSearch?: readonly string[]
+  dnsOptions?: readonly string[]
+  domainname?: string
+  /** `--add-host name:ip` entries. */
+  extraHosts?: ReadonlyArray<{ name: string; ip: string }>
+  /** Legacy links `name[:alias]` (default bridge only). */
+  links?: readonly string[]
+  /** When the command ends, stop the sandbox (keeping its addresses and ports) instead of removing it. @default false */
+  keep?: boolean
   /** The command and its arguments. */
   command: readonly string[]
   /** @default 'inherit' */
@@ -78,7 +91,12 @@ export async function runInSandbox(client: CnmClient, opts: RunOptions): Promise
   const sb = await client.createSandbox({
     ...(opts.name !== undefined && { name: opts.name }),
     ...(opts.hostname !== undefined && { hostname: opts.hostname }),
+    ...(opts.domainname !== undefined && { domainname: opts.domainname }),
     ...(opts.dns !== undefined && opts.dns.length > 0 && { dns: [...opts.dns] }),
+    ...(opts.dnsSearch !== undefined && opts.dnsSearch.length > 0 && { dnsSearch: [...opts.dnsSearch] }),
+    ...(opts.dnsOptions !== undefined && opts.dnsOptions.length > 0 && { dnsOptions: [...opts.dnsOptions] }),
+    ...(opts.extraHosts !== undefined && opts.extraHosts.length > 0 && { extraHosts: opts.extraHosts.map((h) => ({ ...h })) }),
+    ...(opts.links !== undefined && opts.links.length > 0 && { links: [...opts.links] }),
     ...(attach && {
       networks: [
         {
@@ -90,10 +108,38 @@ export async function runInSandbox(client: CnmClient, opts: RunOptions): Promise
       ],
     }),
   })
+  try {
+    const code = await spawnIn(sb, opts)
+    return { code, sandbox: sb }
+  } finally {
+    try {
+      if (opts.keep === true) await client.stopSandbox(sb.name)
+      else await removeWithRetry(client, sb.name)
+    } catch (err) {
+      if (opts.onCleanupError === undefined) throw err
+      opts.onCleanupError(err)
+    }
+  }
+}
+
+export type ExecOptions = Pick<RunOptions, 'command' | 'stdio' | 'mountFiles' | 'env' | 'onStart'>
+
+/**
+ * `cnm exec`: runs a command inside a running sandbox (its network namespace, with its hosts,
+ * resolv.conf and host name), forwarding signals; resolves the command's exit code. The sandbox stays.
+ */
+export async function execInSandbox(client: CnmClient, ref: string, opts: ExecOptions): Promise<{ code: number; sandbox: SandboxView }> {
+  if (opts.command.length === 0) throw new TypeError('execInSandbox: command must not be empty')
+  const sb = await client.inspectSandbox(ref)
+  if (sb.state !== 'running') throw new SandboxNotRunningError(sb.name)
+  return { code: await spawnIn(sb, opts), sandbox: sb }
+}
+
+async function spawnIn(sb: SandboxView, opts: ExecOptions): Promise<number> {
   const handlers = new Map<NodeJS.Signals, () => void>()
   try {
     const argv = sandboxArgv(sb, opts.command, opts.mountFiles ?? true)
-    const ep = sb.endpoints[0]
+    const ep = sb.endpoints.find((e) => e.ipv4Address !== undefined)
     const child = spawn(argv[0] as string, argv.slice(1), {
       stdio: opts.stdio ?? 'inherit',
       env: {
@@ -116,16 +162,9 @@ export async function runInSandbox(client: CnmClient, opts: RunOptions): Promise
       child.once('exit', (code, signal) => resolve(exitCodeOf(code, signal)))
     })
     opts.onStart?.(sb, child)
-    const code = await done
-    return { code, sandbox: sb }
+    return await done
   } finally {
     for (const [sig, h] of handlers) process.off(sig, h)
-    try {
-      await removeWithRetry(client, sb.id)
-    } catch (err) {
-      if (opts.onCleanupError === undefined) throw err
-      opts.onCleanupError(err)
-    }
   }
 }
 

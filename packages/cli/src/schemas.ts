@@ -94,6 +94,11 @@ export const createSandboxSchema = z.strictObject({
   dnsSearch: z.array(z.string().min(1).max(253)).max(8).optional(),
   dnsOptions: z.array(z.string().min(1).max(64)).max(16).optional(),
   extraHosts: z.array(z.strictObject({ name: z.string().min(1).max(253), ip: ip('extraHosts ip') })).max(64).optional(),
+  /** Legacy links `name[:alias]` to sandboxes on the default bridge (hosts file entries, rewritten when the target changes). */
+  links: z
+    .array(z.string().regex(/^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*(:[a-zA-Z0-9][a-zA-Z0-9_.-]*)?$/, 'link must look like name[:alias]'))
+    .max(64)
+    .optional(),
   /** Networks to connect right away (rolled back with the sandbox on failure). */
   networks: z.array(endpointSpecSchema.extend({ network: ref('network') })).max(16).optional(),
 })
