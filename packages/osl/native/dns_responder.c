@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <node_api.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -514,14 +515,16 @@ static engine_t *get_engine(napi_env env, napi_value v) {
   return eng;
 }
 
-/* responderEngine(threads) -> external */
+/* responderEngine(threads, rtPriority 0 = normal scheduling, 1..99 = SCHED_FIFO) -> external */
 static napi_value engine_create(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int threads = 1;
+  int threads = 1, rtprio = 0;
   if (argc >= 1) napi_get_value_int32(env, argv[0], &threads);
+  if (argc >= 2) napi_get_value_int32(env, argv[1], &rtprio);
   if (threads < 1 || threads > R_MAX_THREADS) return throw_err(env, "ERR_INVALID_ARG_VALUE", "threads: 1..8");
+  if (rtprio < 0 || rtprio > 99) return throw_err(env, "ERR_INVALID_ARG_VALUE", "realtimePriority: 0..99");
   engine_t *eng = calloc(1, sizeof *eng);
   eng->env = env;
   eng->nthreads = threads;
@@ -537,6 +540,8 @@ static napi_value engine_create(napi_env env, napi_callback_info info) {
   int ok = eng->stopfd >= 0 &&
            napi_create_threadsafe_function(env, NULL, NULL, name, R_MISS_QUEUE, 1, NULL, NULL, eng, call_js, &eng->tsfn) == napi_ok;
   if (ok) napi_unref_threadsafe_function(env, eng->tsfn); /* open sockets do not keep the process alive */
+  int err = 0;
+  const char *what = "dns responder engine";
   for (int t = 0; ok && t < threads; t++) {
     worker_t *w = calloc(1, sizeof *w);
     eng->w[t] = w;
@@ -549,21 +554,38 @@ static napi_value engine_create(napi_env env, napi_callback_info info) {
     w->rng = 0x12345u + (uint32_t)t * 7919u;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = STOP_TOKEN};
-    if (w->epfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, eng->stopfd, &ev) < 0 ||
-        pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+    if (w->epfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, eng->stopfd, &ev) < 0) {
+      err = errno;
+      ok = 0;
+      break;
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    if (rtprio > 0) {
+      /* real-time worker: a query is answered as soon as it arrives, whatever else the CPUs run */
+      struct sched_param sp = {.sched_priority = rtprio};
+      pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+      pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
+      pthread_attr_setschedparam(&attr, &sp);
+    }
+    int pe = pthread_create(&w->thread, &attr, worker_main, w);
+    pthread_attr_destroy(&attr);
+    if (pe != 0) {
+      err = pe;
+      what = rtprio > 0 ? "dns responder engine (SCHED_FIFO needs CAP_SYS_NICE)" : "dns responder engine";
       ok = 0;
       break;
     }
     w->started = 1;
   }
   if (!ok) {
-    int e = errno;
+    int e = err ? err : errno;
     engine_shutdown(env, eng);
     pthread_rwlock_destroy(&eng->slots_lock);
     free(eng);
     char msg[128];
-    snprintf(msg, sizeof msg, "dns responder engine: %s", strerror(e));
-    return throw_err(env, "EUNKNOWN", msg);
+    snprintf(msg, sizeof msg, "%s: %s", what, strerror(e));
+    return throw_err(env, e == EPERM ? "EPERM" : "EUNKNOWN", msg);
   }
   napi_add_env_cleanup_hook(env, engine_cleanup_hook, eng);
   napi_value ext;

@@ -7,7 +7,7 @@ import { mapNativeError } from './socket.js'
 
 /** The addon's responder calls (native/dns_responder.c). */
 export interface ResponderNativeOps {
-  responderEngine(threads: number): unknown
+  responderEngine(threads: number, realtimePriority: number): unknown
   responderEngineClose(engine: unknown): void
   responderAttach(
     engine: unknown,
@@ -41,6 +41,13 @@ export interface DnsResponderEngineInit {
    * so more than one thread helps only with several sockets per port (`reusePort`). @default 1
    */
   threads?: number
+  /**
+   * 0: the worker threads run under the normal scheduler. 1..99: they run SCHED_FIFO at this priority,
+   * so a query is answered as soon as it arrives even when the CPUs are busy with other work (lower
+   * tail latency on a loaded host). Needs root or CAP_SYS_NICE. The kernel's RT throttling
+   * (`kernel.sched_rt_runtime_us`, 95% by default) bounds what a flood of queries can take. @default 0
+   */
+  realtimePriority?: number
   /** Where the addon is loaded from. @default native/build/Release/cnm_osl.node of this package */
   nativeAddonPath?: string
 }
@@ -51,7 +58,7 @@ export interface DnsResponderEngineComponents {
   native?: NativeOps & ResponderNativeOps
 }
 
-export const DEFAULT_DNS_RESPONDER_ENGINE_INIT = Object.freeze({ threads: 1 })
+export const DEFAULT_DNS_RESPONDER_ENGINE_INIT = Object.freeze({ threads: 1, realtimePriority: 0 })
 
 export interface DnsResponderOptions {
   /**
@@ -133,13 +140,20 @@ export class DnsResponderEngine {
     if (!Number.isInteger(cfg.threads) || cfg.threads < 1 || cfg.threads > 8) {
       throw new InvalidOptionError(`threads: must be an integer in 1..8, got ${String(cfg.threads)}`)
     }
+    if (!Number.isInteger(cfg.realtimePriority) || cfg.realtimePriority < 0 || cfg.realtimePriority > 99) {
+      throw new InvalidOptionError(`realtimePriority: must be an integer in 0..99, got ${String(cfg.realtimePriority)}`)
+    }
     this.threads = cfg.threads
     this.native = components.native ?? (loadNative(init.nativeAddonPath) as NativeOps & ResponderNativeOps)
     this.log = (components.logger ?? noopLogger()).forComponent('cnm:osl:dns-responder')
     if (typeof this.native.responderEngine !== 'function') {
       throw new InvalidOptionError('native: the addon has no DNS responder (rebuild @cnm/osl)')
     }
-    this.handle = this.native.responderEngine(cfg.threads)
+    try {
+      this.handle = this.native.responderEngine(cfg.threads, cfg.realtimePriority)
+    } catch (err) {
+      throw mapNativeError(err, 'self', 'start DNS responder threads')
+    }
   }
 
   /** Starts serving sockets. Throws InvalidOptionError, InvalidAddressError, OslClosedError, KernelError. */

@@ -135,6 +135,20 @@ describe.skipIf(!netnsAvailable())('DnsResponderEngine (native DNS fast path)', 
     )
   })
 
+  it('runs its worker as a real-time thread when asked (root), and validates its options', async () => {
+    expect(() => new DnsResponderEngine({ realtimePriority: 100 })).toThrow(InvalidOptionError)
+    expect(() => new DnsResponderEngine({ threads: 0 })).toThrow(InvalidOptionError)
+    const eng = new DnsResponderEngine({ realtimePriority: 10 })
+    engines.push(eng)
+    const r = await eng.attach({ bind: { address: '127.0.0.1', port: 0 }, onMiss: () => undefined })
+    r.setAnswer(wire('web'), 1, { rcode: 0, ancount: 1, arcount: 0, body: A_WEB })
+    expect((await ask(r.port, query('web')))?.subarray(-4).toString('hex')).toBe('0a000007')
+    // the worker thread runs SCHED_FIFO (policy 1 in /proc/<pid>/task/<tid>/sched)
+    const { readdirSync, readFileSync } = await import('node:fs')
+    const policies = readdirSync('/proc/self/task').map((t) => /policy\s*:\s*(\d+)/.exec(readFileSync(`/proc/self/task/${t}/sched`, 'utf8'))?.[1])
+    expect(policies).toContain('1')
+  })
+
   it('serves reusePort sockets inside a namespace on two threads', async () => {
     const ns = await fx.add('rp')
     const a = await openSocketInNetns(ns, { type: 'udp4', address: '127.0.0.11', port: 0, reusePort: true })
