@@ -73,6 +73,79 @@ c.on('error', (e) => { console.error(e.code || e.message); process.exit(1) })
 setTimeout(() => { console.error('timeout'); process.exit(2) }, Number(ms || 5000)).unref()
 `
 
+/**
+ * A tiny authoritative DNS server for `node -e` (UDP, port 53): argv[1] is JSON `{ name: ipv4 }`.
+ * Known names get their A record (other types: NOERROR, no answer); unknown names get an
+ * authoritative NXDOMAIN. Every query is logged as `query <name> <type> <source address>`.
+ */
+export const UPSTREAM_DNS = `
+const dgram = require('node:dgram')
+const names = JSON.parse(process.argv[1] || '{}')
+const s = dgram.createSocket('udp4')
+s.on('message', (m, r) => {
+  if (m.length < 12) return
+  let o = 12
+  const labels = []
+  while (o < m.length && m[o] !== 0) { const l = m[o]; labels.push(m.subarray(o + 1, o + 1 + l).toString()); o += l + 1 }
+  const qEnd = o + 5
+  if (qEnd > m.length) return
+  const name = labels.join('.').toLowerCase()
+  const qtype = m.readUInt16BE(o + 1)
+  console.log('query ' + name + ' ' + qtype + ' ' + r.address)
+  const ip = names[name]
+  const hdr = Buffer.alloc(12)
+  m.copy(hdr, 0, 0, 2)
+  hdr[2] = 0x84 | (m[2] & 1)
+  hdr[3] = 0x80 | (ip === undefined ? 3 : 0)
+  hdr.writeUInt16BE(1, 4)
+  const answer = ip !== undefined && qtype === 1
+  hdr.writeUInt16BE(answer ? 1 : 0, 6)
+  const parts = [hdr, m.subarray(12, qEnd)]
+  if (answer) {
+    const a = Buffer.alloc(16)
+    a.writeUInt16BE(0xc00c, 0); a.writeUInt16BE(1, 2); a.writeUInt16BE(1, 4); a.writeUInt32BE(60, 6); a.writeUInt16BE(4, 10)
+    ip.split('.').forEach((x, i) => { a[12 + i] = Number(x) })
+    parts.push(a)
+  }
+  s.send(Buffer.concat(parts), r.port, r.address)
+})
+s.bind(53, '0.0.0.0', () => console.log('listening'))
+process.on('SIGTERM', () => process.exit(0))
+`
+
+/** What `dig` printed, taken apart. */
+export interface DigResult {
+  code: number
+  /** `NOERROR`, `NXDOMAIN`, `SERVFAIL` … (empty when no reply arrived). */
+  status: string
+  /** Header flags (`qr`, `aa`, `rd`, `ra`, `tc` …). */
+  flags: string[]
+  /** ANSWER section lines as `[owner, type, data]`. */
+  answers: Array<[string, string, string]>
+  additional: Array<[string, string, string]>
+  queryTimeMs: number
+  output: string
+}
+
+export function parseDig(r: CliResult): DigResult {
+  const out = r.stdout
+  const status = /status: ([A-Z]+)/.exec(out)?.[1] ?? ''
+  const flags = (/;; flags: ([a-z ]+);/.exec(out)?.[1] ?? '').trim().split(/\s+/).filter((f) => f !== '')
+  const section = (name: string): Array<[string, string, string]> => {
+    const m = new RegExp(`;; ${name} SECTION:\\n([\\s\\S]*?)(?:\\n\\n|$)`).exec(out)
+    if (m === null) return []
+    return (m[1] ?? '')
+      .split('\n')
+      .filter((l) => l.trim() !== '' && !l.startsWith(';'))
+      .map((l) => {
+        const f = l.split(/\s+/)
+        return [f[0] ?? '', f[3] ?? '', f.slice(4).join(' ')] as [string, string, string]
+      })
+  }
+  const t = /Query time: (\d+) msec/.exec(out)
+  return { code: r.code, status, flags, answers: section('ANSWER'), additional: section('ADDITIONAL'), queryTimeMs: t === null ? -1 : Number(t[1]), output: out + r.stderr }
+}
+
 export interface HarnessOptions {
   /** Extra `cnm daemon` flags. */
   daemonArgs?: readonly string[]
@@ -198,6 +271,51 @@ export class CnmHarness {
   /** Runs a command inside the host namespace. */
   async inHost(cmd: string, args: readonly string[], timeoutMs = 30_000): Promise<CliResult> {
     return await exec('ip', ['netns', 'exec', this.hostNetns, cmd, ...args], { timeoutMs })
+  }
+
+  /** `dig @127.0.0.11 ARGS` inside a sandbox namespace (by its key path), one try of 2 s. */
+  async dig(key: string, args: readonly string[]): Promise<DigResult> {
+    return parseDig(await exec('nsenter', [`--net=${key}`, '--', 'dig', '@127.0.0.11', '+time=2', '+tries=1', ...args]))
+  }
+
+  /**
+   * A test upstream DNS server in its own namespace, reached from the host namespace over a veth pair
+   * (`hostIp` on the host side, `upstreamIp` in the server's namespace, /24): the sandboxes' forwarded
+   * queries travel sandbox → bridge → host namespace → upstream. Stopped (by PID) at cleanup.
+   */
+  async upstreamDns(names: Record<string, string>, opts: { hostIp?: string; upstreamIp?: string } = {}): Promise<{ netns: string; queries: () => string[] }> {
+    const hostIp = opts.hostIp ?? '10.99.0.1'
+    const upIp = opts.upstreamIp ?? '10.99.0.2'
+    const ns = await this.fixture.add('up')
+    const tag = Math.random().toString(16).slice(2, 8)
+    const ipIn = async (n: string, args: string[]): Promise<void> => {
+      await execFileP('ip', ['-n', n, ...args])
+    }
+    await ipIn(this.hostNetns, ['link', 'add', `up${tag}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns])
+    await ipIn(this.hostNetns, ['addr', 'add', `${hostIp}/24`, 'dev', `up${tag}`])
+    await ipIn(this.hostNetns, ['link', 'set', `up${tag}`, 'up'])
+    await ipIn(ns, ['addr', 'add', `${upIp}/24`, 'dev', 'eth0'])
+    await ipIn(ns, ['link', 'set', 'eth0', 'up'])
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', UPSTREAM_DNS, JSON.stringify(names)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    this.#spawned.add(child)
+    let out = ''
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()))
+    child.stderr?.on('data', (d: Buffer) => (out += d.toString()))
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`upstream DNS not ready: ${out}`)), 10_000)
+      const check = (): void => {
+        if (out.includes('listening')) {
+          clearTimeout(t)
+          resolve()
+        }
+      }
+      child.stdout?.on('data', check)
+      child.once('exit', (code) => {
+        clearTimeout(t)
+        reject(new Error(`upstream DNS exited ${code}: ${out}`))
+      })
+    })
+    return { netns: ns, queries: () => out.split('\n').filter((l) => l.startsWith('query ')) }
   }
 
   /** Runs a command inside a sandbox namespace (by its key path). */
