@@ -4,7 +4,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
   BadRequestError,
+  DEFAULT_BRIDGE_OPTION,
   EXIT,
+  isDefaultBridge,
+  isDnsNetwork,
+  parseLinks,
   connectSchema,
   createNetworkSchema,
   createSandboxSchema,
@@ -54,6 +58,31 @@ describe('request schemas', () => {
     expect(() => parseBody(connectSchema, { sandbox: 's', portBindings: ['70000:80'] })).toThrow(/port binding/)
     expect(() => parseBody(connectSchema, { sandbox: 's', ipv4Address: '10.0.0.300' })).toThrow(/ipv4Address is not a valid IP/)
     expect(() => parseBody(createSandboxSchema, { networks: [{ network: 'n', mtu: 1 }] })).toThrow(/unknown field "networks\.0\.mtu"/)
+  })
+})
+
+describe('links and network kinds', () => {
+  it('parse name[:alias] links (a leading slash as Docker writes them)', () => {
+    expect(parseLinks(['db:database', '/web', 'cache:cache'])).toEqual([
+      { name: 'db', alias: 'database' },
+      { name: 'web', alias: 'web' },
+      { name: 'cache', alias: 'cache' },
+    ])
+    expect(parseBody(createSandboxSchema, { links: ['db:database', '/web'] }).links).toEqual(['db:database', '/web'])
+    for (const bad of ['a:b:c', ':x', 'db:', 'd b']) {
+      expect(() => parseBody(createSandboxSchema, { links: [bad] }), bad).toThrow(/link must look like name\[:alias\]/)
+    }
+  })
+  it('tell the default bridge and the networks without DNS names', () => {
+    const n = (type: string, name: string, options: Record<string, string> = {}) => ({ type, name, driverOptions: options, ingress: false })
+    expect(isDefaultBridge(n('bridge', 'bridge', { [DEFAULT_BRIDGE_OPTION]: 'true' }))).toBe(true)
+    expect(isDefaultBridge(n('bridge', 'bridge'))).toBe(false)
+    expect(isDnsNetwork(n('bridge', 'front'))).toBe(true)
+    expect(isDnsNetwork(n('bridge', 'bridge', { [DEFAULT_BRIDGE_OPTION]: 'true' }))).toBe(false)
+    expect(isDnsNetwork(n('null', 'none'))).toBe(false)
+    expect(isDnsNetwork(n('host', 'host'))).toBe(false)
+    expect(isDnsNetwork(n('bridge', 'docker_gwbridge'))).toBe(false)
+    expect(isDnsNetwork({ ...n('bridge', 'ingress'), ingress: true })).toBe(false)
   })
 })
 
@@ -119,6 +148,29 @@ describe('command line without a daemon', () => {
     expect(await main(['--host', sock, 'network', 'ls'], t.io)).toBe(EXIT.unreachable)
     expect(t.err.join('')).toMatch(/cannot connect to the cnm daemon/)
     expect(await main(['--host', sock, 'run', '--', 'true'], io().io)).toBe(EXIT.unreachable)
+  })
+  it('new flags check their values before anything happens', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['run', '--add-host', 'nocolon', '--', 'true'], /--add-host must be name:ip/],
+      [['sandbox', 'create', '--add-host', 'x:'], /--add-host must be name:ip/],
+      [['daemon', '--dns-hedge-delay', 'soon'], /--dns-hedge-delay must be a number/],
+      [['daemon', '--bip', '10.0.0.0'], /bip must be an IPv4 address with a prefix length/],
+      [['daemon', '--bridge', 'a-name-longer-than-15'], /bridge must be an interface name/],
+      [['daemon', '--dns-hedge-delay', '0'], /dnsHedgeDelayMs must be an integer between 1 and 10000/],
+      [['daemon', '--host-address', 'nowhere'], /hostAddress is not an IP address/],
+    ]
+    for (const [argv, message] of cases) {
+      const t = io()
+      expect(await main(argv, t.io), argv.join(' ')).toBe(EXIT.usage)
+      expect(t.err.join(''), argv.join(' ')).toMatch(message)
+    }
+  })
+  it('exec and the sandbox lifecycle commands need a daemon (exit 3) and their arguments (exit 2)', async () => {
+    const sock = join(mkdtempSync(join(tmpdir(), 'cnm-cli-')), 'none.sock')
+    for (const argv of [['sandbox', 'stop', 'x'], ['sandbox', 'start', 'x'], ['sandbox', 'restart', 'x'], ['exec', 'x', '--', 'true'], ['events'], ['info']]) {
+      expect(await main(['--host', sock, ...argv], io().io), argv.join(' ')).toBe(EXIT.unreachable)
+    }
+    for (const argv of [['sandbox', 'stop'], ['exec', 'x']]) expect(await main(argv, io().io), argv.join(' ')).toBe(EXIT.usage)
   })
   it('help and version exit 0', async () => {
     const t = io()
