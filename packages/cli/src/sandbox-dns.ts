@@ -91,6 +91,7 @@ export class SandboxDns {
   readonly #log: Logger
   readonly #files: DnsFiles
   readonly #resolvers = new Map<string, ResolverEntry>()
+  readonly #refreshing = new Map<string, Promise<void>>()
   /** Resolvers already stopped, whose counters still count in `stats()`. */
   readonly #retired: ResolverStats[] = []
 
@@ -264,6 +265,25 @@ export class SandboxDns {
    * when a user network was joined. A stopped or unknown name is skipped.
    */
   async refresh(name: string, options?: AbortOptions): Promise<void> {
+    // one refresh at a time per sandbox, each computing its files when it runs: the last write is
+    // always made from the latest state, whatever order concurrent requests finish in
+    const prev = this.#refreshing.get(name) ?? Promise.resolve()
+    const next = prev.then(
+      () => this.#refreshNow(name, options),
+      () => this.#refreshNow(name, options),
+    )
+    const tail = next.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.#refreshing.set(name, tail)
+    void tail.then(() => {
+      if (this.#refreshing.get(name) === tail) this.#refreshing.delete(name)
+    })
+    await next
+  }
+
+  async #refreshNow(name: string, options?: AbortOptions): Promise<void> {
     const rec = this.#records.get(name)
     const sb = this.#ctl.sandboxByContainer(name)
     if (rec === undefined || sb === undefined) return
