@@ -198,15 +198,15 @@ describe.skipIf(!netnsAvailable())('sandbox lifecycle, default bridge and links,
       (err: unknown) => err,
     )
     const cli = c.background(['events'], /"network-(created|deleted)"/)
-    let cliState: 'starting' | 'ready' | Error = 'starting'
+    const cliState: { now: 'starting' | 'ready' | Error } = { now: 'starting' }
     void cli.then(
-      () => (cliState = 'ready'),
-      (err: unknown) => (cliState = err as Error),
+      () => (cliState.now = 'ready'),
+      (err: unknown) => (cliState.now = err as Error),
     )
     // wait until both streams are subscribed: probe network events show up in each
     let probe = false
-    for (let i = 0; cliState !== 'ready' || !got.some((e) => e['name'] === 'probe'); i++) {
-      if (cliState instanceof Error) throw cliState
+    for (let i = 0; cliState.now !== 'ready' || !got.some((e) => e['name'] === 'probe'); i++) {
+      if (cliState.now instanceof Error) throw cliState.now
       expect(i).toBeLessThan(300)
       if (i % 10 === 0) {
         if (probe) await api.removeNetwork('probe')
