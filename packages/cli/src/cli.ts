@@ -358,7 +358,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
       await withClient(async (c) => {
         const sbs = await c.listSandboxes()
         if (o.format === 'json') json(sbs)
-        else if (o.quiet === true) for (const s of sbs) out(shortId(s.id))
+        else if (o.quiet === true) for (const s of sbs) out(s.id === '' ? s.name : shortId(s.id))
         else out(sandboxesTable(sbs))
       })
     })

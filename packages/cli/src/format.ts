@@ -43,10 +43,11 @@ export const portsText = (e: EndpointView): string =>
 
 export function sandboxesTable(sbs: readonly SandboxView[]): string {
   return table(
-    ['SANDBOX ID', 'NAME', 'NETWORKS', 'ADDRESSES', 'PORTS'],
+    ['SANDBOX ID', 'NAME', 'STATE', 'NETWORKS', 'ADDRESSES', 'PORTS'],
     sbs.map((s) => [
-      shortId(s.id),
+      s.id === '' ? '-' : shortId(s.id),
       s.name,
+      s.state ?? 'running',
       s.endpoints.map((e) => e.network).join(',') || '-',
       s.endpoints.map((e) => e.ipv4Address ?? e.ipv6Address ?? '').filter((a) => a !== '').join(',') || '-',
       s.endpoints.map(portsText).filter((p) => p !== '').join(', ') || '-',

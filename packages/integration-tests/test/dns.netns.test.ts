@@ -37,7 +37,7 @@ describe.skipIf(!netnsAvailable())('embedded DNS and sandbox files through the d
   const ip = (sb: SandboxView, i = 0): string => (sb.endpoints[i]?.ipv4Address ?? '').replace(/\/\d+$/, '')
 
   it('answers A, AAAA, PTR and SRV for peers, case-insensitively, with and without the final dot, over UDP and TCP', async () => {
-    const c = await start()
+    const c = await start(['--dns-upstream', UPSTREAM, '--host-address', '192.0.2.1'])
     await c.upstreamDns({ 'outside.test': '198.51.100.7' })
     await ok(['network', 'create', '--ipv6', '--subnet', '10.126.1.0/24', '--subnet', 'fd00:126:1::/64', 'dual'])
     await ok(['network', 'create', '--subnet', '10.126.2.0/24', 'v4only'])
@@ -64,6 +64,10 @@ describe.skipIf(!netnsAvailable())('embedded DNS and sandbox files through the d
     expect(srv.answers).toEqual([['_8080._tcp.web.', 'SRV', '0 0 8080 web.']])
     expect(srv.additional).toEqual(expect.arrayContaining([['web.', 'A', '10.126.1.10']]))
     expect((await c.dig(k, ['SRV', '_5353._udp.www'])).answers).toEqual([['_5353._udp.www.', 'SRV', '0 0 5353 web.']])
+    // _host_<port>: the published host port at the node's address (--host-address)
+    const hostSrv = await c.dig(k, ['SRV', '_host_8080._tcp.web'])
+    expect(hostSrv.answers).toEqual([['_host_8080._tcp.web.', 'SRV', '0 0 18100 web.']])
+    expect(hostSrv.additional).toEqual(expect.arrayContaining([['web.', 'A', '192.0.2.1']]))
     const noSrv = await c.dig(k, ['SRV', '_8080._udp.web'])
     expect(noSrv.status).toBe('NXDOMAIN')
     expect(noSrv.answers).toEqual([])
