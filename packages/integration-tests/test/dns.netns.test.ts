@@ -222,14 +222,17 @@ describe.skipIf(!netnsAvailable())('embedded DNS and sandbox files through the d
   })
 
   it('forwards unknown names to the upstream from inside the sandbox; a dead first upstream costs at most the hedge delay', async () => {
-    const c = await start(['--dns-upstream', DEAD, '--dns-upstream', UPSTREAM, '--dns-hedge-delay', '75'])
+    // a hedge delay well above scheduling noise, so "waited for it" and "did not wait" are far apart
+    const HEDGE = 250
+    const c = await start(['--dns-upstream', DEAD, '--dns-upstream', UPSTREAM, '--dns-hedge-delay', String(HEDGE)])
     const up = await c.upstreamDns({ 'outside.test': '198.51.100.7', 'second.test': '198.51.100.8' })
     await ok(['network', 'create', '--subnet', '10.126.7.0/24', 'fw'])
     const sb = await sandbox(['--name', 'fwd', '--network', 'fw'])
     const first = await c.dig(sb.key, ['outside.test'])
     expect(first.answers).toEqual([['outside.test.', 'A', '198.51.100.7']])
-    // the first query waited for the dead upstream for the hedge delay only (75 ms) plus the path
-    expect(first.queryTimeMs).toBeLessThan(75 + 125)
+    // the first query waited for the dead upstream for the hedge delay, and no longer
+    expect(first.queryTimeMs).toBeGreaterThanOrEqual(HEDGE - 5)
+    expect(first.queryTimeMs).toBeLessThan(HEDGE + 200)
     // it arrived masqueraded from the host namespace's side: sent from inside the sandbox, routed out
     expect(up.queries()).toContain('query outside.test 1 10.99.0.1')
     const tcp = await c.dig(sb.key, ['+tcp', 'second.test'])
@@ -238,14 +241,14 @@ describe.skipIf(!netnsAvailable())('embedded DNS and sandbox files through the d
     // after a few unanswered queries the dead upstream is skipped: no hedge wait at all
     const later = await c.dig(sb.key, ['OUTSIDE.test.'])
     expect(later.answers).toEqual([['OUTSIDE.test.', 'A', '198.51.100.7']])
-    expect(later.queryTimeMs).toBeLessThan(60)
+    expect(later.queryTimeMs).toBeLessThan(HEDGE / 2)
 
     // a per-sandbox --dns server replaces the daemon's upstreams for that sandbox's resolver
     const own = await sandbox(['--name', 'own', '--network', 'fw', '--dns', UPSTREAM])
     expect(readFileSync(own.resolvConfPath, 'utf8')).toBe('nameserver 127.0.0.11\noptions ndots:0\n')
     const viaOwn = await c.dig(own.key, ['second.test'])
     expect(viaOwn.answers).toEqual([['second.test.', 'A', '198.51.100.8']])
-    expect(viaOwn.queryTimeMs).toBeLessThan(60)
+    expect(viaOwn.queryTimeMs).toBeLessThan(HEDGE / 2)
   })
 
   it('survives a fuzz run of 40,000 random and mutated packets sent to 127.0.0.11 from inside a sandbox', async () => {
@@ -264,7 +267,8 @@ describe.skipIf(!netnsAvailable())('embedded DNS and sandbox files through the d
     expect((await c.dig(att.key, ['+tcp', 'target'])).answers).toEqual([['target.', 'A', '10.126.8.10']])
     expect((await c.dig(att.key, ['outside.test'])).answers).toEqual([['outside.test.', 'A', '198.51.100.7']])
     const info = await c.client().info()
-    expect(info.dns.queries).toBeGreaterThan(30_000)
+    // (the kernel may drop some datagrams when the socket buffer is full: most arrive)
+    expect(info.dns.queries).toBeGreaterThan(20_000)
     expect(info.dns.errors).toBe(0)
     expect(c.daemon?.exitCode).toBe(null)
   })
