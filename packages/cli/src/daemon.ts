@@ -340,7 +340,7 @@ export class Daemon {
         logger,
       )
       this.#dns = dns
-      const service = new CnmService(ctl, dns, records, logger)
+      const service = new CnmService(ctl, dns, records, logger, (key) => osLayer.removing(key))
       await service.recover()
       await this.#reapOrphanLinks(store, ctl, service.knownContainers())
       await this.#ensureDefaultBridge(ctl)

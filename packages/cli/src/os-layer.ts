@@ -17,6 +17,25 @@ export class OslSandboxLayer implements SandboxOsLayer {
    * back to the host namespace (so a later join finds it) instead of destroying the pair.
    */
   srcNameLookup: ((key: string, dstName: string) => Promise<string | undefined>) | undefined
+  /** Sandboxes being removed with their endpoints: their interfaces are destroyed, not moved back. */
+  readonly #removing = new Map<string, number>()
+
+  /**
+   * Marks sandbox `key` as being removed for good (its endpoints are deleted next): a leave then
+   * destroys the veth pair in the same step instead of moving it back for a later join. Returns the
+   * function that clears the mark.
+   */
+  removing(key: string): () => void {
+    this.#removing.set(key, (this.#removing.get(key) ?? 0) + 1)
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      const n = (this.#removing.get(key) ?? 1) - 1
+      if (n <= 0) this.#removing.delete(key)
+      else this.#removing.set(key, n)
+    }
+  }
 
   constructor(osl: Osl) {
     this.#osl = osl
@@ -96,7 +115,8 @@ export class OslSandboxLayer implements SandboxOsLayer {
     }
     let iface = sb.findInterface(dstName)
     if (iface === undefined) return
-    if (iface.srcName === undefined && !iface.bridge && this.srcNameLookup !== undefined) {
+    const destroy = this.#removing.has(key)
+    if (!destroy && iface.srcName === undefined && !iface.bridge && this.srcNameLookup !== undefined) {
       const src = await this.srcNameLookup(key, dstName)
       if (src !== undefined) {
         const srcNames: Record<string, string> = {}
@@ -122,8 +142,9 @@ export class OslSandboxLayer implements SandboxOsLayer {
     if (through(sb.gateway)) plan.unsetGateway(4)
     if (through(sb.gateway6)) plan.unsetGateway(6)
     // a leave keeps the endpoint (and its veth pair) for a later join: move the interface back to the
-    // host namespace under its srcName; the driver deletes the pair when the endpoint is deleted
-    plan.removeInterface(dstName)
+    // host namespace under its srcName; the driver deletes the pair when the endpoint is deleted. A
+    // sandbox being removed destroys the pair right away (one step less).
+    plan.removeInterface(dstName, { destroy })
     await tx.commit(options)
   }
 

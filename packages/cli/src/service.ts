@@ -135,10 +135,14 @@ export class CnmService {
   /** Sandboxes with an operation in progress (stop/start/remove/create): one at a time per name. */
   readonly #busy = new Map<string, Promise<unknown>>()
 
-  constructor(ctl: Controller, dns: SandboxDns, records: ContainerRecords, logger: ComponentLogger) {
+  readonly #removing: (key: string) => () => void
+
+  /** `removing(key)`: tells the OS layer a sandbox goes for good (see OslSandboxLayer.removing). */
+  constructor(ctl: Controller, dns: SandboxDns, records: ContainerRecords, logger: ComponentLogger, removing: (key: string) => () => void = () => () => undefined) {
     this.#ctl = ctl
     this.#dns = dns
     this.#records = records
+    this.#removing = removing
     this.#log = logger.forComponent('cnm:cli:service')
   }
 
@@ -511,7 +515,14 @@ export class CnmService {
     const sb = this.#ctl.sandboxByContainer(name)
     await this.#dns.going(name)
     const signal = options?.signal !== undefined ? { signal: options.signal } : {}
-    if (sb !== undefined) await this.#ctl.deleteSandbox(sb.id, { endpoints: 'delete', ...signal })
+    if (sb !== undefined) {
+      const unmark = this.#removing(sb.key)
+      try {
+        await this.#ctl.deleteSandbox(sb.id, { endpoints: 'delete', ...signal })
+      } finally {
+        unmark()
+      }
+    }
     for (const e of this.#ctl.endpoints({ containerId: name })) {
       if (e.sandboxId === undefined) await this.#ctl.deleteEndpoint(e.id, { force: true, ...signal })
     }
