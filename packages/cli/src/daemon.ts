@@ -352,12 +352,12 @@ export class Daemon {
         root: c.root,
         execRoot: c.execRoot,
         stats: async () => {
-          const all = await service.listSandboxes()
+          const counts = service.counts()
           const d = await dns.stats()
           const m = process.memoryUsage()
           const t = d.totals
           return {
-            sandboxes: { running: all.filter((s) => s.state === 'running').length, stopped: all.filter((s) => s.state === 'stopped').length },
+            sandboxes: counts,
             networks: ctl.networks().length,
             endpoints: ctl.endpoints().length,
             dns: {

@@ -642,7 +642,14 @@ export class CnmService {
     await this.#dns.prune(new Set(this.#records.all().map((r) => r.name)))
   }
 
-  /** Names of the stopped sandboxes (their unjoined endpoints are kept, not reaped). */
+  /** Running and stopped sandboxes. */
+  counts(): { running: number; stopped: number } {
+    const running = this.#ctl.sandboxes().length
+    const stopped = this.#records.all().filter((r) => this.#ctl.sandboxByContainer(r.name) === undefined).length
+    return { running, stopped }
+  }
+
+  /** Names of the sandboxes the daemon knows, running or stopped (their unjoined endpoints are kept, not reaped). */
   knownContainers(): Set<string> {
     return new Set(this.#records.all().map((r) => r.name))
   }
