@@ -1,5 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { readFileSync } from 'node:fs'
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { netnsAvailable } from '@cnm/test-utils'
 import type { SandboxView } from '@cnm/cli'
 import { CnmHarness, exec, parseDig } from '../src/index.js'
@@ -249,6 +251,27 @@ describe.skipIf(!netnsAvailable())('embedded DNS and sandbox files through the d
     const viaOwn = await c.dig(own.key, ['second.test'])
     expect(viaOwn.answers).toEqual([['second.test.', 'A', '198.51.100.8']])
     expect(viaOwn.queryTimeMs).toBeLessThan(HEDGE / 2)
+  })
+
+  it("starts from the host's resolv.conf, filtered: loopback servers dropped from the files, used from the daemon's namespace", async () => {
+    // 127.0.0.9: a host-loopback server (dropped from the sandboxes' files), listed after the test
+    // upstream so that the forwarded query is answered before any hedge could reach it
+    const dir = mkdtempSync(join(tmpdir(), 'cnm-rc-'))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+    const hostFile = join(dir, 'resolv.conf')
+    writeFileSync(hostFile, `# the host's file\nnameserver ${UPSTREAM}\nnameserver 127.0.0.9\nnameserver ::1\nsearch corp.example\noptions timeout:2 attempts:3\n`)
+    const c = await start(['--resolv-conf', hostFile])
+    const up = await c.upstreamDns({ 'outside.test': '198.51.100.7' })
+    await ok(['network', 'create', '--subnet', '10.126.9.0/24', 'rc'])
+    const user = await sandbox(['--name', 'onuser', '--network', 'rc'])
+    expect(readFileSync(user.resolvConfPath, 'utf8')).toBe('search corp.example\nnameserver 127.0.0.11\noptions timeout:2 attempts:3 ndots:0\n')
+    const fwd = await c.dig(user.key, ['outside.test'])
+    expect(fwd.answers).toEqual([['outside.test.', 'A', '198.51.100.7']])
+    expect(up.queries()).toContain('query outside.test 1 10.99.0.1')
+    // without a resolver (default bridge): the host's file without its loopback servers, the rest kept as it was
+    const plain = await sandbox(['--name', 'onbridge', '--network', 'bridge'])
+    expect(readFileSync(plain.resolvConfPath, 'utf8')).toBe(`# the host's file\nnameserver ${UPSTREAM}\nsearch corp.example\noptions timeout:2 attempts:3\n`)
+    expect(plain.dns).toEqual([UPSTREAM])
   })
 
   it('survives a fuzz run of 40,000 random and mutated packets sent to 127.0.0.11 from inside a sandbox', async () => {
