@@ -303,6 +303,12 @@ export class SandboxDns {
   #ensureResolver(rec: ContainerRecord, sb: SandboxInfo, fresh: boolean, options?: AbortOptions): void {
     const cur = this.#resolvers.get(rec.name)
     if (cur !== undefined && cur.sid === sb.id) return
+    if (cur !== undefined) {
+      // a resolver of an earlier sandbox of this name that nobody stopped: its namespace is gone
+      void cur.promise
+        .then((r) => r?.stop())
+        .catch((err: unknown) => this.#log.error('stopping the old resolver of %s: %o', rec.name, err))
+    }
     const plan = this.#plan(rec, true, false)
     const promise = this.#startResolver(sb, plan, fresh, options)
     this.#resolvers.set(rec.name, { sid: sb.id, promise })
