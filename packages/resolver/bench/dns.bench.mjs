@@ -30,8 +30,12 @@
 // Env: DUR=5 ROUNDS=3 RATE=1000 CLIENTS=4 OUTSTANDING=100 RECORDS=20 AARDVARK=/usr/lib/podman/aardvark-dns
 //      DNS_STUB=<path to dns-stub-upstream.js>  SETS=local,forward
 //      SERVERS=aardvark,cnm,cnmNative,cnmNativeRt,cnmVeth,cnmVethNative (subsets for debugging; the summary
-//      needs all)  PERF_THREADS=2 (dnsperf -T: with one thread dnsperf, not the fast path, is the limit)
+//      needs all)  PERF_THREADS=2 (dnsperf -T of the saturation run: with one thread dnsperf, not the fast path,
+//      is the limit; the latency run uses one thread)
 //      RT_PRIO=50 (SCHED_FIFO priority of cnmNativeRt's worker)
+//      RATE_CLIENT_RT=10: the 1,000 QPS latency test runs dnsperf under `chrt -f 10` (it uses ~3% CPU there), so
+//      the client's own wake-ups on a loaded host do not count as server latency; the same for every server.
+//      0 = normal scheduling.
 // Prints one JSON object as its last stdout line. Needs root, dnsperf, aardvark-dns, iproute2, iptables.
 import { spawn, spawnSync, execFileSync } from 'node:child_process'
 import { randomInt } from 'node:crypto'
@@ -51,6 +55,7 @@ const OUTSTANDING = env('OUTSTANDING', 100)
 const RECORDS = env('RECORDS', 20)
 const PERF_THREADS = env('PERF_THREADS', 2)
 const RT_PRIO = env('RT_PRIO', 50)
+const RATE_CLIENT_RT = env('RATE_CLIENT_RT', 10)
 const AARDVARK = process.env.AARDVARK ?? '/usr/lib/podman/aardvark-dns'
 const STUB = process.env.DNS_STUB ?? path.resolve(import.meta.dirname, '../../../../shared/peer-bench/dns-stub-upstream.js')
 
@@ -123,9 +128,10 @@ function cpuTicks(pid) {
 }
 
 /** Runs dnsperf inside `ns` with output to a file (keeps this process's event loop free for serving). */
-async function dnsperf(ns, args, file) {
+async function dnsperf(ns, args, file, rtPriority = 0) {
   const out = fs.openSync(file, 'w')
-  const child = spawn('ip', ['netns', 'exec', ns, 'dnsperf', ...args], { stdio: ['ignore', out, out] })
+  const rt = rtPriority > 0 ? ['chrt', '-f', String(rtPriority)] : []
+  const child = spawn('ip', ['netns', 'exec', ns, ...rt, 'dnsperf', ...args], { stdio: ['ignore', out, out] })
   fs.closeSync(out)
   await new Promise((r) => child.once('exit', r))
   return fs.readFileSync(file, 'utf8')
@@ -338,12 +344,12 @@ try {
       const rotated = [...inSet.slice(k), ...inSet.slice(0, k)]
       const order = round % 2 === 0 ? rotated : rotated.reverse()
       for (const s of order) {
-        const base = ['-s', s.addr, '-p', String(s.port), '-d', path.join(work, `${set}.txt`), '-l', String(DUR), '-t', '2', '-T', String(PERF_THREADS)]
+        const base = ['-s', s.addr, '-p', String(s.port), '-d', path.join(work, `${set}.txt`), '-l', String(DUR), '-t', '2']
         const loadavg1 = os.loadavg()[0]
         const c0 = s.cpu()
-        const sat = parseStats(await dnsperf(s.ns, [...base, '-c', String(CLIENTS), '-q', String(OUTSTANDING)], path.join(work, 'sat.out')))
+        const sat = parseStats(await dnsperf(s.ns, [...base, '-T', String(PERF_THREADS), '-c', String(CLIENTS), '-q', String(OUTSTANDING)], path.join(work, 'sat.out')))
         const cpuUs = s.cpu() - c0
-        const rateText = await dnsperf(s.ns, [...base, '-Q', String(RATE), '-v'], path.join(work, 'rate.out'))
+        const rateText = await dnsperf(s.ns, [...base, '-Q', String(RATE), '-v'], path.join(work, 'rate.out'), RATE_CLIENT_RT)
         const rate = { ...parseStats(rateText), ...percentiles(rateText) }
         const r = {
           round,
@@ -421,7 +427,7 @@ try {
   }
   const result = {
     summary,
-    config: { DUR, ROUNDS, RATE, CLIENTS, OUTSTANDING, RECORDS, PERF_THREADS, RT_PRIO, aardvark: aardVersion, loadavg: loadEnd },
+    config: { DUR, ROUNDS, RATE, CLIENTS, OUTSTANDING, RECORDS, PERF_THREADS, RT_PRIO, RATE_CLIENT_RT, aardvark: aardVersion, loadavg: loadEnd },
     checks,
     perServer,
     stats: { cnm: sandbox.resolver.stats(), cnmNative: native.resolver.stats(), cnmNativeRt: nativeRt.resolver.stats(), cnmVeth: veth.stats(), cnmVethNative: vethNative.stats() },
