@@ -251,6 +251,8 @@ export function dnsResponderEngine(
 /** One set of sockets served by an engine, with its answer table. */
 export class DnsResponder {
   private closed = false
+  /** Counters when it was closed (the native side forgets them). */
+  private final: DnsResponderStats | undefined
 
   /** @internal */
   constructor(
@@ -289,8 +291,14 @@ export class DnsResponder {
     return this.native.responderSend(this.engine, this.id, message, address, port) >= 0
   }
 
+  /** Counters (kept after close, with `entries` 0). */
   stats(): DnsResponderStats {
-    const v = this.closed ? undefined : this.native.responderStats(this.engine, this.id)
+    if (this.closed) return { ...(this.final ?? this.read()), entries: 0 }
+    return this.read()
+  }
+
+  private read(): DnsResponderStats {
+    const v = this.native.responderStats(this.engine, this.id)
     const n = (i: number): number => v?.[i] ?? 0
     return { received: n(0), answered: n(1), missed: n(2), dropped: n(3), sendErrors: n(4), entries: n(5), rejectedEntries: n(6) }
   }
@@ -298,6 +306,7 @@ export class DnsResponder {
   /** Stops serving and closes the sockets. Idempotent. */
   close(): void {
     if (this.closed) return
+    this.final = this.read()
     this.closed = true
     this.native.responderDetach(this.engine, this.id)
     this.onClose()
@@ -307,8 +316,10 @@ export class DnsResponder {
     this.close()
   }
 
-  /** @internal the engine closed it */
+  /** @internal the engine is closing (called before the native side lets go) */
   markClosed(): void {
+    if (this.closed) return
+    this.final = this.read()
     this.closed = true
   }
 }

@@ -124,6 +124,7 @@ describe.skipIf(!netnsAvailable())('DnsResponderEngine (native DNS fast path)', 
     expect(st.received).toBe(32)
     const port = r.port
     r.close()
+    expect(r.stats()).toMatchObject({ received: 32, answered: 31, entries: 0 }) // kept after close
     expect(r.send(Buffer.from('x'), '127.0.0.1', 9)).toBe(false)
     // the socket is closed: the port can be bound again
     const again = dgram.createSocket('udp4')
@@ -176,5 +177,9 @@ describe.skipIf(!netnsAvailable())('DnsResponderEngine (native DNS fast path)', 
     })
     expect(out).toBe('64')
     expect(r.stats()).toMatchObject({ received: 64, answered: 64, missed: 0 })
+    // closing the engine closes its responders; their counters stay readable
+    eng.close()
+    expect(r.stats()).toMatchObject({ received: 64, answered: 64, entries: 0 })
+    expect(r.send(Buffer.from('x'), '127.0.0.11', 9)).toBe(false)
   })
 })

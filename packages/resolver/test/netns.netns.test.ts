@@ -1,10 +1,11 @@
 import { randomInt } from 'node:crypto'
+import { fstatSync } from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { iptables } from '@cnm/iptables'
 import { DnsResponderEngine, connectSocketInNetns, openSocketInNetns } from '@cnm/osl'
 import { NetnsFixture, netnsAvailable, nsExec, run } from '@cnm/test-utils'
 import { noopLogger } from '@cnm/types'
-import { NetworkRecords, SandboxRecords, startSandboxResolver } from '../src/index.js'
+import { NetworkRecords, SandboxRecords, netnsSocketFactory, startSandboxResolver } from '../src/index.js'
 import type { SandboxResolver, SandboxResolverComponents } from '../src/index.js'
 import { TestUpstream, answerA, dig } from './helpers.js'
 
@@ -148,6 +149,28 @@ describe.skipIf(!netnsAvailable())('resolver inside a sandbox namespace', () => 
     expect((await dig(['@127.0.0.11', '+tcp', 'web'], { ns: sb })).answer.map((x) => x.data)).toEqual(['192.168.70.3'])
     await r.stop()
     expect((await dig(['@127.0.0.11', 'web'], { ns: sb })).status).not.toBe('NOERROR')
+  })
+
+  it('netnsSocketFactory: a TCP connection that arrives after its abort is closed, never leaked', async () => {
+    const { sb, upIp } = await topology()
+    let late: number | undefined
+    const slowConnect: typeof connectSocketInNetns = async (ns, opts) => {
+      const s = await connectSocketInNetns(ns, opts)
+      await new Promise((r) => setTimeout(r, 200))
+      late = s.fd
+      return s
+    }
+    const f = netnsSocketFactory({ netns: sb, openSocket: openSocketInNetns, connectSocket: slowConnect })
+    const pending = f.tcpConnect({ address: upIp }, AbortSignal.timeout(50))
+    expect(pending).toBeDefined()
+    await expect(pending).rejects.toMatchObject({ code: 'ERR_ABORTED' })
+    await new Promise((r) => setTimeout(r, 300))
+    expect(late).toBeGreaterThan(2)
+    expect(() => fstatSync(late as number)).toThrow(/EBADF/)
+    // in time: a connected socket from inside the namespace
+    const sock = await f.tcpConnect({ address: upIp }, AbortSignal.timeout(2000))
+    expect(sock?.remoteAddress).toBe(upIp)
+    sock?.destroy()
   })
 
   it('fails cleanly (ResolverNetnsError, nothing left behind) when the namespace does not exist', async () => {
