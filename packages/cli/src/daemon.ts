@@ -260,6 +260,7 @@ export class Daemon {
   readonly #log: Logger
   #store: Store | undefined
   #osl: Osl | undefined
+  #bridge: { close(): Promise<void> } | undefined
   #ctl: Controller | undefined
   #dns: SandboxDns | undefined
   #router: Router | undefined
@@ -312,6 +313,7 @@ export class Daemon {
         chainPrefix: c.chainPrefix,
         holdHostPorts: true,
       })({ logger, store, osl: this.#osl })
+      this.#bridge = bridge
       const osLayer = new OslSandboxLayer(this.#osl)
       const ctl = createController({ netnsRoot: netnsDir, gatewayBridge: false, ...(c.hostAddress !== undefined && { hostAddress: c.hostAddress }) })({
         logger,
@@ -546,6 +548,8 @@ export class Daemon {
     for (const s of this.#servers) s.closeAllConnections()
     await this.#dns?.stopAll().catch((e: unknown) => this.#log.error('stopping resolvers: %o', e))
     await this.#ctl?.stop().catch((e: unknown) => this.#log.error('stopping the controller: %o', e))
+    // port holders and the firewall's resident helpers; rules, links and records stay for the next start
+    await this.#bridge?.close().catch((e: unknown) => this.#log.error('closing the bridge driver: %o', e))
     await this.#osl?.close().catch((e: unknown) => this.#log.error('closing the OS layer: %o', e))
     await this.#store?.close().catch((e: unknown) => this.#log.error('closing the store: %o', e))
     await unlink(this.config.socket).catch(() => undefined)
