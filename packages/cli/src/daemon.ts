@@ -9,7 +9,7 @@ import { formatIp, formatPrefix, isCnmError, noopLogger, parseCidr, tryParseIp, 
 import { createController, toApiError, type Controller } from '@cnm/controller'
 import { lmdbStore, type Store } from '@cnm/datastore'
 import { defaultIpam, nullIpam } from '@cnm/ipam'
-import { osl as makeOsl, type Osl } from '@cnm/osl'
+import { DnsResponderEngine, osl as makeOsl, type Osl } from '@cnm/osl'
 import { BridgeStateStore, bridgeDriver, hostDriver, nullDriver } from '@cnm/drivers-bridge'
 import { HOST_RESOLV_CONF, hostResolvConfPath, hostUpstreams, type UpstreamServer } from '@cnm/resolver'
 import { buildRouter, type ApiInfo } from './api.js'
@@ -51,6 +51,17 @@ export interface DaemonInit {
   resolvConf?: string
   /** The embedded resolvers ask the next upstream when one has not answered after this long (ms). @default 75 */
   dnsHedgeDelayMs?: number
+  /**
+   * Answer cached local names of the embedded resolvers from a native worker thread (osl's
+   * DnsResponderEngine, one per daemon). When the native addon is unavailable, the resolvers answer
+   * from JavaScript. @default true
+   */
+  dnsFastPath?: boolean
+  /**
+   * 1..99 runs the fast path's worker SCHED_FIFO at that priority (lower tail latency on a busy host;
+   * needs CAP_SYS_NICE). 0 = normal scheduling. @default 0
+   */
+  dnsRealtimePriority?: number
   /** This node's address, answered for `_host_<port>._<proto>.<name>` SRV records of ports published on all addresses. @default none */
   hostAddress?: string
   /** Create the default `bridge` network (Docker's docker0) at start when there is none. @default true */
@@ -74,6 +85,8 @@ export const DEFAULT_DAEMON_INIT = Object.freeze({
   execRoot: '/run/cnm',
   embeddedDns: true,
   dnsHedgeDelayMs: 75,
+  dnsFastPath: true,
+  dnsRealtimePriority: 0,
   defaultBridge: true,
   bridge: 'cnm0',
   chainPrefix: 'CNM',
@@ -90,6 +103,8 @@ interface DaemonConfig {
   readonly dnsUpstreams: readonly string[] | undefined
   readonly resolvConf: string | undefined
   readonly dnsHedgeDelayMs: number
+  readonly dnsFastPath: boolean
+  readonly dnsRealtimePriority: number
   readonly hostAddress: string | undefined
   readonly defaultBridge: boolean
   readonly bridge: string
@@ -125,6 +140,8 @@ function resolveConfig(init: DaemonInit): DaemonConfig {
   if (init.resolvConf !== undefined && !isAbsolute(init.resolvConf)) throw new DaemonConfigError(`resolvConf must be an absolute path, got ${JSON.stringify(init.resolvConf)}`)
   const hedge = init.dnsHedgeDelayMs ?? DEFAULT_DAEMON_INIT.dnsHedgeDelayMs
   if (!Number.isSafeInteger(hedge) || hedge < 1 || hedge > 10_000) throw new DaemonConfigError('dnsHedgeDelayMs must be an integer between 1 and 10000')
+  const rt = init.dnsRealtimePriority ?? DEFAULT_DAEMON_INIT.dnsRealtimePriority
+  if (!Number.isSafeInteger(rt) || rt < 0 || rt > 99) throw new DaemonConfigError('dnsRealtimePriority must be an integer between 0 and 99')
   if (init.hostAddress !== undefined && tryParseIp(init.hostAddress) === undefined) {
     throw new DaemonConfigError(`hostAddress is not an IP address: ${JSON.stringify(init.hostAddress)}`)
   }
@@ -151,6 +168,8 @@ function resolveConfig(init: DaemonInit): DaemonConfig {
     dnsUpstreams: init.dnsUpstreams,
     resolvConf: init.resolvConf,
     dnsHedgeDelayMs: hedge,
+    dnsFastPath: init.dnsFastPath ?? DEFAULT_DAEMON_INIT.dnsFastPath,
+    dnsRealtimePriority: rt,
     hostAddress: init.hostAddress,
     defaultBridge: init.defaultBridge ?? DEFAULT_DAEMON_INIT.defaultBridge,
     bridge,
@@ -263,6 +282,7 @@ export class Daemon {
   #bridge: { close(): Promise<void> } | undefined
   #ctl: Controller | undefined
   #dns: SandboxDns | undefined
+  #dnsEngine: DnsResponderEngine | undefined
   #router: Router | undefined
   readonly #servers: Server[] = []
   readonly #inflight = new Set<Promise<void>>()
@@ -335,11 +355,20 @@ export class Daemon {
       }
       await ctl.start()
       const records = new ContainerRecords(store, this.#log)
+      if (c.embeddedDns && c.dnsFastPath) {
+        try {
+          this.#dnsEngine = new DnsResponderEngine({ realtimePriority: c.dnsRealtimePriority }, { logger })
+        } catch (err) {
+          // the resolvers still answer, from JavaScript
+          this.#log.error('DNS fast path not available: %s', (err as Error).message)
+        }
+      }
       const dns = new SandboxDns(
         { dir: join(c.execRoot, 'sandboxes'), embeddedDns: c.embeddedDns, hostDns: hostDnsOf(c, this.#log), hedgeDelayMs: c.dnsHedgeDelayMs },
         ctl,
         records,
         logger,
+        this.#dnsEngine,
       )
       this.#dns = dns
       const service = new CnmService(ctl, dns, records, logger, (key) => osLayer.removing(key))
@@ -547,6 +576,13 @@ export class Daemon {
     await Promise.allSettled([...this.#inflight])
     for (const s of this.#servers) s.closeAllConnections()
     await this.#dns?.stopAll().catch((e: unknown) => this.#log.error('stopping resolvers: %o', e))
+    // after the resolvers: each closed its responder; this ends the worker thread
+    try {
+      this.#dnsEngine?.close()
+    } catch (e) {
+      this.#log.error('closing the DNS fast path: %o', e)
+    }
+    this.#dnsEngine = undefined
     await this.#ctl?.stop().catch((e: unknown) => this.#log.error('stopping the controller: %o', e))
     // port holders and the firewall's resident helpers; rules, links and records stay for the next start
     await this.#bridge?.close().catch((e: unknown) => this.#log.error('closing the bridge driver: %o', e))

@@ -19,6 +19,7 @@ import {
   DEFAULT_IPV6_NAMESERVERS,
   parseResolvConf,
   startSandboxResolver,
+  type DnsFastPath,
   type DnsRecordSource,
   type HostsRecord,
   type ResolverStats,
@@ -94,12 +95,19 @@ export class SandboxDns {
   readonly #refreshing = new Map<string, Promise<void>>()
   /** Resolvers already stopped, whose counters still count in `stats()`. */
   readonly #retired: ResolverStats[] = []
+  /** The native DNS fast path shared by every resolver (osl's DnsResponderEngine), if any. */
+  readonly #fastPath: DnsFastPath | undefined
+  /** Bumped on the daemon's own changes (links, container records): part of every view's generation. */
+  #localGeneration = 0
+  /** `onChange` listeners of the record sources, called on the daemon's own changes. */
+  readonly #changeListeners = new Set<() => void>()
 
-  constructor(init: SandboxDnsInit, ctl: Controller, records: ContainerRecords, logger: ComponentLogger) {
+  constructor(init: SandboxDnsInit, ctl: Controller, records: ContainerRecords, logger: ComponentLogger, fastPath?: DnsFastPath) {
     this.#init = init
     this.#ctl = ctl
     this.#records = records
     this.#logger = logger
+    this.#fastPath = fastPath
     this.#log = logger.forComponent('cnm:cli:dns')
     // in place: a file bind-mounted over /etc/hosts in a running command keeps its inode, so the
     // command sees every rewrite (links, aliases, new endpoints), as with Docker's files
@@ -289,6 +297,8 @@ export class SandboxDns {
     if (rec === undefined || sb === undefined) return
     const want = this.#wantsResolver(sb) || this.#resolvers.has(name)
     if (want) this.#ensureResolver(rec, sb, false, options)
+    // links or container records may have changed: cached answers (the native table too) are dropped
+    this.#changed()
     await mkdir(this.filesOf(name).dir, { recursive: true, mode: 0o755 })
     await this.#writeHosts(name, this.#hosts(rec, sb), options)
     await this.#writeResolvConf(name, this.#plan(rec, want, this.#hasIPv6(sb)).content, options)
@@ -330,6 +340,8 @@ export class SandboxDns {
           records: this.recordSource(sb.id),
           netns: sb.key,
           openSocket: openSocketInNetns,
+          // not connectSocket: TCP queries are forwarded over UDP from the namespace, as before
+          ...(this.#fastPath !== undefined && { fastPath: this.#fastPath }),
           nat: fresh ? new FreshNamespaceNat(sb.key, this.#logger) : iptables({ netns: sb.key, family: 4 }, { logger: this.#logger }),
         },
         options,
@@ -348,12 +360,16 @@ export class SandboxDns {
   recordSource(sid: string): DnsRecordSource {
     const inner = this.#ctl.dnsRecordSource(sid)
     const ctl = this.#ctl
+    // the controller's generation plus the daemon's own: both only grow, so the sum changes with either
+    const generation = (): number => inner.generation + this.#localGeneration
+    const listeners = this.#changeListeners
     let cachedGen = -1
     let bridgeIps = new Set<string>()
     let userNets: string[] = []
     const refresh = (): void => {
-      if (cachedGen === inner.generation) return
-      cachedGen = inner.generation
+      const g = generation()
+      if (cachedGen === g) return
+      cachedGen = g
       const nets = new Map(ctl.networks().map((n) => [n.id as string, n]))
       bridgeIps = new Set()
       for (const e of ctl.endpoints()) {
@@ -379,7 +395,25 @@ export class SandboxDns {
     }
     return {
       get generation(): number {
-        return inner.generation
+        return generation()
+      },
+      /**
+       * Every controller event bumps its generation (records changed, endpoints joined or left, networks,
+       * sandboxes), and so does the daemon's own change: the listener runs synchronously on each, so the
+       * resolver's cache and the native fast path's table are emptied at once.
+       */
+      onChange(listener) {
+        let active = true
+        const call = (): void => {
+          if (active) listener()
+        }
+        const offCtl = ctl.subscribe(call)
+        listeners.add(call)
+        return () => {
+          active = false
+          offCtl()
+          listeners.delete(call)
+        }
       },
       lookupName(name) {
         refresh()
@@ -404,6 +438,18 @@ export class SandboxDns {
         if (r === undefined || bridgeIps.size === 0) return r
         return r.filter((s) => !s.addresses.some((a) => bridgeIps.has(a)))
       },
+    }
+  }
+
+  /** The daemon changed something answers may depend on: bumps the generation and tells the listeners. */
+  #changed(): void {
+    this.#localGeneration++
+    for (const l of [...this.#changeListeners]) {
+      try {
+        l()
+      } catch (err) {
+        this.#log.error('DNS change listener failed: %o', err)
+      }
     }
   }
 
