@@ -122,14 +122,18 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
     .option('--dns-upstream <ip>', 'upstream DNS server for the embedded resolver (repeatable)', collect)
     .option('--resolv-conf <path>', "the host's resolv.conf sandboxes start from (default /etc/resolv.conf; none with --host-netns)")
     .option('--dns-hedge-delay <ms>', 'ask the next upstream after this long without an answer', String(DEFAULT_DAEMON_INIT.dnsHedgeDelayMs))
+    .option('--no-dns-fast-path', 'answer DNS from JavaScript only (no native responder thread)')
+    .option('--dns-realtime-priority <n>', 'run the native DNS responder at SCHED_FIFO priority n (0 = normal scheduling)', '0')
     .option('--host-address <ip>', 'address answered for _host_<port> SRV records of ports published on all addresses')
     .option('--no-default-bridge', 'do not create the default bridge network')
     .option('--bridge <name>', 'device of the default bridge network (created when missing)', DEFAULT_DAEMON_INIT.bridge)
     .option('--bip <cidr>', 'gateway address and prefix of the default bridge, e.g. 172.17.0.1/16')
     .option('--debug', 'debug logging (all cnm:* namespaces)')
-    .action(async (o: { root: string; execRoot: string; socket?: string; hostNetns?: string; tcp?: string; dns: boolean; dnsUpstream?: string[]; resolvConf?: string; dnsHedgeDelay: string; hostAddress?: string; defaultBridge: boolean; bridge: string; bip?: string; debug?: boolean }) => {
+    .action(async (o: { root: string; execRoot: string; socket?: string; hostNetns?: string; tcp?: string; dns: boolean; dnsUpstream?: string[]; resolvConf?: string; dnsHedgeDelay: string; dnsFastPath: boolean; dnsRealtimePriority: string; hostAddress?: string; defaultBridge: boolean; bridge: string; bip?: string; debug?: boolean }) => {
       const hedge = Number(o.dnsHedgeDelay)
       if (!Number.isInteger(hedge)) throw new UsageError(`--dns-hedge-delay must be a number of milliseconds, got ${JSON.stringify(o.dnsHedgeDelay)}`)
+      const rt = Number(o.dnsRealtimePriority)
+      if (!Number.isInteger(rt) || rt < 0 || rt > 99) throw new UsageError(`--dns-realtime-priority must be an integer 0..99, got ${JSON.stringify(o.dnsRealtimePriority)}`)
       const logger = defaultLogger({ enabled: o.debug === true ? 'cnm:*' : (io.env['DEBUG'] ?? '') })
       const init: DaemonInit = {
         root: o.root,
@@ -141,6 +145,8 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
         ...(o.dnsUpstream !== undefined && { dnsUpstreams: o.dnsUpstream }),
         ...(o.resolvConf !== undefined && { resolvConf: o.resolvConf }),
         dnsHedgeDelayMs: hedge,
+        dnsFastPath: o.dnsFastPath,
+        dnsRealtimePriority: rt,
         ...(o.hostAddress !== undefined && { hostAddress: o.hostAddress }),
         defaultBridge: o.defaultBridge,
         bridge: o.bridge,
