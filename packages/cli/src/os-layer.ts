@@ -37,6 +37,11 @@ export class OslSandboxLayer implements SandboxOsLayer {
     }
   }
 
+  /** addInterface creates veth pairs in place (`SandboxInterface.veth`). */
+  readonly vethInPlace = true
+  /** `<key>\0<dstName>` of the pairs this process made in place: removing one destroys it, never moves it back. */
+  readonly #inPlace = new Set<string>()
+
   constructor(osl: Osl) {
     this.#osl = osl
   }
@@ -71,6 +76,7 @@ export class OslSandboxLayer implements SandboxOsLayer {
 
   async deleteSandbox(key: string, options?: AbortOptions): Promise<void> {
     this.#handles.delete(key)
+    for (const k of this.#inPlace) if (k.startsWith(`${key}\0`)) this.#inPlace.delete(k)
     try {
       await this.#osl.deleteSandbox(this.#name(key), options)
     } catch (err) {
@@ -89,8 +95,11 @@ export class OslSandboxLayer implements SandboxOsLayer {
     const tx = this.#osl.transaction()
     const plan = tx.on(sb)
     const addresses = [iface.address, iface.addressIPv6].filter((a) => a !== undefined).map((a) => formatCidr(a))
+    const veth = iface.veth
     plan.addInterface({
-      srcName: iface.srcName,
+      // a pair made in place has no source name: removing it destroys the pair
+      ...(veth === undefined ? { srcName: iface.srcName } : { veth: { hostName: veth.hostName, master: veth.master } }),
+      ...(veth?.mtu !== undefined && veth.mtu > 0 && { mtu: veth.mtu }),
       dstName: iface.dstName,
       ...(iface.macAddress !== undefined && { mac: String(iface.macAddress) }),
       addresses,
@@ -102,7 +111,9 @@ export class OslSandboxLayer implements SandboxOsLayer {
         plan.addStaticRoute({ destination: formatPrefix(r.destination), nextHop: formatIp(r.nextHop) })
       }
     }
+    if (veth?.hairpin === true) tx.on(this.#osl.host).setLink(veth.hostName, { hairpin: true })
     await tx.commit(options)
+    if (veth !== undefined) this.#inPlace.add(`${key}\0${iface.dstName}`)
   }
 
   async removeInterface(key: string, dstName: string, options?: AbortOptions): Promise<void> {
@@ -114,8 +125,10 @@ export class OslSandboxLayer implements SandboxOsLayer {
       throw err
     }
     let iface = sb.findInterface(dstName)
+    const inPlace = this.#inPlace.delete(`${key}\0${dstName}`)
     if (iface === undefined) return
-    const destroy = this.#removing.has(key)
+    // a pair made in place is destroyed now (not left to the namespace's asynchronous teardown)
+    const destroy = this.#removing.has(key) || inPlace
     if (!destroy && iface.srcName === undefined && !iface.bridge && this.srcNameLookup !== undefined) {
       const src = await this.srcNameLookup(key, dstName)
       if (src !== undefined) {

@@ -1175,7 +1175,7 @@ export class Controller {
     const net = this.#net(ep.networkId)
     const driver = this.#driver(net.type)
     const undo = new UndoStack(this.#log)
-    const ji = new JoinInfoRecorder()
+    const ji = new JoinInfoRecorder({ canCreateVeth: this.#os.vethInPlace === true && !sb.useDefaultSandbox })
     try {
       await driver.join(net.id, ep.id, sb.key, ji, this.#sandboxDriverConfig(sb, ep), sig(options))
     } catch (err) {
@@ -1195,9 +1195,10 @@ export class Controller {
     let persisted = false
     let gwChanged = false
     try {
-      if (jr.interfaceName !== undefined) {
-        const srcName = jr.interfaceName.srcName
-        const dstName = this.#nextIfName(sb, jr.interfaceName.dstPrefix)
+      const ifReq = jr.interfaceName ?? (jr.veth === undefined ? undefined : { srcName: jr.veth.spec.hostName, dstPrefix: jr.veth.dstPrefix })
+      if (ifReq !== undefined) {
+        const srcName = ifReq.srcName
+        const dstName = this.#nextIfName(sb, ifReq.dstPrefix)
         join.ifaceName = dstName
         if (!sb.useDefaultSandbox) {
           await this.#osCall(`add interface ${dstName} to ${sb.key}`, () => this.#os.addInterface(
@@ -1205,6 +1206,7 @@ export class Controller {
             {
               srcName,
               dstName,
+              ...(jr.veth !== undefined && { veth: jr.veth.spec }),
               ...(ep.address !== undefined && { address: ep.address }),
               ...(ep.addressIPv6 !== undefined && { addressIPv6: ep.addressIPv6 }),
               linkLocalAddresses: [...ep.linkLocal],

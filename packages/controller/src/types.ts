@@ -9,7 +9,7 @@ import type {
   PoolId,
   SandboxId,
 } from '@cnm/types'
-import type { MacAddress, NetworkDriver, PortBinding, Scope, StaticRoute, TransportPort } from '@cnm/driverapi'
+import type { JoinVeth, MacAddress, NetworkDriver, PortBinding, Scope, StaticRoute, TransportPort } from '@cnm/driverapi'
 import type { Ipam } from '@cnm/ipamapi'
 import type { Store } from '@cnm/datastore'
 
@@ -32,6 +32,11 @@ export interface SandboxOsLayer {
    * install its static routes (`connected` on the interface, `next-hop` in the table).
    */
   addInterface(key: string, iface: SandboxInterface, options?: AbortOptions): Promise<void>
+  /**
+   * True when `addInterface` honours `SandboxInterface.veth` (creates the pair in place); the controller
+   * then offers drivers `JoinInfo.setVeth`.
+   */
+  readonly vethInPlace?: boolean
   /** Remove interface `dstName` from the sandbox (destroying it or moving it back). Missing is not an error. */
   removeInterface(key: string, dstName: string, options?: AbortOptions): Promise<void>
   /** Replace the sandbox's default routes; an absent family clears that default route. */
@@ -39,8 +44,14 @@ export interface SandboxOsLayer {
 }
 
 export interface SandboxInterface {
+  /** Host device to move in; with `veth`, the host end's name (nothing is moved). */
   readonly srcName: string
   readonly dstName: string
+  /**
+   * Create a veth pair in place instead of moving `srcName`: the sandbox end is born inside as `dstName`,
+   * the host end `veth.hostName` is enslaved to `veth.master` and up. Removing the interface destroys the pair.
+   */
+  readonly veth?: JoinVeth
   readonly address?: IpCidr
   readonly addressIPv6?: IpCidr
   readonly linkLocalAddresses: readonly IpCidr[]

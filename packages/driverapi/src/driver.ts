@@ -284,4 +284,27 @@ export interface JoinInfo {
   disableGatewayService(): void
   /** Entries published to the cluster for the network when the join completes; withdrawn on leave. */
   addTableEntry(table: string, key: string, value: Uint8Array): void
+  /**
+   * True when the sandbox layer can create the interface as a veth pair born inside the sandbox
+   * (`setVeth`); absent or false: the driver makes the device in the host and calls `setInterfaceName`.
+   */
+  readonly canCreateVeth?: boolean
+  /**
+   * Instead of moving a host device in: create a veth pair whose sandbox end is born inside (named from
+   * `dstPrefix`) and whose host end `hostName` is enslaved to `master` and up. Leave destroys the pair.
+   * Only when `canCreateVeth` is true; replaces `setInterfaceName`.
+   */
+  setVeth?(veth: JoinVeth, dstPrefix: string): void
+}
+
+/** The veth pair a driver asks the sandbox layer to create at join (`JoinInfo.setVeth`). */
+export interface JoinVeth {
+  /** Name of the host end. */
+  readonly hostName: string
+  /** Bridge the host end is enslaved to. */
+  readonly master: string
+  /** MTU of both ends (0 or absent: kernel default). */
+  readonly mtu?: number
+  /** Hairpin mode on the host end's bridge port. */
+  readonly hairpin?: boolean
 }

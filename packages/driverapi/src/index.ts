@@ -30,6 +30,7 @@ export type {
   StaticRoute,
   TableEntry,
   JoinInfo,
+  JoinVeth,
 } from './driver.js'
 export { EndpointInterface, JoinInfoRecorder } from './interface-info.js'
 export type { InterfaceSnapshot, JoinResult } from './interface-info.js'

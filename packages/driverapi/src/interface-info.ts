@@ -1,5 +1,5 @@
 import { InvalidArgumentError, formatCidr, type IpAddr, type IpCidr, type IpPrefix } from '@cnm/types'
-import type { InterfaceInfo, JoinInfo, RouteType, StaticRoute, TableEntry } from './driver.js'
+import type { InterfaceInfo, JoinInfo, JoinVeth, RouteType, StaticRoute, TableEntry } from './driver.js'
 import { InterfaceFieldSetError } from './errors.js'
 import { parseMac, type MacAddress } from './mac.js'
 
@@ -87,6 +87,8 @@ export class EndpointInterface implements InterfaceInfo {
 /** Plain snapshot of what a driver reported through JoinInfo. */
 export interface JoinResult {
   readonly interfaceName?: { readonly srcName: string; readonly dstPrefix: string }
+  /** Set by `setVeth`: create this pair in place (then `interfaceName` is absent). */
+  readonly veth?: { readonly spec: JoinVeth; readonly dstPrefix: string }
   readonly gateway?: IpAddr
   readonly gatewayIPv6?: IpAddr
   readonly staticRoutes: readonly StaticRoute[]
@@ -98,12 +100,34 @@ const IFNAME = /^[^\s/:]{1,15}$/
 
 /** The controller's JoinInfo implementation: records and validates what the driver sets. */
 export class JoinInfoRecorder implements JoinInfo {
+  readonly canCreateVeth: boolean
   #interfaceName: { srcName: string; dstPrefix: string } | undefined
+  #veth: { spec: JoinVeth; dstPrefix: string } | undefined
   #gateway: IpAddr | undefined
   #gatewayIPv6: IpAddr | undefined
   readonly #routes: StaticRoute[] = []
   #disableGw = false
   readonly #entries: TableEntry[] = []
+
+  /** `canCreateVeth`: whether the caller's sandbox layer can create veth pairs in place (`setVeth`). */
+  constructor(opts: { canCreateVeth?: boolean } = {}) {
+    this.canCreateVeth = opts.canCreateVeth === true
+  }
+
+  setVeth(veth: JoinVeth, dstPrefix: string): void {
+    if (!this.canCreateVeth) throw new InvalidArgumentError('this sandbox layer cannot create veth pairs at join', { code: 'ERR_DRIVER_BAD_REQUEST' })
+    if (typeof veth?.hostName !== 'string' || !IFNAME.test(veth.hostName) || typeof veth.master !== 'string' || !IFNAME.test(veth.master)) {
+      throw new InvalidArgumentError(`invalid veth: ${JSON.stringify(veth)}`, { code: 'ERR_DRIVER_BAD_REQUEST' })
+    }
+    if (veth.mtu !== undefined && (!Number.isInteger(veth.mtu) || veth.mtu < 0)) {
+      throw new InvalidArgumentError(`invalid veth MTU: ${String(veth.mtu)}`, { code: 'ERR_DRIVER_BAD_REQUEST' })
+    }
+    if (typeof dstPrefix !== 'string' || !/^[^\s/:]{1,12}$/.test(dstPrefix)) {
+      throw new InvalidArgumentError(`invalid interface prefix: ${JSON.stringify(dstPrefix)}`, { code: 'ERR_DRIVER_BAD_REQUEST' })
+    }
+    this.#veth = { spec: { ...veth }, dstPrefix }
+    this.#interfaceName = undefined
+  }
 
   setInterfaceName(srcName: string, dstPrefix: string): void {
     if (typeof srcName !== 'string' || !IFNAME.test(srcName)) {
@@ -113,6 +137,7 @@ export class JoinInfoRecorder implements JoinInfo {
       throw new InvalidArgumentError(`invalid interface prefix: ${JSON.stringify(dstPrefix)}`, { code: 'ERR_DRIVER_BAD_REQUEST' })
     }
     this.#interfaceName = { srcName, dstPrefix }
+    this.#veth = undefined
   }
 
   setGateway(ip: IpAddr): void {
@@ -155,6 +180,7 @@ export class JoinInfoRecorder implements JoinInfo {
   result(): JoinResult {
     return {
       ...(this.#interfaceName !== undefined && { interfaceName: { ...this.#interfaceName } }),
+      ...(this.#veth !== undefined && { veth: { spec: { ...this.#veth.spec }, dstPrefix: this.#veth.dstPrefix } }),
       ...(this.#gateway !== undefined && { gateway: this.#gateway }),
       ...(this.#gatewayIPv6 !== undefined && { gatewayIPv6: this.#gatewayIPv6 }),
       staticRoutes: [...this.#routes],

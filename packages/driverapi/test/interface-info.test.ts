@@ -66,3 +66,21 @@ describe('JoinInfoRecorder', () => {
     expect(ji.result().staticRoutes).toEqual([])
   })
 })
+
+describe('JoinInfoRecorder.setVeth', () => {
+  it('is refused unless the sandbox layer can create veth pairs', () => {
+    const ji = new JoinInfoRecorder()
+    expect(ji.canCreateVeth).toBe(false)
+    expect(() => ji.setVeth({ hostName: 'veth1', master: 'br0' }, 'eth')).toThrow(/cannot create veth/)
+  })
+
+  it('records the pair in place of an interface name, and validates names', () => {
+    const ji = new JoinInfoRecorder({ canCreateVeth: true })
+    ji.setInterfaceName('vethc', 'eth')
+    ji.setVeth({ hostName: 'veth1', master: 'br0', mtu: 1400, hairpin: true }, 'eth')
+    expect(ji.result().interfaceName).toBeUndefined()
+    expect(ji.result().veth).toEqual({ spec: { hostName: 'veth1', master: 'br0', mtu: 1400, hairpin: true }, dstPrefix: 'eth' })
+    expect(() => ji.setVeth({ hostName: 'a/b', master: 'br0' }, 'eth')).toThrow(/invalid veth/)
+    expect(() => ji.setVeth({ hostName: 'veth1', master: 'br0', mtu: -1 }, 'eth')).toThrow(/MTU/)
+  })
+})

@@ -187,8 +187,16 @@ interface NetState {
   readonly log: Logger
 }
 
+/**
+ * Where the endpoint's veth pair is: `none` (not made yet: made at join, in place when the sandbox layer
+ * can), `host` (made in the host namespace; the container end is moved in at join and back at leave),
+ * `sandbox` (made in place at join; leave destroys it), `unknown` (taken over at restore: probed at join).
+ */
+type PairState = 'none' | 'host' | 'sandbox' | 'unknown'
+
 interface EpState {
   rec: BridgeEndpointRecord
+  pair: PairState
 }
 
 const enc = (c: IpCidr | undefined): string | undefined => (c === undefined ? undefined : formatCidr(c))
@@ -426,25 +434,12 @@ export class BridgeDriver implements NetworkDriver {
     net.pending.add(eid)
     const undo = new UndoStack(net.log)
     try {
-      await this.kernelCall('create veth', () =>
-        this.kernel.createVeth(
-          {
-            host: rec.hostIfName,
-            peer: rec.containerIfName,
-            bridge: net.rec.bridgeName,
-            mtu: net.rec.options.mtu,
-            hairpin: true,
-            peerMac: rec.macAddress,
-          },
-          options,
-        ),
-      )
-      undo.push('delete veth', () => this.kernel.deleteLink(rec.hostIfName))
+      // The veth pair is made at join (in place inside the sandbox when the sandbox layer can).
       await this.state.saveEndpoint(rec, options)
       // Report what the driver chose only once everything succeeded (the setters cannot be undone).
       if (iface.macAddress === undefined) iface.setMacAddress(rec.macAddress as MacAddress)
       if (rec.ipv6FromMac && rec.ipv6 !== undefined) iface.setIpAddress(parseCidr(rec.ipv6))
-      net.endpoints.set(eid, { rec })
+      net.endpoints.set(eid, { rec, pair: 'none' })
       net.log.trace('created endpoint %s (%s, %s)', eid.slice(0, 12), rec.ipv4, rec.hostIfName)
     } catch (err) {
       await undo.rollback()
@@ -525,11 +520,13 @@ export class BridgeDriver implements NetworkDriver {
       await this.kernelCall('unpublish ports', () => this.kernel.unpublishPorts(rec.id, this.published(net, rec, rec.portMappings), options))
     }
     await this.kernelCall('release ports', () => this.kernel.releasePorts(rec.id, options))
-    try {
-      await this.kernel.deleteLink(rec.hostIfName, options)
-    } catch (err) {
-      // Best effort (drivers.md §3.4): the pair may have gone with its sandbox.
-      net.log.error('delete veth %s of endpoint %s: %s', rec.hostIfName, rec.id, describeErr(err))
+    if (ep.pair !== 'none') {
+      try {
+        await this.kernel.deleteLink(rec.hostIfName, options)
+      } catch (err) {
+        // Best effort (drivers.md §3.4): the pair may have gone with its sandbox.
+        net.log.error('delete veth %s of endpoint %s: %s', rec.hostIfName, rec.id, describeErr(err))
+      }
     }
     await this.state.deleteEndpoint(rec.id, options)
     net.endpoints.delete(rec.id)
@@ -570,14 +567,41 @@ export class BridgeDriver implements NetworkDriver {
       if (ep.rec.sandboxKey !== undefined && ep.rec.sandboxKey !== sandboxKey) {
         throw new EndpointStateError('ERR_BRIDGE_ENDPOINT_JOINED', `endpoint ${eid} is already joined to ${ep.rec.sandboxKey}`)
       }
-      joinInfo.setInterfaceName(ep.rec.containerIfName, net.rec.options.containerIfacePrefix)
+      const rec = ep.rec
+      let pair = ep.pair
+      if (pair === 'unknown') pair = await this.probePair(rec, options)
+      const prefix = net.rec.options.containerIfacePrefix
+      let created = false
+      if (pair === 'none' && joinInfo.canCreateVeth === true && joinInfo.setVeth !== undefined) {
+        joinInfo.setVeth({ hostName: rec.hostIfName, master: net.rec.bridgeName, mtu: net.rec.options.mtu, hairpin: true }, prefix)
+        pair = 'sandbox'
+      } else {
+        if (pair === 'none') {
+          await this.kernelCall('create veth', () =>
+            this.kernel.createVeth(
+              { host: rec.hostIfName, peer: rec.containerIfName, bridge: net.rec.bridgeName, mtu: net.rec.options.mtu, hairpin: true, peerMac: rec.macAddress },
+              options,
+            ),
+          )
+          created = true
+        }
+        joinInfo.setInterfaceName(rec.containerIfName, prefix)
+        pair = 'host'
+      }
       if (!net.rec.options.internal) {
         if (net.rec.ipv4.gateway !== undefined) joinInfo.setGateway(parseIp(net.rec.ipv4.gateway))
         if (net.rec.ipv6?.gateway !== undefined) joinInfo.setGatewayIPv6(parseIp(net.rec.ipv6.gateway))
       }
       const next: BridgeEndpointRecord = { ...ep.rec, sandboxKey }
-      await this.state.saveEndpoint(next, options)
+      try {
+        await this.state.saveEndpoint(next, options)
+      } catch (err) {
+        if (created) await this.kernel.deleteLink(rec.hostIfName).catch((e: unknown) => net.log.error('delete veth %s: %s', rec.hostIfName, describeErr(e)))
+        ep.pair = created ? 'none' : ep.pair
+        throw err
+      }
       ep.rec = next
+      ep.pair = pair
       net.log.trace('joined endpoint %s to %s', eid.slice(0, 12), sandboxKey)
     })
   }
@@ -595,6 +619,8 @@ export class BridgeDriver implements NetworkDriver {
       }
       await this.state.saveEndpoint(next, options)
       ep.rec = next
+      // A pair made in place goes with the interface (the sandbox layer destroys it after this leave).
+      if (ep.pair === 'sandbox') ep.pair = 'none'
       net.log.trace('endpoint %s left', eid.slice(0, 12))
     })
   }
@@ -843,16 +869,12 @@ export class BridgeDriver implements NetworkDriver {
         externalConnectivity: rec.externalConnectivity && (listed.externalConnectivity ?? rec.externalConnectivity),
       }
     }
+    let pair: PairState = 'unknown'
     if (!links.has(rec.hostIfName)) {
-      net.log('restore: veth %s of endpoint %s missing, re-creating it', rec.hostIfName, rec.id)
-      await this.kernelCall('create veth', () =>
-        this.kernel.createVeth(
-          { host: rec.hostIfName, peer: rec.containerIfName, bridge: net.rec.bridgeName, mtu: net.rec.options.mtu, hairpin: true, peerMac: rec.macAddress },
-          options,
-        ),
-      )
-      // A re-created pair is not in any sandbox.
+      // No pair: the next join makes one (a missing pair is not in any sandbox).
+      if (rec.sandboxKey !== undefined) net.log('restore: veth %s of endpoint %s missing; made again at join', rec.hostIfName, rec.id)
       rec = { ...rec, sandboxKey: undefined }
+      pair = 'none'
     } else if (links.get(rec.hostIfName)?.master !== net.rec.bridgeName) {
       // The bridge was re-created (or the port released): enslave the host end again.
       net.log('restore: re-attaching veth %s of endpoint %s to %s', rec.hostIfName, rec.id, net.rec.bridgeName)
@@ -886,8 +908,27 @@ export class BridgeDriver implements NetworkDriver {
       await this.kernelCall('publish ports', () => this.kernel.publishPorts(rec.id, this.published(net, rec, kept), options))
     }
     await this.state.saveEndpoint(rec, options)
-    net.endpoints.set(rec.id, { rec })
+    net.endpoints.set(rec.id, { rec, pair })
     this.endpointIndex.set(rec.id, net.rec.id)
+  }
+
+  /**
+   * Where the pair of an endpoint taken over at restore is: the container end in the host namespace
+   * (moved back by a leave) → `host`; otherwise a leftover host end is deleted → `none`.
+   */
+  private async probePair(rec: BridgeEndpointRecord, options?: AbortOptions): Promise<PairState> {
+    const links = await this.kernelCall('list links', () => this.kernel.listLinks(options))
+    if (links.some((l) => l.name === rec.containerIfName)) {
+      if (!links.some((l) => l.name === rec.hostIfName)) {
+        await this.kernelCall('delete veth', () => this.kernel.deleteLink(rec.containerIfName, options))
+        return 'none'
+      }
+      return 'host'
+    }
+    if (links.some((l) => l.name === rec.hostIfName)) {
+      await this.kernelCall('delete veth', () => this.kernel.deleteLink(rec.hostIfName, options))
+    }
+    return 'none'
   }
 
   private async recreateEndpoint(net: NetState, e: RestoredEndpoint, options?: AbortOptions): Promise<void> {
@@ -903,14 +944,8 @@ export class BridgeDriver implements NetworkDriver {
       setIpAddress: () => undefined,
     }
     const rec = this.endpointRecord(net, e.id, iface, e.config)
-    await this.kernelCall('create veth', () =>
-      this.kernel.createVeth(
-        { host: rec.hostIfName, peer: rec.containerIfName, bridge: net.rec.bridgeName, mtu: net.rec.options.mtu, hairpin: true, peerMac: rec.macAddress },
-        options,
-      ),
-    )
     await this.state.saveEndpoint(rec, options)
-    net.endpoints.set(rec.id, { rec })
+    net.endpoints.set(rec.id, { rec, pair: 'none' })
     this.endpointIndex.set(rec.id, net.rec.id)
     net.log('restore: re-created endpoint %s (no record)', e.id)
   }

@@ -293,7 +293,7 @@ describe('BridgeDriver endpoints', () => {
     return { ...s, id }
   }
 
-  it('creates a veth pair on the bridge with a MAC derived from the IP, and persists it', async () => {
+  it('reserves names and a MAC derived from the IP at createEndpoint; a join without in-place veths makes the pair in the host', async () => {
     const { driver, kernel, store, id } = await withNet()
     const e = eid()
     const i = iface('10.70.0.5/24')
@@ -303,8 +303,28 @@ describe('BridgeDriver endpoints', () => {
     expect(rec.hostIfName).toMatch(/^veth[0-9a-f]{7}$/)
     expect(rec.containerIfName).toMatch(/^veth[0-9a-f]{7}$/)
     expect(rec.ipv4).toBe('10.70.0.5/24')
+    expect(kernel.links.has(rec.hostIfName)).toBe(false)
+    const ji = new JoinInfoRecorder()
+    await driver.join(id, e, '/var/run/docker/netns/abc', ji, sb())
+    expect(ji.result().interfaceName?.srcName).toBe(rec.containerIfName)
     expect(kernel.links.get(rec.hostIfName)?.master).toBe(`br-${id.slice(0, 12)}`)
     expect(kernel.links.get(rec.containerIfName)?.mac).toBe('02:42:0a:46:00:05')
+  })
+
+  it('join asks for a veth made in place when the sandbox layer can; nothing is made in the host', async () => {
+    const { driver, kernel, store, id } = await withNet({}, { 'com.docker.network.driver.mtu': '1400' })
+    const e = eid()
+    await driver.createEndpoint(id, e, iface('10.70.0.7/24'), epCfg)
+    const rec = store.json(endpointKey(e)) as { hostIfName: string; containerIfName: string }
+    const ji = new JoinInfoRecorder({ canCreateVeth: true })
+    await driver.join(id, e, '/var/run/docker/netns/abc', ji, sb())
+    expect(ji.result().interfaceName).toBeUndefined()
+    expect(ji.result().veth).toEqual({ spec: { hostName: rec.hostIfName, master: `br-${id.slice(0, 12)}`, mtu: 1400, hairpin: true }, dstPrefix: 'eth' })
+    expect(kernel.links.has(rec.hostIfName)).toBe(false)
+    await driver.leave(id, e)
+    const again = new JoinInfoRecorder({ canCreateVeth: true })
+    await driver.join(id, e, '/var/run/docker/netns/def', again, sb())
+    expect(again.result().veth?.spec.hostName).toBe(rec.hostIfName)
   })
 
   it('keeps a given MAC, or takes the MAC option, and never calls a setter on present fields', async () => {
