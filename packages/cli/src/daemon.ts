@@ -351,7 +351,9 @@ export class Daemon {
         const ep = sb === undefined ? undefined : ctl.endpoints({ sandboxId: sb.id }).find((e) => e.interfaceName === dstName)
         if (ep === undefined) return undefined
         const st = await new BridgeStateStore(store, this.#log).load()
-        return st.endpoints.find((e) => e.id === ep.id)?.containerIfName
+        const rec = st.endpoints.find((e) => e.id === ep.id)
+        // a pair made inside the sandbox at join has no host-side name: it is destroyed on leave
+        return rec === undefined || rec.vethInPlace === true ? undefined : rec.containerIfName
       }
       await ctl.start()
       const records = new ContainerRecords(store, this.#log)

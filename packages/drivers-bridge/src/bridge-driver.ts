@@ -592,7 +592,7 @@ export class BridgeDriver implements NetworkDriver {
         if (net.rec.ipv4.gateway !== undefined) joinInfo.setGateway(parseIp(net.rec.ipv4.gateway))
         if (net.rec.ipv6?.gateway !== undefined) joinInfo.setGatewayIPv6(parseIp(net.rec.ipv6.gateway))
       }
-      const next: BridgeEndpointRecord = { ...ep.rec, sandboxKey }
+      const next: BridgeEndpointRecord = { ...ep.rec, sandboxKey, vethInPlace: pair === 'sandbox' }
       try {
         await this.state.saveEndpoint(next, options)
       } catch (err) {
@@ -611,6 +611,7 @@ export class BridgeDriver implements NetworkDriver {
     const { net } = this.requireEndpoint(nid, eid)
     await this.epLock.run(eid, async () => {
       const ep = this.requireEndpoint(nid, eid).ep
+      // vethInPlace stays: the sandbox layer removes the interface after this leave and asks for it
       let next: BridgeEndpointRecord = { ...ep.rec, sandboxKey: undefined }
       if (ep.rec.externalConnectivity) {
         // The controller normally revokes first; do it here so leave never leaves rules behind.
@@ -880,6 +881,8 @@ export class BridgeDriver implements NetworkDriver {
       net.log('restore: re-attaching veth %s of endpoint %s to %s', rec.hostIfName, rec.id, net.rec.bridgeName)
       await this.kernelCall('attach veth', () => this.kernel.attachVeth(rec.hostIfName, net.rec.bridgeName, true, options))
     }
+    // joined with a pair made inside the sandbox: a leave destroys it, there is nothing to move back
+    if (links.has(rec.hostIfName) && rec.sandboxKey !== undefined && rec.vethInPlace === true) pair = 'sandbox'
     const kept: PortMappingRecord[] = []
     for (const m of rec.portMappings) {
       try {

@@ -82,6 +82,11 @@ export interface BridgeEndpointRecord {
   readonly ipv6FromMac: boolean
   /** Set while joined: the sandbox key it joined. */
   readonly sandboxKey: string | undefined
+  /**
+   * The last join created the veth pair inside the sandbox (it has no host-side name to go back to). Kept
+   * after the leave, because the sandbox layer removes the interface after the driver's leave.
+   */
+  readonly vethInPlace?: boolean
   /** External connectivity (port publishing) is programmed. */
   readonly externalConnectivity: boolean
   readonly exposedPorts: readonly ExposedPortRecord[]
@@ -171,6 +176,7 @@ export function decodeEndpointRecord(bytes: Uint8Array): BridgeEndpointRecord {
     ipv6,
     ipv6FromMac: v['ipv6FromMac'] === true,
     sandboxKey: optStr(v['sandboxKey'], 'sandboxKey'),
+    ...(v['vethInPlace'] === true && { vethInPlace: true }),
     externalConnectivity: v['externalConnectivity'] === true,
     exposedPorts: list(v['exposedPorts'], 'exposedPorts').map((e, i) => {
       if (!isObj(e)) throw new Error(`exposedPorts[${i}] must be an object`)

@@ -141,6 +141,15 @@ describe.skipIf(!netnsAvailable())('cnm daemon + CLI end to end', () => {
       const fresh = await h.cli(['run', '--network', 'keep', '--', 'sh', '-c', 'echo $CNM_IPV4'])
       expect(['10.123.8.10', '10.123.8.20']).not.toContain(fresh.stdout.trim())
     }
+    // a pair made in place by the previous process is destroyed on leave, not moved back to the host
+    const veths = async (): Promise<number> => (await h.inHost('ip', ['-o', 'link', 'show', 'type', 'veth'])).stdout.split('\n').filter(Boolean).length
+    const joined = await veths()
+    const stop = await h.cli(['sandbox', 'stop', 'idle'])
+    expect(stop.code, stop.stderr).toBe(0)
+    expect(await veths()).toBe(joined - 1)
+    const start = await h.cli(['sandbox', 'start', 'idle'])
+    expect(start.code, start.stderr).toBe(0)
+    expect(await veths()).toBe(joined)
     const rm = await h.cli(['sandbox', 'rm', 'idle'])
     expect(rm.code, rm.stderr).toBe(0)
     expect(h.netnsFiles()).toHaveLength(1)
