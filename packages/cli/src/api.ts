@@ -10,7 +10,7 @@ export interface DaemonStats {
   networks: number
   endpoints: number
   /** Embedded resolvers running, and their counters summed (including resolvers already stopped). */
-  dns: { resolvers: number; queries: number; local: number; forwarded: number; dropped: number; rejected: number; servfail: number; errors: number }
+  dns: { resolvers: number; queries: number; local: number; fastPathAnswered: number; forwarded: number; dropped: number; rejected: number; servfail: number; errors: number }
   /** process.memoryUsage() of the daemon. */
   memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number; arrayBuffersBytes: number }
   pid: number

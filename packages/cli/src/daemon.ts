@@ -397,6 +397,7 @@ export class Daemon {
               resolvers: d.resolvers,
               queries: t?.queries ?? 0,
               local: t?.local ?? 0,
+              fastPathAnswered: t?.fastPathAnswered ?? 0,
               forwarded: t?.forwarded ?? 0,
               dropped: t?.dropped ?? 0,
               rejected: t?.rejected ?? 0,

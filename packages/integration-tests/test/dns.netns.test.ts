@@ -79,6 +79,10 @@ describe.skipIf(!netnsAvailable())('embedded DNS and sandbox files through the d
     expect(tcp.answers).toEqual([['web.', 'A', '10.126.1.10']])
     const tcpSrv = await c.dig(k, ['+tcp', 'SRV', '_8080._tcp.web'])
     expect(tcpSrv.answers).toEqual([['_8080._tcp.web.', 'SRV', '0 0 8080 web.']])
+    // repeated local names are answered by the native responder thread (built by `pnpm build`)
+    const info = await c.client().info()
+    expect(info.dns.fastPathAnswered).toBeGreaterThan(0)
+    expect(info.dns.fastPathAnswered).toBeLessThanOrEqual(info.dns.local)
 
     // NODATA vs NXDOMAIN: an IPv4-only peer has no AAAA (not forwarded), MX of a local name is empty,
     // an unknown name is the upstream's NXDOMAIN
