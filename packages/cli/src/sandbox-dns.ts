@@ -2,7 +2,7 @@ import { mkdir, readFile, readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { formatIp, type AbortOptions, type ComponentLogger, type Logger } from '@cnm/types'
 import type { Controller, NetworkInfo, SandboxInfo } from '@cnm/controller'
-import { openSocketInNetns } from '@cnm/osl'
+import { connectSocketInNetns, openSocketInNetns } from '@cnm/osl'
 import { iptables } from '@cnm/iptables'
 import {
   DnsFiles,
@@ -340,7 +340,7 @@ export class SandboxDns {
           records: this.recordSource(sb.id),
           netns: sb.key,
           openSocket: openSocketInNetns,
-          // not connectSocket: TCP queries are forwarded over UDP from the namespace, as before
+          connectSocket: connectSocketInNetns,
           ...(this.#fastPath !== undefined && { fastPath: this.#fastPath }),
           nat: fresh ? new FreshNamespaceNat(sb.key, this.#logger) : iptables({ netns: sb.key, family: 4 }, { logger: this.#logger }),
         },

@@ -81,17 +81,18 @@ setTimeout(() => { console.error('timeout'); process.exit(2) }, Number(ms || 500
 export const UPSTREAM_DNS = `
 const dgram = require('node:dgram')
 const names = JSON.parse(process.argv[1] || '{}')
+const net = require('node:net')
 const s = dgram.createSocket('udp4')
-s.on('message', (m, r) => {
-  if (m.length < 12) return
+function answer(m, from) {
+  if (m.length < 12) return undefined
   let o = 12
   const labels = []
   while (o < m.length && m[o] !== 0) { const l = m[o]; labels.push(m.subarray(o + 1, o + 1 + l).toString()); o += l + 1 }
   const qEnd = o + 5
-  if (qEnd > m.length) return
+  if (qEnd > m.length) return undefined
   const name = labels.join('.').toLowerCase()
   const qtype = m.readUInt16BE(o + 1)
-  console.log('query ' + name + ' ' + qtype + ' ' + r.address)
+  console.log('query ' + name + ' ' + qtype + ' ' + from)
   const ip = names[name]
   const hdr = Buffer.alloc(12)
   m.copy(hdr, 0, 0, 2)
@@ -107,9 +108,33 @@ s.on('message', (m, r) => {
     ip.split('.').forEach((x, i) => { a[12 + i] = Number(x) })
     parts.push(a)
   }
-  s.send(Buffer.concat(parts), r.port, r.address)
+  return Buffer.concat(parts)
+}
+s.on('message', (m, r) => {
+  const reply = answer(m, r.address)
+  if (reply !== undefined) s.send(reply, r.port, r.address)
 })
-s.bind(53, '0.0.0.0', () => console.log('listening'))
+// TCP too, as real upstreams serve it: one length-prefixed query per frame
+const t = net.createServer((c) => {
+  let buf = Buffer.alloc(0)
+  c.on('error', () => {})
+  c.on('data', (d) => {
+    buf = Buffer.concat([buf, d])
+    while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+      const m = buf.subarray(2, 2 + buf.readUInt16BE(0))
+      buf = buf.subarray(2 + m.length)
+      const reply = answer(m, c.remoteAddress.replace(/^::ffff:/, '') + ' tcp')
+      if (reply === undefined) continue
+      const len = Buffer.alloc(2)
+      len.writeUInt16BE(reply.length)
+      c.write(Buffer.concat([len, reply]))
+    }
+  })
+})
+let ready = 0
+const up = () => { if (++ready === 2) console.log('listening') }
+s.bind(53, '0.0.0.0', up)
+t.listen(53, '0.0.0.0', up)
 process.on('SIGTERM', () => process.exit(0))
 `
 
