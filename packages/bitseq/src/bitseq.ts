@@ -1,4 +1,4 @@
-import type { KVPair, Store } from '@cnm/datastore'
+import type { KVPair, Store } from '@cnm/storeapi'
 import { AbortError, InvalidArgumentError, isCnmError, throwIfAborted, type AbortOptions } from '@cnm/types'
 import {
   BitAlreadyAllocatedError,

@@ -33,7 +33,7 @@ import {
   type SandboxDriverConfig,
 } from '@cnm/driverapi'
 import { DEFAULT_IPAM, OPTION_MAC_ADDRESS, type Ipam } from '@cnm/ipamapi'
-import type { Store } from '@cnm/datastore'
+import type { Store } from '@cnm/storeapi'
 import {
   ActiveContainerError,
   ActiveEndpointsError,

@@ -11,7 +11,7 @@ import type {
 } from '@cnm/types'
 import type { JoinVeth, MacAddress, NetworkDriver, PortBinding, Scope, StaticRoute, TransportPort } from '@cnm/driverapi'
 import type { Ipam } from '@cnm/ipamapi'
-import type { Store } from '@cnm/datastore'
+import type { Store } from '@cnm/storeapi'
 
 /** Network scope (README §4): defaults to the driver's data scope. */
 export type NetworkScope = 'local' | 'global' | 'swarm'
@@ -98,7 +98,7 @@ export interface ControllerInit {
 /** What the host injects. Drivers and IPAMs may also be registered later with registerDriver/registerIpam. */
 export interface ControllerComponents {
   logger: ComponentLogger
-  /** The local store (@cnm/datastore `Store`): state lives under `docker/network/v1.0/`. */
+  /** The local store (@cnm/storeapi `Store`, e.g. a @cnm/datastore store): state lives under `docker/network/v1.0/`. */
   store: Store
   osLayer: SandboxOsLayer
   drivers?: Readonly<Record<string, NetworkDriver>>

@@ -10,13 +10,13 @@ import {
   type Logger,
 } from '@cnm/types'
 import type * as Lmdb from 'lmdb'
-import type { KVPair, ListOptions, Store, WatchEvent, WatchOptions } from './contract.js'
-import { KeyExistsError, KeyModifiedError, StoreUnavailableError } from './errors.js'
+import type { KVPair, ListOptions, Store, WatchEvent, WatchOptions } from '@cnm/storeapi'
+import { KeyExistsError, KeyModifiedError, StoreUnavailableError } from '@cnm/storeapi'
 import { assertIndex } from './internal/checks.js'
 import { newOwner, ownerAlive, type OwnerRecord } from './internal/owner.js'
 import { deleteSegments, readSegments, WalWriter, type WalRecord } from './internal/wal.js'
 import { WatchHub } from './internal/watch-hub.js'
-import { assertValidKey, assertValidPrefix, assertValidValue, compareKeys } from './keys.js'
+import { assertValidKey, assertValidPrefix, assertValidValue, compareKeys } from '@cnm/storeapi'
 
 export interface LmdbStoreInit {
   /** Directory of the store; created when missing. Holds `data.mdb`, `lock.mdb` and the write-ahead log. */

@@ -1,9 +1,9 @@
 import { throwIfAborted, type AbortOptions } from '@cnm/types'
-import type { KVPair, ListOptions, Store, WatchEvent, WatchOptions } from './contract.js'
-import { KeyExistsError, KeyModifiedError, StoreUnavailableError } from './errors.js'
+import type { KVPair, ListOptions, Store, WatchEvent, WatchOptions } from '@cnm/storeapi'
+import { KeyExistsError, KeyModifiedError, StoreUnavailableError } from '@cnm/storeapi'
 import { assertIndex } from './internal/checks.js'
 import { WatchHub } from './internal/watch-hub.js'
-import { assertValidKey, assertValidPrefix, assertValidValue, compareKeys } from './keys.js'
+import { assertValidKey, assertValidPrefix, assertValidValue, compareKeys } from '@cnm/storeapi'
 
 interface Entry {
   readonly value: Uint8Array

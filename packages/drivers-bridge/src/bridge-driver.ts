@@ -18,7 +18,7 @@ import {
   type Logger,
   type NetworkId,
 } from '@cnm/types'
-import type { Store } from '@cnm/datastore'
+import type { Store } from '@cnm/storeapi'
 import {
   ActiveEndpointsError,
   EndpointExistsError,

@@ -1,5 +1,5 @@
 import type { ComponentLogger } from '@cnm/types'
-import type { Store } from '@cnm/datastore'
+import type { Store } from '@cnm/storeapi'
 import { netnsPath, type Osl } from '@cnm/osl'
 import { BridgeFirewall, PortAllocator, type PortHolder } from '@cnm/iptables'
 import { BridgeDriver, resolveBridgeDriverConfig, type BridgeDriverConfig, type BridgeDriverInit } from './bridge-driver.js'

@@ -1,6 +1,6 @@
 import type { AbortOptions } from '@cnm/types'
 import { isCnmError, throwIfAborted, parseCidr, parsePrefix, prefixOverlaps, type Logger } from '@cnm/types'
-import type { Store } from '@cnm/datastore'
+import type { Store } from '@cnm/storeapi'
 import { BridgeStoreError } from './errors.js'
 import { DEFAULT_BRIDGE_NETWORK_OPTIONS, parseBridgeNetworkOptions, type BridgeNetworkOptions } from './options.js'
 

@@ -1,5 +1,5 @@
 import { Bitseq, type Ordinal } from '@cnm/bitseq'
-import type { Store } from '@cnm/datastore'
+import type { Store } from '@cnm/storeapi'
 import {
   InvalidArgumentError,
   isCnmError,

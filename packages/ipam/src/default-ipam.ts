@@ -1,4 +1,4 @@
-import type { Store, KVPair } from '@cnm/datastore'
+import type { Store, KVPair } from '@cnm/storeapi'
 import {
   DefaultPoolNotSupportedError,
   InvalidAddressError,

@@ -1,5 +1,5 @@
 import { AbortError, isCnmError, type AbortOptions } from '@cnm/types'
-import type { Store } from '@cnm/datastore'
+import type { Store } from '@cnm/storeapi'
 import { ControllerStoreError } from '../errors.js'
 
 /** Root of every key (README §9). */

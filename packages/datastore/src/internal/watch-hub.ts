@@ -1,5 +1,5 @@
 import { AbortError } from '@cnm/types'
-import type { WatchEvent } from '../contract.js'
+import type { WatchEvent } from '@cnm/storeapi'
 
 interface Waiter {
   resolve(result: IteratorResult<WatchEvent>): void

@@ -1,7 +1,7 @@
 import { isCnmError } from '@cnm/types'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { KVPair, Store, WatchEvent } from '../contract.js'
-import { MAX_KEY_BYTES } from '../keys.js'
+import type { KVPair, Store, WatchEvent } from '@cnm/storeapi'
+import { MAX_KEY_BYTES } from '@cnm/storeapi'
 
 export interface StoreComplianceOptions {
   /** A fresh, empty store for each test. */

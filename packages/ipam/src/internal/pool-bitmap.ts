@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer'
 import { Bitseq, BITSEQ_MAX_BITS } from '@cnm/bitseq'
-import type { KVPair, Store } from '@cnm/datastore'
+import type { KVPair, Store } from '@cnm/storeapi'
 import { AbortError, hostBits, isCnmError, type IpPrefix, type Logger } from '@cnm/types'
 import { AddressInUseError, IpamStoreError, NoAvailableAddressError, PoolNotFoundError } from '@cnm/ipamapi'
 
