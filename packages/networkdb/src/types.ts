@@ -27,6 +27,16 @@ export interface NetworkDBConfig {
   reapDeadNodeIntervalMs: number
   /** How long a left or failed node is remembered; default 24 h. */
   nodeReapTimeMs: number
+  /** How long an unsolicited bulk sync waits for the peer's reply; default 30 s. */
+  bulkSyncTimeoutMs: number
+  /** Largest compound payload of one BulkSyncMessage; bigger syncs are split (see README); default 1 MiB. */
+  bulkSyncChunkBytes: number
+  /** How long the bootstrap rejoin keeps retrying (once a second); default 10 s. */
+  rejoinBootstrapDurationMs: number
+  /** close(): how long to wait for the NodeEvent LEAVE to be gossiped; default 5 s. */
+  nodeLeaveBroadcastTimeoutMs: number
+  /** close(): memberlist leave timeout; default 1 s. */
+  leaveTimeoutMs: number
   /** Overrides for the membership layer (timers, test filter). */
   memberlist?: Partial<MemberlistConfig>
   logger?: Logger
