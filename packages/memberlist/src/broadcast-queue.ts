@@ -45,8 +45,11 @@ export class TransmitLimitedQueue {
     this.#entries = kept
   }
 
-  /** Messages fitting `limit` bytes, each costing `overhead` more; every one handed out counts as sent. */
-  getBroadcasts(overhead: number, limit: number): Uint8Array[] {
+  /**
+   * Messages fitting `limit` bytes, each costing `overhead` more, at most `maxCount` of them (a Go
+   * receiver cannot take more than 127 compound parts); every one handed out counts as sent.
+   */
+  getBroadcasts(overhead: number, limit: number, maxCount = Number.POSITIVE_INFINITY): Uint8Array[] {
     if (this.#entries.length === 0) return []
     const max = retransmitLimit(this.#mult, this.#numNodes())
     const order = [...this.#entries].sort(
@@ -59,6 +62,7 @@ export class TransmitLimitedQueue {
     let used = 0
     const done = new Set<Entry>()
     for (const entry of order) {
+      if (out.length >= maxCount) break
       const cost = overhead + entry.broadcast.message.length
       if (used + cost > limit) continue
       used += cost
