@@ -1,6 +1,6 @@
 // The built cnm-gossip executable (dist/bin.js): flag errors, two processes forming a cluster, data
 // written over HTTP on one and read on the other, graceful SIGTERM seen as a LEFT node on the survivor.
-// Build first: npx -y pnpm@10.34.9 --filter @cnm/networkdb build
+// Build first (with its dependencies): npx -y pnpm@10.34.9 --filter '@cnm/networkdb...' build
 import { afterEach, describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url))
-const BUILD_HINT = `${BIN} is missing: build it first with \`npx -y pnpm@10.34.9 --filter @cnm/networkdb build\``
+const BUILD_HINT = `${BIN} is missing: build it first with \`npx -y pnpm@10.34.9 --filter '@cnm/networkdb...' build\``
 
 interface Proc {
   readonly child: ChildProcess
