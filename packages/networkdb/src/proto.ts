@@ -352,9 +352,10 @@ export function decodeCompound(buf: Uint8Array): CompoundMsg {
   return { messages: messages.map((s) => bytes(s.Payload)) }
 }
 
-/** Bytes a part adds to a CompoundMessage: tag, length varint, payload. */
+/** Bytes a part adds to a CompoundMessage: a SimpleMessage (tag, length) holding Payload (tag, length, bytes). */
 export function compoundPartSize(len: number): number {
-  return 1 + varintSize(len) + len
+  const inner = 1 + varintSize(len) + len
+  return 1 + varintSize(inner) + inner
 }
 
 export function varintSize(n: number): number {
