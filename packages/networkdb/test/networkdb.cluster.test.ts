@@ -1,0 +1,144 @@
+// Real memberlist nodes on 127.0.0.1 (ephemeral ports) with shortened timers.
+import { afterEach, describe, expect, it } from 'vitest'
+import { createNetworkDB } from '../src/index.js'
+import type { NetworkDBConfig, NetworkDBNode, TableEvent } from '../src/index.js'
+import { collect, dec, enc } from './helpers.js'
+
+const FAST: Partial<NetworkDBConfig> = {
+  bindAddr: '127.0.0.1',
+  bindPort: 0,
+  gossipIntervalMs: 50,
+  reconnectIntervalMs: 500,
+  bulkSyncIntervalMs: 5_000,
+  memberlist: {
+    probeIntervalMs: 200,
+    probeTimeoutMs: 100,
+    gossipIntervalMs: 50,
+    pushPullIntervalMs: 2_000,
+    gossipToTheDeadMs: 3_000,
+    tcpTimeoutMs: 5_000,
+  },
+}
+
+const running: NetworkDBNode[] = []
+
+afterEach(async () => {
+  await Promise.allSettled(running.splice(0).map((db) => db.shutdown()))
+})
+
+async function start(name: string, extra: Partial<NetworkDBConfig> = {}): Promise<NetworkDBNode> {
+  const db = await createNetworkDB({ ...FAST, nodeId: name, ...extra })
+  running.push(db)
+  return db
+}
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+const seedOf = (db: NetworkDBNode): string => `${db.address.addr}:${db.address.port}`
+const status = (db: NetworkDBNode, name: string): string | undefined => db.nodes().find((n) => n.name === name)?.status
+
+async function threeNodes(): Promise<[NetworkDBNode, NetworkDBNode, NetworkDBNode]> {
+  const a = await start('alpha')
+  const b = await start('beta')
+  const c = await start('gamma')
+  await b.join([seedOf(a)])
+  await c.join([seedOf(a)])
+  await waitFor('3 active nodes everywhere', () => [a, b, c].every((db) => db.stats().nodes.active === 3))
+  return [a, b, c]
+}
+
+describe('networkdb over real memberlist on 127.0.0.1', () => {
+  it('three nodes: create/update/delete converge on the network members and nowhere else', async () => {
+    const [a, b, c] = await threeNodes()
+    await Promise.all([a.joinNetwork('net1'), b.joinNetwork('net1')])
+    await waitFor('net1 peers', () => a.peers('net1').length === 2 && b.peers('net1').length === 2)
+    const onB: TableEvent[] = collect(b.watch({ table: 'endpoint_table' }))
+    const onC: TableEvent[] = collect(c.watch({}))
+
+    a.createEntry('endpoint_table', 'net1', 'ep1', enc('v1'))
+    await waitFor('create on beta', () => b.getTableByNetwork('endpoint_table', 'net1').has('ep1'))
+    expect(dec(b.getEntry('endpoint_table', 'net1', 'ep1'))).toBe('v1')
+
+    a.updateEntry('endpoint_table', 'net1', 'ep1', enc('v2'))
+    await waitFor('update on beta', () => dec(b.getEntry('endpoint_table', 'net1', 'ep1')) === 'v2')
+
+    b.createEntry('endpoint_table', 'net1', 'ep2', enc('from-beta'))
+    await waitFor('beta entry on alpha', () => a.getTableByNetwork('endpoint_table', 'net1').has('ep2'))
+
+    a.deleteEntry('endpoint_table', 'net1', 'ep1')
+    await waitFor('delete on beta', () => b.getEntryInfo('endpoint_table', 'net1', 'ep1')?.deleting === true)
+
+    expect(onB.map((e) => `${e.type}:${e.key}`)).toEqual(['create:ep1', 'update:ep1', 'delete:ep1'])
+    expect(c.getTableByNetwork('endpoint_table', 'net1').size).toBe(0)
+    expect(c.getEntryInfo('endpoint_table', 'net1', 'ep2')).toBeUndefined()
+    expect(onC.filter((e) => e.table !== 'NodeTable')).toEqual([])
+    expect(c.peers('net1').map((p) => p.name).sort()).toEqual(['alpha', 'beta'])
+
+    // gamma joins late: bulk sync brings it the current state at once
+    await c.joinNetwork('net1')
+    expect(dec(c.getEntry('endpoint_table', 'net1', 'ep2'))).toBe('from-beta')
+    expect(c.getEntryInfo('endpoint_table', 'net1', 'ep1')?.deleting).toBe(true)
+  })
+
+  it('graceful close → LEFT on the survivors; shutdown without leave → FAILED', async () => {
+    const [a, b, c] = await threeNodes()
+    await Promise.all([a.joinNetwork('n'), b.joinNetwork('n'), c.joinNetwork('n')])
+    await waitFor('peers', () => a.peers('n').length === 3)
+    b.createEntry('t', 'n', 'kb', enc('b'))
+    c.createEntry('t', 'n', 'kc', enc('c'))
+    await waitFor('entries on alpha', () => a.getTableByNetwork('t', 'n').size === 2)
+    const nodeEvents = collect(a.watch({ table: 'NodeTable' }))
+
+    await b.close()
+    await waitFor('beta LEFT', () => status(a, 'beta') === 'left' && status(c, 'beta') === 'left')
+    expect(a.getTableByNetwork('t', 'n').has('kb')).toBe(false)
+
+    await c.shutdown()
+    await waitFor('gamma FAILED', () => status(a, 'gamma') === 'failed', 20_000)
+    expect(status(a, 'beta')).toBe('left')
+    expect(a.getTableByNetwork('t', 'n').size).toBe(0)
+    expect(a.peers('n').map((p) => p.name)).toEqual(['alpha'])
+    expect(nodeEvents.filter((e) => e.type === 'delete').map((e) => e.owner).sort()).toEqual(['beta', 'gamma'])
+  })
+
+  it('a node that restarts with a new name on the same address replaces the old record (reincarnation)', async () => {
+    const a = await start('alpha')
+    const b = await start('beta')
+    await b.join([seedOf(a)])
+    await waitFor('2 active', () => a.stats().nodes.active === 2)
+    const port = b.address.port
+    await b.shutdown()
+    const b2 = await start('beta-2', { bindPort: port })
+    await b2.join([seedOf(a)])
+    await waitFor('beta LEFT, beta-2 active', () => status(a, 'beta') === 'left' && status(a, 'beta-2') === 'active')
+  })
+
+  it('100,000 entries reach a node that joins the network in under 5 s (chunked bulk sync)', async () => {
+    const a = await start('origin')
+    await a.joinNetwork('bulk')
+    const value = new Uint8Array(100).fill(0x61)
+    for (let i = 0; i < 100_000; i++) a.createEntry('endpoint_table', 'bulk', `key-${i}`, value)
+    const b = await start('newcomer')
+    await b.join([seedOf(a)])
+    await waitFor('newcomer knows origin is in bulk', () => b.peers('bulk').length === 1)
+    let created = 0
+    const w = b.watch({ table: 'endpoint_table' })
+    const counting = (async () => {
+      for await (const ev of w) if (ev.type === 'create' && ++created === 100_000) break
+    })()
+    const t0 = performance.now()
+    await b.joinNetwork('bulk')
+    await counting
+    const ms = performance.now() - t0
+    expect(b.getTableByNetwork('endpoint_table', 'bulk').size).toBe(100_000)
+    expect(ms).toBeLessThan(5_000)
+    // the origin answered in several TCP messages of at most ~1 MiB
+    expect(a.stats().memberlist.streamsOpened).toBeGreaterThan(10)
+  })
+})
