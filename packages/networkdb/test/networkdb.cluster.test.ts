@@ -141,4 +141,17 @@ describe('networkdb over real memberlist on 127.0.0.1', () => {
     // the origin answered in several TCP messages of at most ~1 MiB
     expect(a.stats().memberlist.streamsOpened).toBeGreaterThan(10)
   })
+
+  it('with gossip encryption, a 15 MB table still syncs (each chunk stays under the encrypted frame limit)', async () => {
+    const keys = [new Uint8Array(32).fill(7)]
+    const a = await start('enc-origin', { keys })
+    await a.joinNetwork('big')
+    const value = new Uint8Array(200).fill(0x62)
+    for (let i = 0; i < 60_000; i++) a.createEntry('t', 'big', `key-${i}`, value)
+    const b = await start('enc-newcomer', { keys })
+    await b.join([seedOf(a)])
+    await waitFor('newcomer knows origin is in big', () => b.peers('big').length === 1)
+    await b.joinNetwork('big')
+    await waitFor('all entries', () => b.getTableByNetwork('t', 'big').size === 60_000, 20_000)
+  })
 })
