@@ -22,3 +22,26 @@ export type { Broadcast } from './broadcast-queue.js'
 export { suspicionTimeoutMs, remainingSuspicionMs, suspicionParams, Suspicion } from './suspicion.js'
 export { Awareness } from './awareness.js'
 export { JoinError, RemoteError, IncompatibleVersionError, ShutdownError, ConfigError } from './errors.js'
+export {
+  MessageType,
+  encodeMessage,
+  decodeMessage,
+  encodeCompound,
+  decodeCompound,
+  encodeUserStream,
+  packPacket,
+  unpackPacket,
+  packStream,
+  readStreamMessage,
+  lzwCompress,
+  lzwDecompress,
+  crc32,
+  encryptPayload,
+  decryptPayload,
+  ENCRYPT_OVERHEAD,
+  ipToBytes,
+  bytesToIp,
+  KeyringImpl,
+  WireError,
+} from './wire/index.js'
+export type { Message, MessageTypeName, PushNodeState } from './wire/index.js'
