@@ -166,6 +166,8 @@ export class MsgpackReader {
   readonly end: number
   readonly partial: boolean
   readonly copy: boolean
+  /** Longest string or byte value accepted (checked before waiting for its bytes). */
+  maxLength = Number.POSITIVE_INFINITY
 
   constructor(buf: Uint8Array, pos = 0, end = buf.length, partial = false, copy = false) {
     this.buf = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
@@ -203,6 +205,7 @@ export class MsgpackReader {
 
   /** `n` raw bytes (view or copy). */
   take(n: number): Uint8Array {
+    if (n > this.maxLength) throw new WireError(`msgpack: value of ${n} bytes is larger than limit`)
     this.need(n)
     const start = this.pos
     this.pos += n
@@ -233,6 +236,7 @@ export class MsgpackReader {
     if (h === 0xc0) return ''
     const len = this.strLen(h)
     if (len < 0) throw new WireError(`msgpack: expected a string, got 0x${hex(h)}`)
+    if (len > this.maxLength) throw new WireError(`msgpack: value of ${len} bytes is larger than limit`)
     this.need(len)
     const s = this.buf.toString('utf8', this.pos, this.pos + len)
     this.pos += len

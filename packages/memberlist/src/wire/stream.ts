@@ -73,6 +73,7 @@ export function readStreamMessage(
   // Plaintext: parse what we have; running out of input means "wait for more". Byte fields are copied so
   // that the caller may reuse its receive buffer.
   const r = new MsgpackReader(buf, 0, buf.length, true, true)
+  r.maxLength = MAX_STREAM_BYTES
   try {
     const message = readPlain(r, true)
     return { message, consumed: r.pos }
