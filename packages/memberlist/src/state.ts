@@ -330,9 +330,13 @@ export class NodeTable {
     }
   }
 
-  /** Our node states for a push-pull (every node, self and dead ones included). */
+  /**
+   * Our node states for a push-pull: every node, self and dead ones included, except placeholders that
+   * never got an accepted alive (incarnation 0, no version vector). Go checks the versions of every
+   * listed node, so one such entry would make a Go peer reject the whole merge.
+   */
   localStates(): PushNodeState[] {
-    return this.list.map((r) => ({
+    return this.list.filter((r) => r.incarnation > 0).map((r) => ({
       name: r.name,
       addr: r.addrBytes,
       port: r.port,

@@ -68,11 +68,13 @@ describe('NodeTable: alive (§10)', () => {
     expect(sent).toHaveLength(2)
   })
 
-  it('an alive with incarnation 0 leaves a dead placeholder', () => {
+  it('an alive with incarnation 0 leaves a dead placeholder that push-pull never lists', () => {
     const { table, events } = setup()
     table.aliveNode(alive('n0', 0))
     expect(table.map.get('n0')).toMatchObject({ state: 'dead', incarnation: 0 })
     expect(events.join).toHaveLength(1)
+    expect(table.localStates().map((n) => n.name)).toEqual(['self'])
+    expect(verifyProtocol(table.localStates(), [])).toBeUndefined()
   })
 
   it('needs a strictly greater incarnation; a Meta change fires NotifyUpdate', () => {
