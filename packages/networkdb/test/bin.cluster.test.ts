@@ -110,6 +110,16 @@ describe('cnm-gossip executable', () => {
     expect(help.stdout).toContain('--diag-port')
   })
 
+  it('a failed --join is logged and the node still comes up (background retry, as Docker)', async () => {
+    const p = startBin(['--name', 'lonely', '--bind', '127.0.0.1:0', '--join', '127.0.0.1:1', '--networks', 'n1,n2'])
+    const r = await ready(p)
+    expect(r.name).toBe('lonely')
+    expect(p.stderr).toMatch(/join 127\.0\.0\.1:1 failed/)
+    expect(await http(r.diagnostic, '/networkstats?nid=n2')).toBe('OK\nentries: 0, qlen: 0\n')
+    process.kill(p.pid, 'SIGTERM')
+    expect((await p.exited).code, p.stderr).toBe(0)
+  })
+
   it('two processes: join, create on one, read on the other, SIGTERM shows LEFT on the survivor', async () => {
     const key = Buffer.alloc(16, 0x5a).toString('base64')
     const a = startBin(['--name', 'gossip-a', '--bind', '127.0.0.1:0', '--keys', key, '--networks', 'net1'])
