@@ -113,6 +113,9 @@ export class Transport {
   }
 
   #track(socket: net.Socket): void {
+    // Readers and writers report failures through their own promises; this keeps a late 'error' (EPIPE,
+    // ECONNRESET after the exchange) from becoming an uncaught exception.
+    socket.on('error', (err) => this.#init.log.trace('stream error: %s', err.message))
     this.#streams.add(socket)
     socket.once('close', () => this.#streams.delete(socket))
   }

@@ -128,4 +128,67 @@ describe('memberlist cluster on 127.0.0.1', () => {
     const healed = await waitFor(() => c.every((t) => aliveNames(t.ml).length === 4), 10_000, 'everyone alive again')
     console.log(`[figures] partition healed ${healed} ms after the re-join`)
   })
+
+  it('a node killed and restarted under the same name and port refutes and comes back with a higher incarnation', async () => {
+    const c = await cluster(3, 'z')
+    await waitFor(() => c.every((t) => aliveNames(t.ml).length === 3), 5000, 'convergence')
+    const port = c[2]!.ml.address.port
+    await c[2]!.ml.shutdown()
+    await waitFor(() => stateOf(c[0]!.ml, 'z2') === 'dead' && stateOf(c[1]!.ml, 'z2') === 'dead', 10_000, 'z2 dead')
+    const back = await startNode('z2', nodes, { bindPort: port })
+    await back.ml.join([addrOf(c[0]!.ml)])
+    await waitFor(
+      () => [c[0]!, c[1]!].every((t) => stateOf(t.ml, 'z2') === 'alive'),
+      5000,
+      'z2 alive again on both peers',
+    )
+    expect(back.ml.localNode().incarnation).toBeGreaterThanOrEqual(2)
+    for (const t of [c[0]!, c[1]!]) {
+      expect(t.ml.nodes().find((n) => n.name === 'z2')!.incarnation).toBe(back.ml.localNode().incarnation)
+      expect(t.rec.events.filter((e) => e.kind === 'join' && e.node.name === 'z2')).toHaveLength(2)
+    }
+  })
+
+  it('TCP fallback pings keep a node alive when UDP between two nodes is cut one way; without them it dies', async () => {
+    for (const disableTcpPings of [false, true]) {
+      let bPort = 0
+      const a = await startNode(`t${disableTcpPings ? 'x' : 'a'}`, nodes, {
+        disableTcpPings,
+        filter: (peer, kind, dir) => !(kind === 'packet' && dir === 'out' && peer.port === bPort),
+      })
+      const b = await startNode(`t${disableTcpPings ? 'y' : 'b'}`, nodes, { disableTcpPings })
+      await b.ml.join([addrOf(a.ml)])
+      await waitFor(() => aliveNames(a.ml).length === 2 && aliveNames(b.ml).length === 2, 3000, 'pair joined')
+      bPort = b.ml.address.port
+      if (!disableTcpPings) {
+        // Several probe rounds (200 ms) and a suspicion timeout (800 ms) pass: still alive both ways.
+        await new Promise((r) => setTimeout(r, 2500))
+        expect(stateOf(a.ml, b.ml.name)).toBe('alive')
+        expect(stateOf(b.ml, a.ml.name)).toBe('alive')
+      } else {
+        await waitFor(() => stateOf(a.ml, b.ml.name) === 'dead', 5000, 'b dead on a without TCP pings')
+      }
+    }
+  })
+
+  it('delegate broadcasts ride on gossip and push-pull carries the delegate state', async () => {
+    const a = await startNode('da', nodes, { pushPullIntervalMs: 300 })
+    const pending = [new TextEncoder().encode('gossiped event')]
+    a.rec.delegate.getBroadcasts = (overhead, limit) => {
+      const out = pending.filter((m) => m.length + overhead <= limit)
+      pending.length = 0
+      return out
+    }
+    a.rec.delegate.localState = (join) => new TextEncoder().encode(`state of da, join=${String(join)}`)
+    const merged: string[] = []
+    const b = await startNode('db', nodes, { pushPullIntervalMs: 300 })
+    b.rec.delegate.mergeRemoteState = (buf, join) => {
+      merged.push(`${new TextDecoder().decode(buf)} (${String(join)})`)
+    }
+    await b.ml.join([addrOf(a.ml)])
+    expect(merged[0]).toBe('state of da, join=true (true)')
+    await waitFor(() => b.rec.messages.length === 1, 3000, 'gossiped delegate broadcast')
+    expect(new TextDecoder().decode(b.rec.messages[0])).toBe('gossiped event')
+    await waitFor(() => merged.some((m) => m === 'state of da, join=false (false)'), 3000, 'periodic push-pull')
+  })
 })
