@@ -347,13 +347,11 @@ export class NetworkDBNode implements NetworkDB {
     try {
       await this.#bulkSync(nodes, true, opts?.signal)
     } catch (err) {
-      if (opts?.signal?.aborted === true) {
-        record.inSync = true
-        throwIfAborted(opts.signal)
-      }
-      this.#log.error('bulk sync while joining network %s failed: %s', networkId, err)
+      if (opts?.signal?.aborted !== true) this.#log.error('bulk sync while joining network %s failed: %s', networkId, err)
     }
+    // Marked in sync even when the sync failed or was cut short (Go does the same); the network is joined.
     record.inSync = true
+    throwIfAborted(opts?.signal)
   }
 
   leaveNetwork(networkId: string): void {
