@@ -11,32 +11,44 @@ const MAX_CODE = 4095
 /** Codes the encoder can add between two clears (258 … 4094). */
 const MAX_ENTRIES = MAX_CODE - EOF - 1
 
+/** LSB-first code writer (a class, not a closure, so that V8 keeps its state in registers). */
+class BitWriter {
+  o = 0
+  bits = 0
+  nBits = 0
+  width = 9
+  constructor(readonly out: Buffer) {}
+
+  write(code: number): void {
+    let bits = this.bits | (code << this.nBits)
+    let nBits = this.nBits + this.width
+    const out = this.out
+    while (nBits >= 8) {
+      out[this.o++] = bits & 0xff
+      bits >>>= 8
+      nBits -= 8
+    }
+    this.bits = bits
+    this.nBits = nBits
+  }
+
+  /** Pads the last partial byte with zero bits; returns the output. */
+  finish(): Buffer {
+    if (this.nBits > 0) this.out[this.o++] = this.bits & 0xff
+    return this.out.subarray(0, this.o)
+  }
+}
+
 /** Compresses `data`; the output is byte-identical to Go's `lzw.NewWriter(w, lzw.LSB, 8)`. */
 export function lzwCompress(data: Uint8Array): Buffer {
   const n = data.length
   // Codes written: ≤ n, plus the first clear, the end code and one clear per table reset; ≤ 12 bits each.
   const maxCodes = n + 3 + Math.ceil(n / MAX_ENTRIES)
-  const out = Buffer.allocUnsafe(Math.ceil((maxCodes * 12) / 8) + 1)
-  let o = 0
-  let bits = 0
-  let nBits = 0
-  let width = 9
-
-  const write = (code: number): void => {
-    bits |= code << nBits
-    nBits += width
-    while (nBits >= 8) {
-      out[o++] = bits & 0xff
-      bits >>>= 8
-      nBits -= 8
-    }
-  }
-
-  write(CLEAR)
+  const w = new BitWriter(Buffer.allocUnsafe(Math.ceil((maxCodes * 12) / 8) + 1))
+  w.write(CLEAR)
   if (n === 0) {
-    write(EOF)
-    if (nBits > 0) out[o++] = bits & 0xff
-    return out.subarray(0, o)
+    w.write(EOF)
+    return w.finish()
   }
 
   // Open-addressing dictionary (key = prefix code << 8 | byte) → code, stored as key << 12 | code; 0 = free.
@@ -61,16 +73,16 @@ export function lzwCompress(data: Uint8Array): Buffer {
       }
       h = (h + 1) & mask
     }
-    write(code)
+    w.write(code)
     code = lit
     hi++
     if (hi === overflow) {
-      width++
+      w.width++
       overflow <<= 1
     }
     if (hi === MAX_CODE) {
-      write(CLEAR)
-      width = 9
+      w.write(CLEAR)
+      w.width = 9
       hi = EOF
       overflow = 1 << 9
       table.fill(0)
@@ -79,19 +91,15 @@ export function lzwCompress(data: Uint8Array): Buffer {
     table[h] = (key << 12) | hi
   }
   // Close: the pending code, its implied new code (which may widen or reset), the end code, padding.
-  write(code)
+  w.write(code)
   hi++
-  if (hi === overflow) {
-    width++
-    overflow <<= 1
-  }
+  if (hi === overflow) w.width++
   if (hi === MAX_CODE) {
-    write(CLEAR)
-    width = 9
+    w.write(CLEAR)
+    w.width = 9
   }
-  write(EOF)
-  if (nBits > 0) out[o++] = bits & 0xff
-  return out.subarray(0, o)
+  w.write(EOF)
+  return w.finish()
 }
 
 /**
@@ -99,10 +107,11 @@ export function lzwCompress(data: Uint8Array): Buffer {
  * ignored. Throws WireError on an invalid code, a missing end code, or output beyond `maxOutputBytes`.
  */
 export function lzwDecompress(data: Uint8Array, maxOutputBytes = Number.POSITIVE_INFINITY): Buffer {
-  const prefix = new Uint16Array(4096)
-  const suffix = new Uint8Array(4096)
-  const lens = new Uint16Array(4096).fill(1, 0, 256)
-  let out = Buffer.allocUnsafe(Math.min(Math.max(256, data.length * 4), maxOutputBytes + 4096))
+  const n = data.length
+  // One packed entry per code: expansion length << 20 | prefix code << 8 | last byte. A stream of n bytes
+  // holds at most 8n/9 codes, so small inputs need a small table (one allocation, little zeroing).
+  const table = new Uint32Array(Math.min(4096, 260 + Math.ceil((n * 8) / 9)))
+  let out = Buffer.allocUnsafe(Math.min(Math.max(256, n * 4), maxOutputBytes + 4096))
   let o = 0
   let pos = 0
   let bits = 0
@@ -111,7 +120,6 @@ export function lzwDecompress(data: Uint8Array, maxOutputBytes = Number.POSITIVE
   let hi = EOF
   let overflow = 1 << 9
   let last = -1
-  const n = data.length
 
   for (;;) {
     while (nBits < width) {
@@ -133,9 +141,10 @@ export function lzwDecompress(data: Uint8Array, maxOutputBytes = Number.POSITIVE
     if (code === EOF) break
     if (code > hi || (code === hi && last === -1 && hi !== MAX_CODE)) throw new WireError('lzw: invalid code')
 
-    // Length of this code's expansion; code === hi (not yet defined) is last's expansion + its first byte.
+    // code === hi (not defined yet) expands to last's expansion followed by its own first byte.
     const special = code === hi && last !== -1
-    const len = special ? lens[last]! + 1 : code < CLEAR ? 1 : lens[code]!
+    const lastLen = last < CLEAR ? 1 : table[last]! >>> 20
+    const len = special ? lastLen + 1 : code < CLEAR ? 1 : table[code]! >>> 20
     if (o + len > maxOutputBytes) throw new WireError(`lzw: decompressed data exceeds ${maxOutputBytes} bytes`)
     if (o + len > out.length) {
       const next = Buffer.allocUnsafe(Math.min(Math.max(out.length * 2, o + len), maxOutputBytes + 4096))
@@ -145,16 +154,13 @@ export function lzwDecompress(data: Uint8Array, maxOutputBytes = Number.POSITIVE
     let c = special ? last : code
     let i = o + (special ? len - 2 : len - 1)
     while (c > EOF) {
-      out[i--] = suffix[c]!
-      c = prefix[c]!
+      const e = table[c]!
+      out[i--] = e & 0xff
+      c = (e >>> 8) & 0xfff
     }
     out[i] = c
     if (special) out[o + len - 1] = c
-    if (last !== -1) {
-      suffix[hi] = c
-      prefix[hi] = last
-      lens[hi] = lens[last]! + 1
-    }
+    if (last !== -1) table[hi] = ((lastLen + 1) << 20) | (last << 8) | c
     o += len
 
     last = code
