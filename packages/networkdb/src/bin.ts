@@ -90,7 +90,11 @@ async function run(args: GossipArgs): Promise<number> {
       logger: log.child('networkdb'),
     })
     if (started.signal.aborted) return await stop('signal during start')
-    diag = await startDiagnosticServer(db, { host: args.diagHost, port: args.diagPort, logger: log.child('diagnostic') })
+    diag = await startDiagnosticServer(db, {
+      host: args.diagHost,
+      port: args.diagPort,
+      logger: log.child('diagnostic'),
+    })
 
     if (args.join.length > 0) {
       try {
@@ -99,7 +103,11 @@ async function run(args: GossipArgs): Promise<number> {
         log('joined %s', members.join(','))
       } catch (err) {
         // As Docker does: a failed join is logged; the background tasks keep retrying the bootstrap list.
-        log.error('join %s failed: %s', args.join.map((m) => `${m.host}${m.port === undefined ? '' : `:${m.port}`}`).join(','), err instanceof Error ? err.message : String(err))
+        log.error(
+          'join %s failed: %s',
+          args.join.map((m) => `${m.host}${m.port === undefined ? '' : `:${m.port}`}`).join(','),
+          err instanceof Error ? err.message : String(err),
+        )
       }
     }
     for (const nid of args.networks) {

@@ -9,13 +9,20 @@ const KEY32 = Buffer.alloc(32, 9).toString('base64')
 describe('parseGossipArgs', () => {
   it('parses a full command line', () => {
     const a = parseGossipArgs([
-      '--name', 'n1',
-      '--bind', '127.0.0.1:0',
-      '--advertise', '127.0.0.2:7000',
-      '--join', '127.0.0.1:7946,localhost:8000,[::1]:7000,10.0.0.1',
-      '--keys', `${KEY16},${KEY32}`,
-      '--diag-port', '8081',
-      '--networks', 'net1,net2,net1',
+      '--name',
+      'n1',
+      '--bind',
+      '127.0.0.1:0',
+      '--advertise',
+      '127.0.0.2:7000',
+      '--join',
+      '127.0.0.1:7946,localhost:8000,[::1]:7000,10.0.0.1',
+      '--keys',
+      `${KEY16},${KEY32}`,
+      '--diag-port',
+      '8081',
+      '--networks',
+      'net1,net2,net1',
       '--verbose',
     ])
     expect(a).toEqual({
@@ -39,7 +46,16 @@ describe('parseGossipArgs', () => {
 
   it('defaults: no join, no keys, diagnostic port 0 on 127.0.0.1; IPv6 bind', () => {
     const a = parseGossipArgs(['--name=x', '--bind=[::1]:7946'])
-    expect(a).toMatchObject({ help: false, bind: { addr: '::1', port: 7946 }, join: [], keys: [], networks: [], diagPort: 0, diagHost: '127.0.0.1', advertise: undefined })
+    expect(a).toMatchObject({
+      help: false,
+      bind: { addr: '::1', port: 7946 },
+      join: [],
+      keys: [],
+      networks: [],
+      diagPort: 0,
+      diagHost: '127.0.0.1',
+      advertise: undefined,
+    })
     expect(parseGossipArgs(['-h'])).toEqual({ help: true })
   })
 

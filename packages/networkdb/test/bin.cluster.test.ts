@@ -82,7 +82,8 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
     } catch (err) {
       last = err
     }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${String(last)}`}`)
+    if (Date.now() > end)
+      throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${String(last)}`}`)
     await new Promise((r) => setTimeout(r, 100))
   }
 }
@@ -129,13 +130,28 @@ describe('cnm-gossip executable', () => {
     expect(ra.diagnostic).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
     expect((await http(ra.diagnostic, '/ready')).startsWith('OK')).toBe(true)
 
-    const b = startBin(['--name', 'gossip-b', '--bind', '127.0.0.1:0', '--join', ra.gossip, '--keys', key, '--networks', 'net1'])
+    const b = startBin([
+      '--name',
+      'gossip-b',
+      '--bind',
+      '127.0.0.1:0',
+      '--join',
+      ra.gossip,
+      '--keys',
+      key,
+      '--networks',
+      'net1',
+    ])
     const rb = await ready(b)
     expect(rb.name).toBe('gossip-b')
 
     for (const base of [ra.diagnostic, rb.diagnostic]) {
-      await until('both members', async () => ((await json(base, '/clusterpeers?json')).details.size === 2 ? true : undefined))
-      await until('both in net1', async () => ((await json(base, '/networkpeers?nid=net1&json')).details.size === 2 ? true : undefined))
+      await until('both members', async () =>
+        (await json(base, '/clusterpeers?json')).details.size === 2 ? true : undefined,
+      )
+      await until('both in net1', async () =>
+        (await json(base, '/networkpeers?nid=net1&json')).details.size === 2 ? true : undefined,
+      )
     }
 
     const value = encodeURIComponent(Buffer.from('from-a').toString('base64'))
@@ -146,7 +162,9 @@ describe('cnm-gossip executable', () => {
     })
     expect(entry).toEqual({ key: 'k1', value: 'from-a', owner: 'gossip-a' })
     expect(await http(rb.diagnostic, `/createentry?tname=svc&nid=net1&key=k2&unsafe&value=from-b`)).toBe('OK')
-    await until('k2 on a', async () => ((await json(ra.diagnostic, '/gettable?tname=svc&nid=net1&json')).details.size === 2 ? true : undefined))
+    await until('k2 on a', async () =>
+      (await json(ra.diagnostic, '/gettable?tname=svc&nid=net1&json')).details.size === 2 ? true : undefined,
+    )
 
     // graceful stop of b: exit 0, and a records it as left (not failed) and drops its entries
     process.kill(b.pid, 'SIGTERM')
@@ -158,11 +176,15 @@ describe('cnm-gossip executable', () => {
       return s.details.nodes.left === 1 && s.details.nodes.active === 1 ? s.details : undefined
     })
     expect(stats.nodes.failed).toBe(0)
-    expect((await json(ra.diagnostic, '/clusterpeers?json')).details.entries.map((e: { name: string }) => e.name)).toEqual(['gossip-a'])
+    expect(
+      (await json(ra.diagnostic, '/clusterpeers?json')).details.entries.map((e: { name: string }) => e.name),
+    ).toEqual(['gossip-a'])
     await until('b gone from net1 and its entry dropped', async () => {
       const peers = await json(ra.diagnostic, '/networkpeers?nid=net1&json')
       const table = await json(ra.diagnostic, '/gettable?tname=svc&nid=net1&json')
-      return peers.details.size === 1 && table.details.size === 1 && table.details.entries[0].key === 'k1' ? true : undefined
+      return peers.details.size === 1 && table.details.size === 1 && table.details.entries[0].key === 'k1'
+        ? true
+        : undefined
     })
 
     process.kill(a.pid, 'SIGINT')

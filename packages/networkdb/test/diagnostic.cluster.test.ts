@@ -15,7 +15,13 @@ const FAST = {
   gossipIntervalMs: 50,
   bulkSyncIntervalMs: 2_000,
   reapIntervalMs: 1_000,
-  memberlist: { probeIntervalMs: 200, probeTimeoutMs: 100, gossipIntervalMs: 50, pushPullIntervalMs: 2_000, suspicionMult: 2 },
+  memberlist: {
+    probeIntervalMs: 200,
+    probeTimeoutMs: 100,
+    gossipIntervalMs: 50,
+    pushPullIntervalMs: 2_000,
+    suspicionMult: 2,
+  },
 }
 
 interface Node {
@@ -71,7 +77,8 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
     } catch (err) {
       last = err
     }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${String(last)}`}`)
+    if (Date.now() > end)
+      throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${String(last)}`}`)
     await new Promise((r) => setTimeout(r, 100))
   }
 }
@@ -96,7 +103,8 @@ async function cluster(n: number, nid?: string): Promise<Node[]> {
   if (nid !== undefined) {
     for (const node of nodes) expect((await get(node, `/joinnetwork?nid=${nid}`)).body).toBe('OK')
     await until('network peers', async () => {
-      for (const node of nodes) if ((await getJson(node, `/networkpeers?nid=${nid}&json`)).details.size !== n) return undefined
+      for (const node of nodes)
+        if ((await getJson(node, `/networkpeers?nid=${nid}&json`)).details.size !== n) return undefined
       return true
     })
   }
@@ -117,7 +125,9 @@ describe('diagnostic server on real nodes', () => {
     }
     const text = await get(c, '/clusterpeers')
     expect(text.type).toBe('text/plain; charset=utf-8')
-    expect(text.body).toMatch(/^OK\ntotal entries: 3\n0\) node-\d -> 127\.0\.0\.1\n1\) node-\d -> 127\.0\.0\.1\n2\) node-\d -> 127\.0\.0\.1\n$/)
+    expect(text.body).toMatch(
+      /^OK\ntotal entries: 3\n0\) node-\d -> 127\.0\.0\.1\n1\) node-\d -> 127\.0\.0\.1\n2\) node-\d -> 127\.0\.0\.1\n$/,
+    )
 
     const np = await get(a, '/networkpeers?nid=net1')
     expect(np.body).toMatch(/^OK\ntotal entries: 3\n/)
@@ -146,7 +156,9 @@ describe('diagnostic server on real nodes', () => {
     expect((await get(b, '/gettable?tname=t1&nid=net1')).body).toBe(
       `OK\ntotal entries: 1\n0) k:\`k1\` -> v:\`${Buffer.from('hello').toString('base64')}\` owner:\`node-0\`\n`,
     )
-    expect((await get(c, '/getentry?tname=t1&nid=net1&key=k1&unsafe')).body).toMatch(/^OK\n0\) k:`k1` -> v:`hello` owner:`node-0`\n$/)
+    expect((await get(c, '/getentry?tname=t1&nid=net1&key=k1&unsafe')).body).toMatch(
+      /^OK\n0\) k:`k1` -> v:`hello` owner:`node-0`\n$/,
+    )
     expect((await getJson(c, '/getentry?tname=t1&nid=net1&key=k1&json')).details).toEqual({
       key: 'k1',
       value: Buffer.from('hello').toString('base64'),
@@ -191,7 +203,8 @@ describe('diagnostic server on real nodes', () => {
 
   it('networkstats counts entries; -1 for a network not joined', async () => {
     const [a] = (await cluster(2, 'net1')) as [Node, Node]
-    for (let i = 0; i < 5; i++) expect((await get(a, `/createentry?tname=t&nid=net1&key=k${i}&value=${b64(String(i))}`)).body).toBe('OK')
+    for (let i = 0; i < 5; i++)
+      expect((await get(a, `/createentry?tname=t&nid=net1&key=k${i}&value=${b64(String(i))}`)).body).toBe('OK')
     const s = await getJson(a, '/networkstats?nid=net1&json')
     expect(s.message).toBe('OK')
     expect(s.details.entries).toBe(5)
@@ -223,9 +236,13 @@ describe('diagnostic server on real nodes', () => {
       expect(j, path).toEqual({ message: 'missing parameter', details: { usage } })
     }
 
-    expect((await get(a, '/createentry?tname=t&nid=net1&key=k&value=abc')).body).toBe('FAIL\nError: illegal base64 data at input byte 0')
+    expect((await get(a, '/createentry?tname=t&nid=net1&key=k&value=abc')).body).toBe(
+      'FAIL\nError: illegal base64 data at input byte 0',
+    )
     // an unencoded "+" in a query is a space, as in Go
-    expect((await get(a, '/createentry?tname=t&nid=net1&key=k&value=ab+c')).body).toBe('FAIL\nError: illegal base64 data at input byte 2')
+    expect((await get(a, '/createentry?tname=t&nid=net1&key=k&value=ab+c')).body).toBe(
+      'FAIL\nError: illegal base64 data at input byte 2',
+    )
     expect((await get(a, `/createentry?tname=t&nid=net1&key=k&value=${b64('v')}`)).body).toBe('OK')
     expect((await get(a, `/createentry?tname=t&nid=net1&key=k&value=${b64('v')}`)).body).toBe(
       'FAIL\nError: cannot create entry in table t with network id net1 and key k, already exists',
@@ -240,7 +257,9 @@ describe('diagnostic server on real nodes', () => {
     expect((await get(a, '/deleteentry?tname=t&nid=net1&key=zz')).body).toBe(
       'FAIL\nError: cannot delete entry t with network id net1 and key zz does not exist or is already being deleted',
     )
-    expect((await get(a, '/leavenetwork?nid=never')).body).toBe('FAIL\nError: could not find network never while trying to leave')
+    expect((await get(a, '/leavenetwork?nid=never')).body).toBe(
+      'FAIL\nError: could not find network never while trying to leave',
+    )
     expect((await get(a, '/join?members=127.0.0.1:1')).body).toMatch(/^FAIL\nError: \/join error in the DB join .+/)
 
     const unknown = await get(a, '/nope?json')
@@ -248,7 +267,9 @@ describe('diagnostic server on real nodes', () => {
       message: 'not implemented',
       details: { usage: 'URL path: /nope no method implemented check /help\n' },
     })
-    expect((await get(a, '/join/')).body).toBe('not implemented\nUsage: URL path: /join/ no method implemented check /help\n')
+    expect((await get(a, '/join/')).body).toBe(
+      'not implemented\nUsage: URL path: /join/ no method implemented check /help\n',
+    )
     const redirect = await get(a, '//help?json')
     expect(redirect.status).toBe(301)
     expect(redirect.type).toContain('text/html')
@@ -262,7 +283,9 @@ describe('diagnostic server on real nodes', () => {
       'OK\n/\n/clusterpeers\n/createentry\n/deleteentry\n/getentry\n/gettable\n/help\n/join\n/joinnetwork\n/leavenetwork\n/networkpeers\n/networkstats\n/ready\n/stats\n/updateentry\n',
     )
     expect((await get(a, '/ready')).body).toBe('OK\nOK')
-    expect((await get(a, '/ready?json=pretty')).body).toBe('{\n  "message": "OK",\n  "details": {\n    "info": "OK"\n  }\n}')
+    expect((await get(a, '/ready?json=pretty')).body).toBe(
+      '{\n  "message": "OK",\n  "details": {\n    "info": "OK"\n  }\n}',
+    )
 
     const post = await get(a, '/createentry?json', {
       method: 'POST',
@@ -306,7 +329,9 @@ describe('diagnostic server on real nodes', () => {
     await expect(startDiagnosticServer(db, { port: 70000 })).rejects.toThrow(/port must be an integer/)
     const pre = new AbortController()
     pre.abort()
-    await expect(startDiagnosticServer(db, { port: 0, signal: pre.signal })).rejects.toSatisfy((e) => isCnmError(e, 'ERR_ABORTED'))
+    await expect(startDiagnosticServer(db, { port: 0, signal: pre.signal })).rejects.toSatisfy((e) =>
+      isCnmError(e, 'ERR_ABORTED'),
+    )
 
     const s2 = await startDiagnosticServer(db, { port: 0 })
     await s2.close()

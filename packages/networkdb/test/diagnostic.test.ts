@@ -110,7 +110,9 @@ describe('reply shapes (libnetwork/diagnostic/types.go)', () => {
       '{"message":"missing parameter","details":{"usage":"/gettable?tname=table_name\\u0026nid=network_id"}}',
     )
     expect(text(renderReply(ok(info('OK')), 'text'))).toBe('OK\nOK')
-    expect(text(renderReply(ok(info('OK')), 'json-pretty'))).toBe('{\n  "message": "OK",\n  "details": {\n    "info": "OK"\n  }\n}')
+    expect(text(renderReply(ok(info('OK')), 'json-pretty'))).toBe(
+      '{\n  "message": "OK",\n  "details": {\n    "info": "OK"\n  }\n}',
+    )
   })
 
   it('tables of entries, raw values in unsafe mode', () => {
@@ -120,7 +122,11 @@ describe('reply shapes (libnetwork/diagnostic/types.go)', () => {
     ])
     const body = renderReply(ok(t), 'text')
     expect(body).toEqual(
-      Buffer.concat([Buffer.from('OK\ntotal entries: 2\n0) k:`k1` -> v:`djE=` owner:`node-a`\n1) k:`k2` -> v:`v'), Buffer.from([0xff]), Buffer.from('` owner:`node-b`\n')]),
+      Buffer.concat([
+        Buffer.from('OK\ntotal entries: 2\n0) k:`k1` -> v:`djE=` owner:`node-a`\n1) k:`k2` -> v:`v'),
+        Buffer.from([0xff]),
+        Buffer.from('` owner:`node-b`\n'),
+      ]),
     )
     expect(JSON.parse(text(renderReply(ok(t), 'json')))).toEqual({
       message: 'OK',
@@ -138,13 +144,19 @@ describe('reply shapes (libnetwork/diagnostic/types.go)', () => {
 
   it('peers and network stats carry Docker keys and the intended ones', () => {
     const peers = table([peerEntry(0, { name: 'a', ip: '127.0.0.1' }), peerEntry(1, { name: 'orphan-b', ip: '' })])
-    expect(text(renderReply(ok(peers), 'text'))).toBe('OK\ntotal entries: 2\n0) a -> 127.0.0.1\n1) orphan-b -> invalid IP\n')
+    expect(text(renderReply(ok(peers), 'text'))).toBe(
+      'OK\ntotal entries: 2\n0) a -> 127.0.0.1\n1) orphan-b -> invalid IP\n',
+    )
     expect(JSON.parse(text(renderReply(ok(peers), 'json'))).details.entries).toEqual([
       { '-=name': 'a', name: 'a', ip: '127.0.0.1' },
       { '-=name': 'orphan-b', name: 'orphan-b', ip: '' },
     ])
     expect(text(renderReply(ok(networkStats(3, -1)), 'text'))).toBe('OK\nentries: 3, qlen: -1\n')
-    expect(JSON.parse(text(renderReply(ok(networkStats(3, 0)), 'json'))).details).toEqual({ entries: 3, QueueLen: 0, qlen: 0 })
+    expect(JSON.parse(text(renderReply(ok(networkStats(3, 0)), 'json'))).details).toEqual({
+      entries: 3,
+      QueueLen: 0,
+      qlen: 0,
+    })
   })
 
   it('registers Docker networkdb paths plus /stats', () => {

@@ -50,7 +50,8 @@ export class UsageError extends InvalidArgumentError {
   }
 }
 
-const HOSTNAME = /^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/
+const HOSTNAME =
+  /^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/
 
 function parsePort(flag: string, text: string, min = 0): number {
   if (!/^\d{1,5}$/.test(text)) throw new UsageError(`${flag}: port ${JSON.stringify(text)} is not a number`)
@@ -118,7 +119,8 @@ export function parseGossipArgs(argv: readonly string[]): ParsedCommand {
 
   const name = str('name')
   if (name === undefined) throw new UsageError('--name is required')
-  if (name.trim() === '' || /\s/.test(name)) throw new UsageError(`--name: ${JSON.stringify(name)} must be non-empty without spaces`)
+  if (name.trim() === '' || /\s/.test(name))
+    throw new UsageError(`--name: ${JSON.stringify(name)} must be non-empty without spaces`)
 
   const bindText = str('bind')
   if (bindText === undefined) throw new UsageError('--bind is required (IP:PORT, port 0 picks a free one)')
@@ -152,7 +154,9 @@ export function parseGossipArgs(argv: readonly string[]): ParsedCommand {
     try {
       key = decodeGoBase64(item)
     } catch (err) {
-      throw new UsageError(`--keys: key ${i + 1} is not valid base64 (${err instanceof Error ? err.message : String(err)})`)
+      throw new UsageError(
+        `--keys: key ${i + 1} is not valid base64 (${err instanceof Error ? err.message : String(err)})`,
+      )
     }
     if (key.length !== 16 && key.length !== 24 && key.length !== 32) {
       throw new UsageError(`--keys: key ${i + 1} is ${key.length} bytes; AES keys are 16, 24 or 32 bytes`)

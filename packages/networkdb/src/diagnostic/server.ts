@@ -37,17 +37,7 @@ import type { NetworkDB, NetworkDBStats } from '../types.js'
 import { decodeGoBase64 } from './go-base64.js'
 import { cleanPath, parseForm, parseTarget } from './form.js'
 import type { FormValues } from './form.js'
-import {
-  fail,
-  info,
-  networkStats,
-  ok,
-  peerEntry,
-  renderReply,
-  table,
-  tableEntry,
-  wrongCommand,
-} from './result.js'
+import { fail, info, networkStats, ok, peerEntry, renderReply, table, tableEntry, wrongCommand } from './result.js'
 import type { Details, EntryValue, OutputFormat, Peer, Reply } from './result.js'
 
 export interface DiagnosticServerOptions {
@@ -118,7 +108,9 @@ function decodeValue(value: string, unsafe: boolean): Uint8Array {
 }
 
 function encodeValue(value: Uint8Array, unsafe: boolean): EntryValue {
-  return unsafe ? { raw: value } : { base64: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') }
+  return unsafe
+    ? { raw: value }
+    : { base64: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') }
 }
 
 function toPeer(p: { name: string; ip: string }): Peer {
@@ -135,7 +127,9 @@ function statsDetails(stats: NetworkDBStats): Details {
   const safe = jsonSafe(stats) as Record<string, unknown>
   return {
     text: () =>
-      Object.entries(safe).map(([k, v]) => `${k}: ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}\n`),
+      Object.entries(safe).map(
+        ([k, v]) => `${k}: ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}\n`,
+      ),
     json: () => safe,
   }
 }
@@ -163,7 +157,9 @@ function writeEntry(op: 'create' | 'update'): Handler {
         return fail(`cannot create entry in table ${tname} with network id ${nid} and key ${key}, already exists`)
       }
       if (op === 'update' && kindOf(err) === 'not-found') {
-        return fail(`cannot update entry as the entry in table ${tname} with network id ${nid} and key ${key} does not exist`)
+        return fail(
+          `cannot update entry as the entry in table ${tname} with network id ${nid} and key ${key} does not exist`,
+        )
       }
       return fail(errorText(err))
     }
@@ -228,7 +224,9 @@ const HANDLERS: ReadonlyMap<string, Handler> = new Map<string, Handler>([
         ctx.db.deleteEntry(tname, nid, key)
       } catch (err) {
         if (kindOf(err) === 'not-found') {
-          return fail(`cannot delete entry ${tname} with network id ${nid} and key ${key} does not exist or is already being deleted`)
+          return fail(
+            `cannot delete entry ${tname} with network id ${nid} and key ${key} does not exist or is already being deleted`,
+          )
         }
         return fail(errorText(err))
       }
@@ -264,7 +262,9 @@ const HANDLERS: ReadonlyMap<string, Handler> = new Map<string, Handler>([
       const [tname, nid] = p
       const entries = [...ctx.db.getTableByNetwork(tname, nid)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       return ok(
-        table(entries.map(([key, e], i) => tableEntry(i, { key, value: encodeValue(e.value, ctx.unsafe), owner: e.owner }))),
+        table(
+          entries.map(([key, e], i) => tableEntry(i, { key, value: encodeValue(e.value, ctx.unsafe), owner: e.owner })),
+        ),
       )
     },
   ],
@@ -320,7 +320,9 @@ function validateOptions(opts: DiagnosticServerOptions): void {
     })
   }
   if (opts.host !== undefined && opts.host.trim() === '') {
-    throw new InvalidArgumentError('diagnostic server: host must not be empty', { code: 'ERR_NETWORKDB_DIAGNOSTIC_OPTIONS' })
+    throw new InvalidArgumentError('diagnostic server: host must not be empty', {
+      code: 'ERR_NETWORKDB_DIAGNOSTIC_OPTIONS',
+    })
   }
 }
 
@@ -348,12 +350,21 @@ export async function startDiagnosticServer(db: NetworkDB, opts: DiagnosticServe
       // Go's ServeMux answers an unclean path with a redirect to the clean one.
       const location = target.rawQuery === '' ? clean : `${clean}?${target.rawQuery}`
       res.writeHead(301, { location, 'content-type': 'text/html; charset=utf-8' })
-      res.end(`<a href="${location.replace(/&/g, '&amp;').replace(/"/g, '&#34;').replace(/</g, '&lt;')}">Moved Permanently</a>.\n\n`)
+      res.end(
+        `<a href="${location.replace(/&/g, '&amp;').replace(/"/g, '&#34;').replace(/</g, '&lt;')}">Moved Permanently</a>.\n\n`,
+      )
       return
     }
     const form = await parseForm(req, target.rawQuery, lifetime.signal)
     const format = outputFormat(form)
-    const ctx: RequestContext = { db, path: target.path, form, unsafe: form.has('unsafe'), signal: lifetime.signal, log }
+    const ctx: RequestContext = {
+      db,
+      path: target.path,
+      form,
+      unsafe: form.has('unsafe'),
+      signal: lifetime.signal,
+      log,
+    }
     log.trace('diagnostic %s %s from %s', req.method, req.url, req.socket.remoteAddress)
     let reply: Reply
     try {
