@@ -60,9 +60,13 @@ describe('encoding (go-msgpack rules)', () => {
     expect(seq(0xffffffff)).toBe('ceffffffff')
   })
 
-  it('refuses integers that are negative or not integers', () => {
+  it('refuses integers that are negative, not integers or too large for their Go field', () => {
     expect(() => encodeMessage({ type: 'nack', seqNo: -1 })).toThrow(WireError)
     expect(() => encodeMessage({ type: 'nack', seqNo: 1.5 })).toThrow(WireError)
+    expect(() => encodeMessage({ type: 'nack', seqNo: 2 ** 32 })).toThrow(/SeqNo/)
+    expect(() =>
+      encodeMessage({ type: 'indirectPing', seqNo: 1, target: ADDR, port: 65536, node: '', nack: false }),
+    ).toThrow(/Port/)
   })
 
   it('writes strings and byte slices in the raw family only (a0|n, da, db; never d9 or bin)', () => {

@@ -111,10 +111,22 @@ function writeStruct(w: MsgpackWriter, def: StructDef, values: readonly unknown[
       case Kind.Bool:
         w.bool(v as boolean)
         break
-      default:
-        w.uint(v as number)
+      default: {
+        const max = MAX_OF[def.fields[i]!.kind]!
+        if (typeof v !== 'number' || v > max) {
+          throw new WireError(`${def.fields[i]!.name} ${String(v)} does not fit its field (max ${max})`)
+        }
+        w.uint(v)
+      }
     }
   }
+}
+
+const MAX_OF: Partial<Record<Kind, number>> = {
+  [Kind.U8]: 0xff,
+  [Kind.U16]: 0xffff,
+  [Kind.U32]: 0xffffffff,
+  [Kind.Int]: Number.MAX_SAFE_INTEGER,
 }
 
 function sizeHint(msg: Message): number {

@@ -37,7 +37,7 @@ export function decompressMessage(buf: Uint8Array): Buffer {
 export interface PackOptions {
   compress: boolean
   crc: boolean
-  keyring?: Keyring
+  keyring?: Keyring | undefined
 }
 
 /**
@@ -104,7 +104,7 @@ export interface UnpackResult {
  * Incoming UDP pipeline: decrypt when the keyring has keys, verify and strip hasCrc at the outermost
  * level, then dispatch through compress and compound. Throws WireError only for decrypt or CRC failure.
  */
-export function unpackPacket(buf: Uint8Array, opts: { keyring?: Keyring }): UnpackResult {
+export function unpackPacket(buf: Uint8Array, opts: { keyring?: Keyring | undefined }): UnpackResult {
   const keys = keysOf(opts.keyring)
   let data = buf
   if (keys.length > 0) data = decryptPayload(keys, buf)

@@ -19,14 +19,14 @@ const FRAME_HEADER = 5
  * Outgoing stream message: always wrapped in compress when `compress`, then in the encrypt frame (AAD =
  * the 5 header bytes) when the keyring has keys.
  */
-export function packStream(msg: Uint8Array, opts: { compress: boolean; keyring?: Keyring }): Uint8Array {
+export function packStream(msg: Uint8Array, opts: { compress: boolean; keyring?: Keyring | undefined }): Uint8Array {
   return packStreamWithNonce(msg, opts, undefined)
 }
 
 /** packStream with an explicit GCM nonce (tests). */
 export function packStreamWithNonce(
   msg: Uint8Array,
-  opts: { compress: boolean; keyring?: Keyring },
+  opts: { compress: boolean; keyring?: Keyring | undefined },
   nonce: Uint8Array | undefined,
 ): Uint8Array {
   if (msg.length === 0) throw new WireError('refusing to send an empty message')
@@ -54,7 +54,7 @@ export function sealStreamFrame(key: Uint8Array, plain: Uint8Array, nonce?: Uint
  */
 export function readStreamMessage(
   buf: Uint8Array,
-  opts: { keyring?: Keyring },
+  opts: { keyring?: Keyring | undefined },
 ): { message: Message; consumed: number } | undefined {
   if (buf.length === 0) return undefined
   const keys = keysOf(opts.keyring)
