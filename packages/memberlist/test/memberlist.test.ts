@@ -231,4 +231,36 @@ describe('gossip packets', () => {
     ml.keyring.removeKey(KEY)
     expect(ml.keyring.keys()).toEqual([k2])
   })
+
+  it('awareness: a failed probe without nack-capable helpers raises the health score, acks lower it', async () => {
+    const { ml } = await startNode('aw', nodes, { probeIntervalMs: 100, probeTimeoutMs: 50 })
+    // A silent peer (pmax 2: no TCP fallback, no nacks).
+    await rawPeer(ml, 2)
+    await waitFor(() => ml.healthScore() >= 1, 3000, 'health score to rise')
+    await waitFor(() => ml.nodes().some((n) => n.name.startsWith('raw') && n.state === 'dead'), 5000, 'silent peer dead')
+    const raised = ml.healthScore()
+    // A peer that answers every ping: successful probes bring the score back down.
+    const sock = dgram.createSocket('udp4')
+    sockets.push(sock)
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()))
+    const port = sock.address().port
+    sock.on('message', (m, rinfo) => {
+      for (const msg of unpackPacket(m, {}).messages) {
+        if (msg.type === 'ping') sock.send(encodeMessage({ type: 'ack', seqNo: msg.seqNo, payload: null }), rinfo.port, rinfo.address)
+      }
+    })
+    const { packPacket } = await import('../src/wire/index.js')
+    const alive = encodeMessage({
+      type: 'alive',
+      node: 'responder',
+      incarnation: 1,
+      addr: ipToBytes('127.0.0.1'),
+      port,
+      meta: new Uint8Array(0),
+      vsn: new Uint8Array([1, 5, 2, 0, 0, 0]),
+    })
+    sock.send(packPacket([alive], { compress: false, crc: false }), ml.address.port, '127.0.0.1')
+    await waitFor(() => ml.healthScore() < raised, 5000, 'health score to fall')
+    expect(ml.nodes().find((n) => n.name === 'responder')?.state).toBe('alive')
+  })
 })
