@@ -35,7 +35,10 @@ import {
   makeCompound,
 } from './proto.js'
 import type { NetworkEntryMsg, NetworkEventMsg, NodeEventMsg, TableEventMsg } from './proto.js'
+import { reapDeadNodes, reapLeavingNetworks, reapTombstones } from './reaper.js'
 import { TableEventQueue } from './table-queue.js'
+import { EntryStore } from './tables.js'
+import type { Entry } from './tables.js'
 import type {
   EntryInfo,
   NetworkDB,
@@ -90,15 +93,6 @@ interface NetworkRecord {
   queue: TableEventQueue | undefined
 }
 
-interface Entry {
-  ltime: bigint
-  owner: string
-  value: Uint8Array
-  deleting: boolean
-  reapTimeMs: number
-}
-
-type Tables = Map<string, Map<string, Entry>>
 
 function sample<T>(items: readonly T[], m: number): T[] {
   const copy = [...items]
@@ -131,8 +125,7 @@ export class NetworkDBNode implements NetworkDB {
   /** networks[node][nid] */
   readonly #networks = new Map<string, Map<string, NetworkRecord>>()
   readonly #networkNodes = new Map<string, Set<string>>()
-  /** entries[nid][table][key] */
-  readonly #entries = new Map<string, Tables>()
+  readonly #store = new EntryStore()
   readonly #watch = new WatchHub()
   readonly #networkQueue: TransmitLimitedQueue
   readonly #nodeQueue: TransmitLimitedQueue
@@ -433,7 +426,7 @@ export class NetworkDBNode implements NetworkDB {
     if (old !== undefined && !old.deleting) throw new EntryExistsError(table, networkId, key)
     const e: Entry = { ltime: this.#tableClock.increment(), owner: this.nodeId, value, deleting: false, reapTimeMs: 0 }
     this.#sendTableEvent(TableEventType.CREATE, networkId, table, key, e)
-    this.#putEntry(networkId, table, key, e)
+    this.#store.put(networkId, table, key, e)
   }
 
   updateEntry(table: string, networkId: string, key: string, value: Uint8Array): void {
@@ -441,7 +434,7 @@ export class NetworkDBNode implements NetworkDB {
     if (this.#getEntry(table, networkId, key) === undefined) throw new EntryNotFoundError(table, networkId, key)
     const e: Entry = { ltime: this.#tableClock.increment(), owner: this.nodeId, value, deleting: false, reapTimeMs: 0 }
     this.#sendTableEvent(TableEventType.UPDATE, networkId, table, key, e)
-    this.#putEntry(networkId, table, key, e)
+    this.#store.put(networkId, table, key, e)
   }
 
   deleteEntry(table: string, networkId: string, key: string): void {
@@ -456,7 +449,7 @@ export class NetworkDBNode implements NetworkDB {
       reapTimeMs: this.#cfg.reapEntryIntervalMs,
     }
     this.#sendTableEvent(TableEventType.DELETE, networkId, table, key, e)
-    this.#putEntry(networkId, table, key, e)
+    this.#store.put(networkId, table, key, e)
   }
 
   getEntry(table: string, networkId: string, key: string): Uint8Array {
@@ -473,7 +466,7 @@ export class NetworkDBNode implements NetworkDB {
 
   getTableByNetwork(table: string, networkId: string): Map<string, { value: Uint8Array; owner: string }> {
     const out = new Map<string, { value: Uint8Array; owner: string }>()
-    for (const [key, e] of this.#entries.get(networkId)?.get(table) ?? []) {
+    for (const [key, e] of this.#store.table(networkId, table) ?? []) {
       if (!e.deleting) out.set(key, { value: e.value, owner: e.owner })
     }
     return out
@@ -483,11 +476,7 @@ export class NetworkDBNode implements NetworkDB {
     table: string,
     fn: (networkId: string, key: string, value: Uint8Array, deleting: boolean) => boolean | void,
   ): void {
-    for (const [nid, tables] of this.#entries) {
-      for (const [key, e] of tables.get(table) ?? []) {
-        if (fn(nid, key, e.value, e.deleting) === true) return
-      }
-    }
+    this.#store.walkTable(table, (nid, key, e) => fn(nid, key, e.value, e.deleting))
   }
 
   watch(filter: WatchFilter, opts?: AbortOptions): TableWatch {
@@ -495,24 +484,7 @@ export class NetworkDBNode implements NetworkDB {
   }
 
   #getEntry(table: string, nid: string, key: string): Entry | undefined {
-    return this.#entries.get(nid)?.get(table)?.get(key)
-  }
-
-  #putEntry(nid: string, table: string, key: string, e: Entry): void {
-    let tables = this.#entries.get(nid)
-    if (tables === undefined) this.#entries.set(nid, (tables = new Map()))
-    let t = tables.get(table)
-    if (t === undefined) tables.set(table, (t = new Map()))
-    t.set(key, e)
-  }
-
-  #removeEntry(nid: string, table: string, key: string): void {
-    const tables = this.#entries.get(nid)
-    const t = tables?.get(table)
-    if (tables === undefined || t === undefined) return
-    t.delete(key)
-    if (t.size === 0) tables.delete(table)
-    if (tables.size === 0) this.#entries.delete(nid)
+    return this.#store.get(nid, table, key)
   }
 
   #emit(type: WatchEventType, table: string, networkId: string, key: string, value: Uint8Array, owner: string): void {
@@ -545,40 +517,30 @@ export class NetworkDBNode implements NetworkDB {
    */
   #deleteNodeNetworkEntries(nid: string, node: string): void {
     const isLocal = node === this.nodeId
-    const tables = this.#entries.get(nid)
-    if (tables === undefined) return
-    for (const [table, t] of [...tables]) {
-      for (const [key, old] of [...t]) {
-        if (old.owner !== node && !isLocal) continue
-        if (old.deleting && !isLocal) continue
-        if (old.owner === node) {
-          if (!old.deleting) {
-            this.#putEntry(nid, table, key, {
-              ltime: isLocal ? old.ltime + 1n : old.ltime,
-              owner: old.owner,
-              value: old.value,
-              deleting: true,
-              reapTimeMs: this.#cfg.reapEntryIntervalMs,
-            })
-          }
-        } else {
-          this.#removeEntry(nid, table, key)
+    for (const [table, key, old] of this.#store.networkEntries(nid)) {
+      if (old.owner !== node && !isLocal) continue
+      if (old.deleting && !isLocal) continue
+      if (old.owner === node) {
+        if (!old.deleting) {
+          this.#store.put(nid, table, key, {
+            ltime: isLocal ? old.ltime + 1n : old.ltime,
+            owner: old.owner,
+            value: old.value,
+            deleting: true,
+            reapTimeMs: this.#cfg.reapEntryIntervalMs,
+          })
         }
-        if (!old.deleting) this.#emit('delete', table, nid, key, old.value, old.owner)
+      } else {
+        this.#store.remove(nid, table, key)
       }
+      if (!old.deleting) this.#emit('delete', table, nid, key, old.value, old.owner)
     }
   }
 
   /** A node left or failed: forget all its entries at once (Delete to watchers for live ones). */
   #deleteNodeTableEntries(node: string): void {
-    for (const [nid, tables] of [...this.#entries]) {
-      for (const [table, t] of [...tables]) {
-        for (const [key, e] of [...t]) {
-          if (e.owner !== node) continue
-          this.#removeEntry(nid, table, key)
-          if (!e.deleting) this.#emit('delete', table, nid, key, e.value, e.owner)
-        }
-      }
+    for (const [nid, table, key, e] of this.#store.removeOwnedBy(node)) {
+      if (!e.deleting) this.#emit('delete', table, nid, key, e.value, e.owner)
     }
   }
 
@@ -679,16 +641,7 @@ export class NetworkDBNode implements NetworkDB {
   }
 
   #reapDeadNodes(): void {
-    const period = this.#cfg.reapDeadNodeIntervalMs
-    for (const n of [...this.#nodes.values()]) {
-      if (n.status === 'active') continue
-      if (n.reapTimeMs > period) {
-        n.reapTimeMs -= period
-        continue
-      }
-      this.#nodes.delete(n.name)
-      this.#log('forgot %s node %s', n.status, n.name)
-    }
+    for (const name of reapDeadNodes(this.#nodes, this.#cfg.reapDeadNodeIntervalMs)) this.#log('forgot node %s', name)
   }
 
   async #reconnectNode(): Promise<void> {
@@ -952,7 +905,7 @@ export class NetworkDBNode implements NetworkDB {
       this.#log.trace('table event %s/%s/%s DELETE without reap time (old peer)', ev.tableName, ev.networkId, ev.key)
       reapTimeMs = this.#cfg.reapEntryIntervalMs
     }
-    this.#putEntry(ev.networkId, ev.tableName, ev.key, {
+    this.#store.put(ev.networkId, ev.tableName, ev.key, {
       ltime: ev.ltime,
       owner: ev.nodeName,
       value: ev.value,
@@ -1038,25 +991,23 @@ export class NetworkDBNode implements NetworkDB {
     if (peer === undefined || peer.status !== 'active') throw new Error(`bulk sync: node ${node} is not active`)
     const parts: Uint8Array[] = []
     for (const nid of networks) {
-      for (const [table, t] of this.#entries.get(nid) ?? []) {
-        for (const [key, e] of t) {
-          parts.push(
-            encodeGossip(
-              MessageType.TABLE_EVENT,
-              encodeTableEvent({
-                type: e.deleting ? TableEventType.DELETE : TableEventType.CREATE,
-                ltime: e.ltime,
-                nodeName: e.owner,
-                networkId: nid,
-                tableName: table,
-                key,
-                value: e.value,
-                residualReapTime: Math.trunc(e.reapTimeMs / 1000),
-              }),
-            ),
-          )
-        }
-      }
+      this.#store.forEachInNetwork(nid, (table, key, e) => {
+        parts.push(
+          encodeGossip(
+            MessageType.TABLE_EVENT,
+            encodeTableEvent({
+              type: e.deleting ? TableEventType.DELETE : TableEventType.CREATE,
+              ltime: e.ltime,
+              nodeName: e.owner,
+              networkId: nid,
+              tableName: table,
+              key,
+              value: e.value,
+              residualReapTime: Math.trunc(e.reapTimeMs / 1000),
+            }),
+          ),
+        )
+      })
     }
     const messages = buildBulkSyncMessages(
       { ltime: this.#tableClock.time(), nodeName: this.nodeId, networks, unsolicited },
@@ -1124,42 +1075,10 @@ export class NetworkDBNode implements NetworkDB {
   // ---------------------------------------------------------------- reaping
 
   #reapState(): void {
-    this.#reapTableEntries()
-    this.#reapNetworks()
-  }
-
-  #reapTableEntries(): void {
-    const period = this.#cfg.reapIntervalMs
-    const start = Date.now()
-    for (const nid of [...(this.#networks.get(this.nodeId)?.keys() ?? [])]) {
-      const tables = this.#entries.get(nid)
-      if (tables === undefined) continue
-      const compensation = Date.now() - start
-      for (const [table, t] of [...tables]) {
-        for (const [key, e] of [...t]) {
-          if (!e.deleting) continue
-          if (e.reapTimeMs > period + compensation + 1000) {
-            e.reapTimeMs -= period + compensation
-            continue
-          }
-          this.#removeEntry(nid, table, key)
-        }
-      }
-    }
-  }
-
-  #reapNetworks(): void {
-    const period = this.#cfg.reapIntervalMs
-    for (const nn of this.#networks.values()) {
-      for (const [id, n] of [...nn]) {
-        if (!n.leaving) continue
-        if (n.reapTimeMs <= 0) {
-          nn.delete(id)
-          continue
-        }
-        n.reapTimeMs -= period
-      }
-    }
+    // Entries first: they rely on the network records that reapLeavingNetworks may drop.
+    const mine = [...(this.#networks.get(this.nodeId)?.keys() ?? [])]
+    reapTombstones(this.#store, mine, this.#cfg.reapIntervalMs, Date.now)
+    reapLeavingNetworks(this.#networks.values(), this.#cfg.reapIntervalMs)
   }
 
   // ---------------------------------------------------------------- keys and stats
@@ -1182,11 +1101,10 @@ export class NetworkDBNode implements NetworkDB {
     const networks: NetworkStats[] = []
     const entriesPerTable: Record<string, number> = {}
     for (const [nid, n] of this.#networks.get(this.nodeId) ?? []) {
-      let entries = 0
-      for (const [table, t] of this.#entries.get(nid) ?? []) {
-        entries += t.size
-        for (const e of t.values()) if (!e.deleting) entriesPerTable[table] = (entriesPerTable[table] ?? 0) + 1
-      }
+      const entries = this.#store.count(nid)
+      this.#store.forEachInNetwork(nid, (table, _key, e) => {
+        if (!e.deleting) entriesPerTable[table] = (entriesPerTable[table] ?? 0) + 1
+      })
       networks.push({
         networkId: nid,
         peers: this.#networkNodes.get(nid)?.size ?? 0,
