@@ -383,6 +383,23 @@ describe('networkdb on an in-memory hub', () => {
     expect(dec(a.getEntry('t', 'N', 'while-apart'))).toBe('x')
   })
 
+  it('case 9 (islands): bootstrap nodes restarted under new names are rejoined by the 60 s bootstrap check', async () => {
+    const { dbs, add } = await fakeCluster(3)
+    const [a, b, c] = dbs as [(typeof dbs)[0], (typeof dbs)[0], (typeof dbs)[0]]
+    const seedPort = a.address.port
+    // b and c joined through a: a is their bootstrap node. a closes cleanly and comes back under a new
+    // name on the same address without calling join().
+    await closeWithClock(a)
+    expect(b.nodes().find((n) => n.name === 'node0')?.status).toBe('left')
+    const a2 = await add('node0-reborn', { bindPort: seedPort })
+    expect(a2.clusterPeers().map((p) => p.name)).toEqual(['node0-reborn'])
+    await settle(61_000 + 10_000)
+    for (const db of [b, c, a2]) {
+      expect(db.clusterPeers().map((p) => p.name).sort()).toEqual(['node0-reborn', 'node1', 'node2'])
+      expect(db.stats().nodes.failed).toBe(0)
+    }
+  })
+
   it('validates its config and stops cleanly', async () => {
     await expect(createNetworkDB({ bindPort: 70_000 }, { createMemberlist: new FakeHub().create })).rejects.toThrow(/bindPort/)
     await expect(createNetworkDB({ gossipIntervalMs: 0 }, { createMemberlist: new FakeHub().create })).rejects.toThrow(/gossipIntervalMs/)
