@@ -2,6 +2,7 @@
 // written over HTTP on one and read on the other, graceful SIGTERM seen as a LEFT node on the survivor.
 // Build first (with its dependencies): npx -y pnpm@10.34.9 --filter '@cnm/networkdb...' build
 import { afterEach, describe, expect, it } from 'vitest'
+import { inspect } from 'node:util'
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -17,6 +18,37 @@ interface Proc {
   stderr: string
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
+
+/** Reply details, loosely typed: each check reads the fields its endpoint has. */
+interface Row {
+  readonly key: string
+  readonly value: string
+  readonly owner: string
+  readonly name: string
+  readonly '-=name': string
+  readonly ip: string
+}
+interface Details {
+  readonly size: number
+  /** Rows of a table; a number in /networkstats. */
+  readonly entries: readonly Row[] | null | number
+  readonly key: string
+  readonly value: string
+  readonly owner: string
+  readonly qlen: number
+  readonly QueueLen: number
+  readonly nodeId: string
+  readonly networkClock: string
+  readonly tableClock: string
+  readonly networks: readonly { readonly networkId: string }[]
+  readonly nodes: { readonly active: number; readonly left: number; readonly failed: number }
+}
+interface Envelope {
+  readonly message: string
+  readonly details: Details
+}
+
+const rows = (d: Details): readonly Row[] => (Array.isArray(d.entries) ? (d.entries as readonly Row[]) : [])
 
 const started: Proc[] = []
 
@@ -68,8 +100,8 @@ async function http(base: string, path: string): Promise<string> {
   return (await fetch(`${base}${path}`)).text()
 }
 
-async function json(base: string, path: string): Promise<{ message: string; details: any }> {
-  return JSON.parse(await http(base, path)) as { message: string; details: any }
+async function json(base: string, path: string): Promise<Envelope> {
+  return JSON.parse(await http(base, path)) as Envelope
 }
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
@@ -83,7 +115,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
       last = err
     }
     if (Date.now() > end)
-      throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${String(last)}`}`)
+      throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${inspect(last)}`}`)
     await new Promise((r) => setTimeout(r, 100))
   }
 }
@@ -176,13 +208,11 @@ describe('cnm-gossip executable', () => {
       return s.details.nodes.left === 1 && s.details.nodes.active === 1 ? s.details : undefined
     })
     expect(stats.nodes.failed).toBe(0)
-    expect(
-      (await json(ra.diagnostic, '/clusterpeers?json')).details.entries.map((e: { name: string }) => e.name),
-    ).toEqual(['gossip-a'])
+    expect(rows((await json(ra.diagnostic, '/clusterpeers?json')).details).map((e) => e.name)).toEqual(['gossip-a'])
     await until('b gone from net1 and its entry dropped', async () => {
       const peers = await json(ra.diagnostic, '/networkpeers?nid=net1&json')
       const table = await json(ra.diagnostic, '/gettable?tname=svc&nid=net1&json')
-      return peers.details.size === 1 && table.details.size === 1 && table.details.entries[0].key === 'k1'
+      return peers.details.size === 1 && table.details.size === 1 && rows(table.details)[0]?.key === 'k1'
         ? true
         : undefined
     })

@@ -1,6 +1,7 @@
 // The diagnostic server against real networkdb nodes on 127.0.0.1 (ephemeral ports, shortened timers):
 // every command over HTTP, results checked on the other nodes, Docker's texts for bad input.
 import { afterEach, describe, expect, it } from 'vitest'
+import { inspect } from 'node:util'
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { isCnmError } from '@cnm/types'
@@ -31,6 +32,37 @@ interface Node {
   readonly gossip: string
 }
 
+/** Reply details, loosely typed: each check reads the fields its endpoint has. */
+interface Row {
+  readonly key: string
+  readonly value: string
+  readonly owner: string
+  readonly name: string
+  readonly '-=name': string
+  readonly ip: string
+}
+interface Details {
+  readonly size: number
+  /** Rows of a table; a number in /networkstats. */
+  readonly entries: readonly Row[] | null | number
+  readonly key: string
+  readonly value: string
+  readonly owner: string
+  readonly qlen: number
+  readonly QueueLen: number
+  readonly nodeId: string
+  readonly networkClock: string
+  readonly tableClock: string
+  readonly networks: readonly { readonly networkId: string }[]
+  readonly nodes: { readonly active: number; readonly left: number; readonly failed: number }
+}
+interface Envelope {
+  readonly message: string
+  readonly details: Details
+}
+
+const rows = (d: Details): readonly Row[] => (Array.isArray(d.entries) ? (d.entries as readonly Row[]) : [])
+
 const cleanups: (() => Promise<void>)[] = []
 
 afterEach(async () => {
@@ -60,11 +92,11 @@ async function get(n: Node, path: string, init?: RequestInit): Promise<Res> {
   return { status: r.status, type: r.headers.get('content-type') ?? '', body: bytes.toString('utf8'), bytes }
 }
 
-async function getJson(n: Node, path: string): Promise<{ message: string; details: any }> {
+async function getJson(n: Node, path: string): Promise<Envelope> {
   const r = await get(n, path)
   expect(r.status).toBe(200)
   expect(r.type).toBe('application/json')
-  return JSON.parse(r.body) as { message: string; details: any }
+  return JSON.parse(r.body) as Envelope
 }
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
@@ -78,7 +110,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
       last = err
     }
     if (Date.now() > end)
-      throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${String(last)}`}`)
+      throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${inspect(last)}`}`)
     await new Promise((r) => setTimeout(r, 100))
   }
 }
@@ -117,9 +149,11 @@ describe('diagnostic server on real nodes', () => {
     const peers = await getJson(b, '/clusterpeers?json')
     expect(peers.message).toBe('OK')
     expect(peers.details.size).toBe(3)
-    const names = (peers.details.entries as { name: string; '-=name': string; ip: string }[]).map((e) => e.name).sort()
+    const names = rows(peers.details)
+      .map((e) => e.name)
+      .sort()
     expect(names).toEqual(['node-0', 'node-1', 'node-2'])
-    for (const e of peers.details.entries) {
+    for (const e of rows(peers.details)) {
       expect(e['-=name']).toBe(e.name)
       expect(e.ip).toBe('127.0.0.1')
     }
@@ -175,14 +209,14 @@ describe('diagnostic server on real nodes', () => {
     expect((await get(a, `/updateentry?tname=t1&nid=net1&key=k1&value=${b64('world')}`)).body).toBe('OK')
     await until('update on node-1', async () => {
       const j = await getJson(b, '/getentry?tname=t1&nid=net1&key=k1&json&unsafe')
-      return j.details?.value === 'world' ? true : undefined
+      return j.details.value === 'world' ? true : undefined
     })
 
     expect((await get(a, '/deleteentry?tname=t1&nid=net1&key=k1')).body).toBe('OK')
     await until('delete on node-1 and node-2', async () => {
       for (const n of [b, c]) {
         const j = await getJson(n, '/gettable?tname=t1&nid=net1&json')
-        if (j.details.size !== 1 || j.details.entries[0].key !== 'k2') return undefined
+        if (j.details.size !== 1 || rows(j.details)[0]?.key !== 'k2') return undefined
       }
       return true
     })
@@ -197,7 +231,7 @@ describe('diagnostic server on real nodes', () => {
     expect((await get(a, `/createentry?tname=t1&nid=net1&key=k1&value=${b64('again')}`)).body).toBe('OK')
     await until('re-created k1 on node-2', async () => {
       const j = await getJson(c, '/getentry?tname=t1&nid=net1&key=k1&json&unsafe')
-      return j.details?.value === 'again' ? true : undefined
+      return j.details.value === 'again' ? true : undefined
     })
   })
 

@@ -147,12 +147,14 @@ describe('reply shapes (libnetwork/diagnostic/types.go)', () => {
     expect(text(renderReply(ok(peers), 'text'))).toBe(
       'OK\ntotal entries: 2\n0) a -> 127.0.0.1\n1) orphan-b -> invalid IP\n',
     )
-    expect(JSON.parse(text(renderReply(ok(peers), 'json'))).details.entries).toEqual([
+    expect(
+      (JSON.parse(text(renderReply(ok(peers), 'json'))) as { details: { entries: unknown } }).details.entries,
+    ).toEqual([
       { '-=name': 'a', name: 'a', ip: '127.0.0.1' },
       { '-=name': 'orphan-b', name: 'orphan-b', ip: '' },
     ])
     expect(text(renderReply(ok(networkStats(3, -1)), 'text'))).toBe('OK\nentries: 3, qlen: -1\n')
-    expect(JSON.parse(text(renderReply(ok(networkStats(3, 0)), 'json'))).details).toEqual({
+    expect((JSON.parse(text(renderReply(ok(networkStats(3, 0)), 'json'))) as { details: unknown }).details).toEqual({
       entries: 3,
       QueueLen: 0,
       qlen: 0,
