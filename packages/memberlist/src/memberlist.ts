@@ -454,9 +454,9 @@ export class MemberlistImpl implements Memberlist {
     const socket = await this.#dial(to, deadline, opts?.signal)
     try {
       await writeAll(socket, buf, deadline)
-      await new Promise<void>((resolve) => socket.end(resolve))
     } finally {
-      socket.destroySoon()
+      // Half-close after the data; the transport destroys the socket at shutdown if the peer lingers.
+      socket.end()
     }
   }
 
