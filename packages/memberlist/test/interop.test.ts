@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Memberlist } from '../src/index.js'
-import { KeyringImpl, encodeMessage, ipToBytes, readStreamMessage, unpackPacket } from '../src/wire/index.js'
+import { KeyringImpl, encodeMessage, ipToBytes, lzwDecompress, readStreamMessage, unpackPacket } from '../src/wire/index.js'
 import type { Message } from '../src/wire/index.js'
 import { shutdownAll, startNode, stateOf, waitFor } from './helpers.js'
 
@@ -11,6 +11,10 @@ const VECTORS = new URL('../../../../shared/vectors/memberlist/', import.meta.ur
 function vector(id: string): Buffer {
   const v = JSON.parse(readFileSync(new URL(`${id}.json`, VECTORS), 'utf8')) as { hex: string }
   return Buffer.from(v.hex, 'hex')
+}
+function decompressedHex(id: string): string {
+  const v = JSON.parse(readFileSync(new URL(`${id}.json`, VECTORS), 'utf8')) as { decoded: { compress: { decompressed_hex: string } } }
+  return v.decoded.compress.decompressed_hex
 }
 const K16 = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex')
 const K32 = Buffer.from('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f', 'hex')
@@ -182,6 +186,49 @@ describe('interop with recorded Go traffic (real UDP/TCP)', () => {
     expect(msgs.find((m) => m.type === 'ack')).toEqual({ type: 'ack', seqNo: 4242, payload: null })
     await new Promise((r) => setTimeout(r, 700))
     expect(requester.got.flatMap((b) => unpackPacket(b, {}).messages).some((m) => m.type === 'nack')).toBe(false)
+  })
+
+  it('our push-pull join request is byte-identical to Go\'s tcp-01 (port aside), and a tcp-02 reply completes the join', async () => {
+    const server = net.createServer()
+    const received: Buffer[] = []
+    server.on('connection', (sock) => {
+      const chunks: Buffer[] = []
+      sock.on('data', (c: Buffer) => {
+        chunks.push(c)
+        const all = Buffer.concat(chunks)
+        if (readStreamMessage(all, {}) !== undefined) {
+          received.push(all)
+          sock.end(vector('tcp-02-pushpull-join-response'))
+        }
+      })
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+    try {
+      const { ml, rec } = await startNode('node2', nodes)
+      rec.delegate.localState = () => Buffer.from('0803120908011a056e6f646532', 'hex')
+      const port = (server.address() as net.AddressInfo).port
+      expect(await ml.join([`127.0.0.1:${port}`])).toBe(1)
+      const sent = received[0]!
+      expect(sent[0]).toBe(9) // compressed, as Go always does for streams
+      const plain = readStream(sent)
+      expect(plain).toMatchObject({ type: 'pushPull', join: true })
+      // Re-encode to compare the exact msgpack bytes with Go's, patching our port into Go's "cd 46 16".
+      const p = ml.address.port
+      const portHex = `cd${p.toString(16).padStart(4, '0')}`
+      const expected = decompressedHex('tcp-01-pushpull-join-request').replace('cd4616', portHex)
+      // compress body: {Algo: 0, Buf: raw}; Buf's header is fixstr, str16 or str32.
+      let at = sent.indexOf(Buffer.from('a3427566', 'hex')) + 4
+      const h = sent[at]!
+      let len: number
+      if ((h & 0xe0) === 0xa0) [len, at] = [h & 0x1f, at + 1]
+      else if (h === 0xda) [len, at] = [sent.readUInt16BE(at + 1), at + 3]
+      else [len, at] = [sent.readUInt32BE(at + 1), at + 5]
+      const ours = lzwDecompress(sent.subarray(at, at + len))
+      expect(Buffer.from(ours).toString('hex')).toBe(expected)
+      await waitFor(() => stateOf(ml, 'node1') === 'alive', 2000, 'node1 from the reply')
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()))
+    }
   })
 
   it('without keys, an encrypted stream gets the tcp-09 error reply byte for byte', async () => {
