@@ -329,7 +329,7 @@ function validateOptions(opts: DiagnosticServerOptions): void {
 /**
  * Starts a Docker-compatible diagnostic HTTP server for `db`. Resolves once it listens.
  * Throws InvalidArgumentError (bad options), UnavailableError `ERR_NETWORKDB_DIAGNOSTIC_LISTEN` (cannot
- * listen, e.g. port in use) or AbortError (signal aborted before it listened).
+ * listen, e.g. port in use) or AbortError (signal aborted before it was up).
  */
 export async function startDiagnosticServer(db: NetworkDB, opts: DiagnosticServerOptions): Promise<DiagnosticServer> {
   validateOptions(opts)
@@ -432,7 +432,11 @@ export async function startDiagnosticServer(db: NetworkDB, opts: DiagnosticServe
     return closing
   }
   opts.signal?.addEventListener('abort', onAbort, { once: true })
-  if (isAborted(opts.signal)) await close()
+  if (isAborted(opts.signal)) {
+    // Aborted while it was binding: do not hand out a server that is already closing.
+    await close()
+    throw new AbortError(undefined, { cause: opts.signal?.reason })
+  }
 
   return { url, port, close, [Symbol.asyncDispose]: close }
 }
