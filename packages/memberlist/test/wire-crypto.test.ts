@@ -29,7 +29,8 @@ describe('crc32', () => {
   it('the table version agrees with the one in use at every length and alignment', () => {
     const data = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 131 + 7) & 0xff))
     for (let start = 0; start < 4; start++) {
-      for (let n = 0; n < 300; n += 1) expect(crc32Software(data.subarray(start, start + n))).toBe(crc32(data.subarray(start, start + n)))
+      for (let n = 0; n < 300; n += 1)
+        expect(crc32Software(data.subarray(start, start + n))).toBe(crc32(data.subarray(start, start + n)))
     }
     expect(crc32Software(data)).toBe(crc32(data))
   })
@@ -55,7 +56,9 @@ describe('AES-GCM', () => {
   })
 
   it('uses a fresh random nonce each time, or the one given', () => {
-    expect(toHex(encryptPayload(K16, plain).subarray(1, 13))).not.toBe(toHex(encryptPayload(K16, plain).subarray(1, 13)))
+    expect(toHex(encryptPayload(K16, plain).subarray(1, 13))).not.toBe(
+      toHex(encryptPayload(K16, plain).subarray(1, 13)),
+    )
     const nonce = Buffer.alloc(12, 9)
     const a = encryptPayloadWithNonce(K16, plain, nonce)
     expect(toHex(a)).toBe(toHex(encryptPayloadWithNonce(K16, plain, nonce)))

@@ -12,7 +12,8 @@ import {
   WireError,
   encryptPayload,
 } from '../src/wire/index.js'
-import { fromHex, loadVectors } from './fixtures-wire/vectors.js'
+import { fromHex, loadVectors, need } from './fixtures-wire/vectors.js'
+import type { VNode } from './fixtures-wire/vectors.js'
 
 /** Deterministic PRNG (mulberry32) so that a failure is reproducible from its iteration number. */
 function rng(seed: number): () => number {
@@ -27,27 +28,25 @@ function rng(seed: number): () => number {
 }
 
 const vectors = loadVectors()
-const K = [
-  Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex'),
-  Buffer.from(Array.from({ length: 32 }, (_, i) => i)),
-]
+const K = [Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex'), Buffer.from(Array.from({ length: 32 }, (_, i) => i))]
 const keyring = new KeyringImpl(K)
 
 /** Plaintext layers of every vector, so that mutations reach the inner decoders too. */
 function seeds(transport: 'udp' | 'tcp'): Buffer[] {
   const out: Buffer[] = []
-  const collect = (node: any, bytes: Buffer): void => { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const collect = (node: VNode | undefined, bytes: Buffer): void => {
     out.push(bytes)
     if (node?.name === 'hasCrc') collect(node.inner, bytes.subarray(5))
-    else if (node?.name === 'compress' && node.decompressed_hex !== undefined) collect(node.inner, fromHex(node.decompressed_hex))
+    else if (node?.name === 'compress' && node.decompressed_hex !== undefined)
+      collect(node.inner, fromHex(node.decompressed_hex))
   }
   for (const v of vectors.filter((x) => x.transport === transport)) {
     out.push(fromHex(v.hex))
-    const plain = v.encrypted ? fromHex(v.decoded.encryption.plaintext_hex) : fromHex(v.hex)
+    const plain = v.encrypted ? fromHex(need(v.decoded.encryption, 'encryption').plaintext_hex) : fromHex(v.hex)
     if (transport === 'udp') collect(v.decoded.message, plain)
     else {
       out.push(plain)
-      out.push(fromHex(v.decoded.compress.decompressed_hex))
+      out.push(fromHex(need(v.decoded.compress, 'compress').decompressed_hex))
     }
   }
   return out
@@ -66,7 +65,10 @@ function mutate(src: Buffer, r: () => number, other: Buffer): Buffer {
         if (b.length > 0) b[at] = Math.floor(r() * 256)
         break
       case 2: // interesting byte (length and type heads)
-        if (b.length > 0) b[at] = [0, 0x7f, 0x80, 0xff, 0xc0, 0xda, 0xdb, 0xde, 0xdf, 0xdc, 0xdd, 0xcf, 7, 9, 10, 12][Math.floor(r() * 16)]!
+        if (b.length > 0)
+          b[at] = [0, 0x7f, 0x80, 0xff, 0xc0, 0xda, 0xdb, 0xde, 0xdf, 0xdc, 0xdd, 0xcf, 7, 9, 10, 12][
+            Math.floor(r() * 16)
+          ]!
         break
       case 3: // truncate
         b = b.subarray(0, at)
@@ -75,7 +77,11 @@ function mutate(src: Buffer, r: () => number, other: Buffer): Buffer {
         b = Buffer.concat([b.subarray(0, at), b.subarray(at + 1 + Math.floor(r() * 8))])
         break
       case 5: // insert random bytes
-        b = Buffer.concat([b.subarray(0, at), Buffer.from(Array.from({ length: 1 + Math.floor(r() * 8) }, () => Math.floor(r() * 256))), b.subarray(at)])
+        b = Buffer.concat([
+          b.subarray(0, at),
+          Buffer.from(Array.from({ length: 1 + Math.floor(r() * 8) }, () => Math.floor(r() * 256))),
+          b.subarray(at),
+        ])
         break
       case 6: // splice in part of another seed
         b = Buffer.concat([b.subarray(0, at), other.subarray(Math.floor(r() * other.length))])

@@ -44,8 +44,12 @@ describe('MessageType', () => {
 
 describe('encoding (go-msgpack rules)', () => {
   it('sorts keys by byte value and writes every field', () => {
-    const hex = toHex(encodeMessage({ type: 'indirectPing', seqNo: 19, target: ADDR, port: 17942, node: 'node2', nack: false }))
-    expect(hex).toBe(`0185${s('Nack')}c2${s('Node')}${s('node2')}${s('Port')}cd4616${s('SeqNo')}13${s('Target')}a47f000001`)
+    const hex = toHex(
+      encodeMessage({ type: 'indirectPing', seqNo: 19, target: ADDR, port: 17942, node: 'node2', nack: false }),
+    )
+    expect(hex).toBe(
+      `0185${s('Nack')}c2${s('Node')}${s('node2')}${s('Port')}cd4616${s('SeqNo')}13${s('Target')}a47f000001`,
+    )
   })
 
   it('uses the smallest unsigned integer form', () => {
@@ -126,13 +130,28 @@ describe('encoding (go-msgpack rules)', () => {
 describe('round trips', () => {
   const samples: Message[] = [
     { type: 'ping', seqNo: 0xffffffff, node: '' },
-    { type: 'indirectPing', seqNo: 5, target: Uint8Array.from(Array(16).fill(0xfe)), port: 65535, node: 'x', nack: true },
+    {
+      type: 'indirectPing',
+      seqNo: 5,
+      target: Uint8Array.from(Array(16).fill(0xfe)),
+      port: 65535,
+      node: 'x',
+      nack: true,
+    },
     { type: 'ack', seqNo: 77, payload: Uint8Array.from([1, 2]) },
     { type: 'nack', seqNo: 1 },
     { type: 'err', error: 'boom' },
     { type: 'suspect', incarnation: 9, node: 'n', from: 'm' },
     { type: 'dead', incarnation: 9, node: 'n', from: '' },
-    { type: 'alive', incarnation: 2 ** 31, node: 'z'.repeat(40), addr: ADDR, port: 0, meta: new Uint8Array(512), vsn: VSN },
+    {
+      type: 'alive',
+      incarnation: 2 ** 31,
+      node: 'z'.repeat(40),
+      addr: ADDR,
+      port: 0,
+      meta: new Uint8Array(512),
+      vsn: VSN,
+    },
     { type: 'user', payload: Uint8Array.from([0, 1, 2, 3]) },
     { type: 'user', payload: new Uint8Array(0) },
   ]
@@ -193,8 +212,17 @@ describe('lenient decoding (what a Go peer accepts)', () => {
   })
 
   it('accepts the str and bin families and nil for byte fields', () => {
-    const ack = (p: string) => (decodeMessage(fromHex(`0282${s('Payload')}${p}${s('SeqNo')}01`)) as { payload: Uint8Array | null }).payload
-    for (const p of ['a2abcd', 'd902abcd', 'da0002abcd', 'db00000002abcd', 'c402abcd', 'c50002abcd', 'c600000002abcd']) {
+    const ack = (p: string) =>
+      (decodeMessage(fromHex(`0282${s('Payload')}${p}${s('SeqNo')}01`)) as { payload: Uint8Array | null }).payload
+    for (const p of [
+      'a2abcd',
+      'd902abcd',
+      'da0002abcd',
+      'db00000002abcd',
+      'c402abcd',
+      'c50002abcd',
+      'c600000002abcd',
+    ]) {
       expect(toHex(ack(p)!)).toBe('abcd')
     }
     expect(ack('c0')).toBeNull()

@@ -84,7 +84,9 @@ describe('packPacket', () => {
   it('never emits an empty message', () => {
     expect(() => packPacket([], { compress: false, crc: false })).toThrow(WireError)
     expect(() => packPacket([new Uint8Array(0)], { compress: true, crc: true })).toThrow(WireError)
-    expect(() => packPacket([encodeMessage(ping), new Uint8Array(0)], { compress: false, crc: false })).toThrow(WireError)
+    expect(() => packPacket([encodeMessage(ping), new Uint8Array(0)], { compress: false, crc: false })).toThrow(
+      WireError,
+    )
     expect(() => packPacket(Array(128).fill(encodeMessage(ping)), { compress: false, crc: false })).toThrow(WireError)
   })
 })
@@ -164,7 +166,11 @@ describe('unpackPacket', () => {
   })
 
   it('reports a bad compress body', () => {
-    const wrongAlgo = Buffer.concat([Buffer.from('0982a4416c676f01a3427566', 'hex'), Buffer.from([0xa3]), lzwCompress(a).subarray(0, 3)])
+    const wrongAlgo = Buffer.concat([
+      Buffer.from('0982a4416c676f01a3427566', 'hex'),
+      Buffer.from([0xa3]),
+      lzwCompress(a).subarray(0, 3),
+    ])
     expect(unpackPacket(wrongAlgo, {}).errors).toEqual(['Cannot decompress unknown algorithm 1'])
     const badLzw = Buffer.from('0982a4416c676f00a3427566a2ffff', 'hex')
     expect(unpackPacket(badLzw, {}).errors.length).toBe(1)

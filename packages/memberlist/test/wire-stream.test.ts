@@ -116,7 +116,10 @@ describe('readStreamMessage on partial, bad and hostile input', () => {
   })
 
   it('refuses oversized plaintext user messages and user states before buffering them', () => {
-    const user = Buffer.from(`0881aa557365724d73674c656ece${(MAX_STREAM_BYTES + 1).toString(16).padStart(8, '0')}`, 'hex')
+    const user = Buffer.from(
+      `0881aa557365724d73674c656ece${(MAX_STREAM_BYTES + 1).toString(16).padStart(8, '0')}`,
+      'hex',
+    )
     expect(() => readStreamMessage(user, {})).toThrow(WireError)
     const pp = Buffer.from(
       `0683a44a6f696ec2a54e6f64657300ac5573657253746174654c656ece${(MAX_STREAM_BYTES + 1).toString(16).padStart(8, '0')}`,
@@ -128,7 +131,10 @@ describe('readStreamMessage on partial, bad and hostile input', () => {
   })
 
   it('refuses a compressed stream whose declared Buf is beyond the limit', () => {
-    const c = Buffer.from(`0982a4416c676f00a3427566db${(MAX_STREAM_BYTES + 100).toString(16).padStart(8, '0')}00`, 'hex')
+    const c = Buffer.from(
+      `0982a4416c676f00a3427566db${(MAX_STREAM_BYTES + 100).toString(16).padStart(8, '0')}00`,
+      'hex',
+    )
     expect(wireError(() => readStreamMessage(c, {})).message).toMatch(/larger than limit/)
     const err = Buffer.from(`0d81a54572726f72db${(MAX_STREAM_BYTES + 1).toString(16).padStart(8, '0')}`, 'hex')
     expect(wireError(() => readStreamMessage(err, {})).message).toMatch(/larger than limit/)
@@ -136,7 +142,9 @@ describe('readStreamMessage on partial, bad and hostile input', () => {
 
   it('enforces the encryption configuration with Go texts', () => {
     const plain = packStream(encodeMessage({ type: 'ping', seqNo: 1, node: '' }), { compress: true })
-    expect(wireError(() => readStreamMessage(plain, { keyring: new KeyringImpl([K16]) })).message).toBe(ERR_NOT_ENCRYPTED)
+    expect(wireError(() => readStreamMessage(plain, { keyring: new KeyringImpl([K16]) })).message).toBe(
+      ERR_NOT_ENCRYPTED,
+    )
     const enc = packStream(encodeMessage({ type: 'ping', seqNo: 1, node: '' }), {
       compress: true,
       keyring: new KeyringImpl([K16]),
@@ -172,7 +180,9 @@ describe('readStreamMessage on partial, bad and hostile input', () => {
 
   it('refuses garbage, nested containers and empty payloads', () => {
     for (const t of [7, 12, 14, 0x42, 0xff]) {
-      expect(wireError(() => readStreamMessage(Uint8Array.from([t, 0x80, 0, 0]), {})).message).toMatch(/invalid msgType/)
+      expect(wireError(() => readStreamMessage(Uint8Array.from([t, 0x80, 0, 0]), {})).message).toMatch(
+        /invalid msgType/,
+      )
     }
     // compress inside compress: Go handles one level only.
     const twice = compressMessage(compressMessage(encodeMessage({ type: 'nack', seqNo: 1 })))

@@ -1,6 +1,14 @@
 /** The memberlist wire layer: message codecs, packet and stream pipelines, LZW, CRC-32, AES-GCM, keyring. */
 export { WireError } from './errors.js'
-export { MessageType, encodeMessage, encodeUserStream, encodeCompound, decodeCompound, decodeMessage, MAX_STREAM_BYTES } from './messages.js'
+export {
+  MessageType,
+  encodeMessage,
+  encodeUserStream,
+  encodeCompound,
+  decodeCompound,
+  decodeMessage,
+  MAX_STREAM_BYTES,
+} from './messages.js'
 export type { Message, MessageTypeName, PushNodeState } from './messages.js'
 export { packPacket, packPacketWithNonce, unpackPacket, compressMessage, decompressMessage } from './packet.js'
 export type { PackOptions, UnpackResult } from './packet.js'

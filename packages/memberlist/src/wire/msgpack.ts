@@ -410,15 +410,13 @@ export class MsgpackReader {
   /** Reads a struct (map keyed by field name, or array in declaration order) into `values` (wire order). */
   struct(def: StructDef, values: unknown[]): void {
     const h = this.u8()
+    const isMap = (h & 0xf0) === 0x80 || h === 0xde || h === 0xdf
     let n: number
-    let isMap: boolean
-    if ((h & 0xf0) === 0x80) (n = h & 0x0f), (isMap = true)
-    else if (h === 0xde) (n = this.u16()), (isMap = true)
-    else if (h === 0xdf) (n = this.u32()), (isMap = true)
-    else if ((h & 0xf0) === 0x90) (n = h & 0x0f), (isMap = false)
-    else if (h === 0xdc) (n = this.u16()), (isMap = false)
-    else if (h === 0xdd) (n = this.u32()), (isMap = false)
-    else if (h === 0xc0) return
+    if (h === 0xc0) return
+    else if ((h & 0xe0) === 0x80)
+      n = h & 0x0f // fixmap 0x80–0x8f, fixarray 0x90–0x9f
+    else if (h === 0xde || h === 0xdc) n = this.u16()
+    else if (h === 0xdf || h === 0xdd) n = this.u32()
     else throw new WireError(`msgpack: expected a struct (map or array), got 0x${hex(h)}`)
     if (!isMap) {
       for (let i = 0; i < n; i++) {
@@ -482,7 +480,9 @@ export class MsgpackReader {
 
 /** Zero values in wire order (what Go leaves in fields that are missing). */
 export function zeroValues(def: StructDef): unknown[] {
-  return def.fields.map((f) => (f.kind === Kind.Str ? '' : f.kind === Kind.Bytes ? null : f.kind === Kind.Bool ? false : 0))
+  return def.fields.map((f) =>
+    f.kind === Kind.Str ? '' : f.kind === Kind.Bytes ? null : f.kind === Kind.Bool ? false : 0,
+  )
 }
 
 function hex(b: number): string {

@@ -6,7 +6,62 @@ import type { Message, PushNodeState } from '../../src/wire/index.js'
 
 export const VECTOR_DIR = fileURLToPath(new URL('../../../../../shared/vectors/memberlist', import.meta.url))
 
-type Json = any // eslint-disable-line @typescript-eslint/no-explicit-any
+/** A byte field as the vectors write it; `null` in its place means msgpack nil. */
+export interface ByteField {
+  hex: string
+  len?: number
+}
+export type FieldValue = string | number | boolean | ByteField | null
+export type Fields = Record<string, FieldValue>
+
+export interface VStruct {
+  msgpack_hex: string
+  fields: Fields
+}
+
+/** One layer of a vector's `decoded.message` tree. */
+export interface VNode {
+  type: number
+  name: string
+  msgpack_hex?: string
+  fields?: Fields
+  // hasCrc
+  crc32_be?: string
+  covered_bytes?: number
+  inner?: VNode
+  // compress
+  decompressed_hex?: string
+  // compound
+  count?: number
+  lengths?: number[]
+  parts?: VNode[]
+  // user
+  payload_hex?: string
+  user_msg_hex?: string
+  // stream messages
+  bytes_hex?: string
+  header?: VStruct
+  nodes?: VStruct[]
+  user_state_hex?: string
+}
+
+export interface VEncryption {
+  version: number
+  nonce_hex: string
+  tag_hex: string
+  ciphertext_len: number
+  decrypted_with_key_index: number
+  plaintext_hex: string
+  frame_type?: number
+  length_field?: number
+  'header_hex (also the AAD)'?: string
+}
+
+export interface VCompress {
+  msgpack_hex: string
+  fields: { Algo: number; Buf: ByteField }
+  decompressed_hex: string
+}
 
 export interface Vector {
   id: string
@@ -15,7 +70,7 @@ export interface Vector {
   encrypted: boolean
   hex: string
   length: number
-  decoded: Json
+  decoded: { message: VNode; encryption?: VEncryption; compress?: VCompress }
   keys?: { index: number; hex: string }[]
   notes?: string[]
 }
@@ -30,7 +85,9 @@ export interface LzwCase {
 
 function requireDir(): void {
   if (!existsSync(VECTOR_DIR)) {
-    throw new Error(`memberlist vectors not found at ${VECTOR_DIR}: the wire tests need /work/shared/vectors/memberlist`)
+    throw new Error(
+      `memberlist vectors not found at ${VECTOR_DIR}: the wire tests need /work/shared/vectors/memberlist`,
+    )
   }
 }
 
@@ -38,82 +95,104 @@ export function loadVectors(): Vector[] {
   requireDir()
   const files = readdirSync(VECTOR_DIR).filter((f) => f.endsWith('.json') && f !== 'lzw-go-reference.json')
   if (files.length === 0) throw new Error(`no vector JSON files in ${VECTOR_DIR}`)
-  return files.sort().map((file) => ({ ...JSON.parse(readFileSync(join(VECTOR_DIR, file), 'utf8')), file }))
+  return files.sort().map((file) => ({ ...(JSON.parse(readFileSync(join(VECTOR_DIR, file), 'utf8')) as Vector), file }))
 }
 
 export function loadLzwCases(): LzwCase[] {
   requireDir()
-  const doc = JSON.parse(readFileSync(join(VECTOR_DIR, 'lzw-go-reference.json'), 'utf8'))
-  return doc.cases as LzwCase[]
+  const doc = JSON.parse(readFileSync(join(VECTOR_DIR, 'lzw-go-reference.json'), 'utf8')) as { cases: LzwCase[] }
+  return doc.cases
 }
 
 export const fromHex = (h: string): Buffer => Buffer.from(h, 'hex')
 export const toHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 
 /** `{hex}` → bytes, `null` → null (msgpack nil). */
-export function bytesField(v: Json): Uint8Array | null {
+export function bytesField(v: FieldValue | undefined): Uint8Array | null {
   if (v === null) return null
-  if (typeof v !== 'object' || typeof v.hex !== 'string') throw new Error(`not a byte field: ${JSON.stringify(v)}`)
+  if (typeof v !== 'object') throw new Error(`not a byte field: ${JSON.stringify(v)}`)
   return fromHex(v.hex)
 }
 
-function nonNull(v: Uint8Array | null): Uint8Array {
-  if (v === null) throw new Error('unexpected nil byte field')
+function bytesOf(fl: Fields, k: string): Uint8Array {
+  const b = bytesField(fl[k])
+  if (b === null) throw new Error(`unexpected nil byte field ${k}`)
+  return b
+}
+
+function num(fl: Fields, k: string): number {
+  const v = fl[k]
+  if (typeof v !== 'number') throw new Error(`field ${k} is not a number: ${JSON.stringify(v)}`)
+  return v
+}
+
+function str(fl: Fields, k: string): string {
+  const v = fl[k]
+  if (typeof v !== 'string') throw new Error(`field ${k} is not a string: ${JSON.stringify(v)}`)
+  return v
+}
+
+function bool(fl: Fields, k: string): boolean {
+  const v = fl[k]
+  if (typeof v !== 'boolean') throw new Error(`field ${k} is not a bool: ${JSON.stringify(v)}`)
+  return v
+}
+
+export function need<T>(v: T | undefined, what: string): T {
+  if (v === undefined) throw new Error(`vector node lacks ${what}`)
   return v
 }
 
 /** A decoded struct node of a vector → the Message the wire layer must produce. */
-export function expectedMessage(node: Json): Message {
-  const fl = node.fields
+export function expectedMessage(node: VNode): Message {
+  const fl = node.fields ?? {}
   switch (node.name) {
     case 'ping':
-      return { type: 'ping', seqNo: fl.SeqNo, node: fl.Node }
+      return { type: 'ping', seqNo: num(fl, 'SeqNo'), node: str(fl, 'Node') }
     case 'indirectPing':
       return {
         type: 'indirectPing',
-        seqNo: fl.SeqNo,
-        target: nonNull(bytesField(fl.Target)),
-        port: fl.Port,
-        node: fl.Node,
-        nack: fl.Nack,
+        seqNo: num(fl, 'SeqNo'),
+        target: bytesOf(fl, 'Target'),
+        port: num(fl, 'Port'),
+        node: str(fl, 'Node'),
+        nack: bool(fl, 'Nack'),
       }
     case 'ackResp':
-      return { type: 'ack', seqNo: fl.SeqNo, payload: bytesField(fl.Payload) }
+      return { type: 'ack', seqNo: num(fl, 'SeqNo'), payload: bytesField(fl.Payload) }
     case 'nackResp':
-      return { type: 'nack', seqNo: fl.SeqNo }
+      return { type: 'nack', seqNo: num(fl, 'SeqNo') }
     case 'err':
-      return { type: 'err', error: fl.Error }
+      return { type: 'err', error: str(fl, 'Error') }
     case 'suspect':
     case 'dead':
-      return { type: node.name, incarnation: fl.Incarnation, node: fl.Node, from: fl.From }
+      return { type: node.name, incarnation: num(fl, 'Incarnation'), node: str(fl, 'Node'), from: str(fl, 'From') }
     case 'alive':
       return {
         type: 'alive',
-        incarnation: fl.Incarnation,
-        node: fl.Node,
-        addr: nonNull(bytesField(fl.Addr)),
-        port: fl.Port,
+        incarnation: num(fl, 'Incarnation'),
+        node: str(fl, 'Node'),
+        addr: bytesOf(fl, 'Addr'),
+        port: num(fl, 'Port'),
         meta: bytesField(fl.Meta),
-        vsn: nonNull(bytesField(fl.Vsn)),
+        vsn: bytesOf(fl, 'Vsn'),
       }
     case 'user':
-      return { type: 'user', payload: fromHex(node.payload_hex ?? node.user_msg_hex) }
+      return { type: 'user', payload: fromHex(need(node.payload_hex ?? node.user_msg_hex, 'payload')) }
     case 'pushPull':
       return {
         type: 'pushPull',
-        join: node.header.fields.Join,
-        userState: fromHex(node.user_state_hex),
-        nodes: node.nodes.map(
-          (n: Json): PushNodeState => ({
-            name: n.fields.Name,
-            addr: nonNull(bytesField(n.fields.Addr)),
-            port: n.fields.Port,
-            meta: bytesField(n.fields.Meta),
-            incarnation: n.fields.Incarnation,
-            state: n.fields.State,
-            vsn: nonNull(bytesField(n.fields.Vsn)),
-          }),
-        ),
+        join: bool(need(node.header, 'header').fields, 'Join'),
+        userState: fromHex(need(node.user_state_hex, 'user_state_hex')),
+        nodes: need(node.nodes, 'nodes').map(({ fields: n }): PushNodeState => ({
+          name: str(n, 'Name'),
+          addr: bytesOf(n, 'Addr'),
+          port: num(n, 'Port'),
+          meta: bytesField(n.Meta),
+          incarnation: num(n, 'Incarnation'),
+          state: num(n, 'State'),
+          vsn: bytesOf(n, 'Vsn'),
+        })),
       }
     default:
       throw new Error(`unknown vector message ${node.name}`)
