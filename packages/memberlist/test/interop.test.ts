@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Memberlist } from '../src/index.js'
-import { KeyringImpl, encodeMessage, ipToBytes, lzwDecompress, readStreamMessage, unpackPacket } from '../src/wire/index.js'
+import { KeyringImpl, encodeMessage, ipToBytes, lzwDecompress, packStream, readStreamMessage, unpackPacket } from '../src/wire/index.js'
 import type { Message } from '../src/wire/index.js'
 import { shutdownAll, startNode, stateOf, waitFor } from './helpers.js'
 
@@ -229,6 +229,25 @@ describe('interop with recorded Go traffic (real UDP/TCP)', () => {
     } finally {
       await new Promise<void>((r) => server.close(() => r()))
     }
+  })
+
+  it('a push-pull from a node with an incompatible protocol version is answered but not merged', async () => {
+    const { ml } = await startNode('node1', nodes)
+    const req = packStream(
+      encodeMessage({
+        type: 'pushPull',
+        join: true,
+        nodes: [
+          { name: 'future', addr: ipToBytes('127.0.0.1'), port: 1234, meta: null, incarnation: 1, state: 0, vsn: new Uint8Array([3, 5, 3, 0, 0, 0]) },
+        ],
+        userState: new Uint8Array(0),
+      }),
+      { compress: true },
+    )
+    const reply = readStream(await exchange(ml, req))
+    expect(reply).toMatchObject({ type: 'pushPull', join: true })
+    await new Promise((r) => setTimeout(r, 100))
+    expect(stateOf(ml, 'future')).toBeUndefined()
   })
 
   it('without keys, an encrypted stream gets the tcp-09 error reply byte for byte', async () => {
