@@ -130,6 +130,8 @@ describe('encoding (go-msgpack rules)', () => {
 describe('round trips', () => {
   const samples: Message[] = [
     { type: 'ping', seqNo: 0xffffffff, node: '' },
+    { type: 'ping', seqNo: 1, node: 'nœud-ü' },
+    { type: 'ping', seqNo: 2, node: 'ノード'.repeat(10) },
     {
       type: 'indirectPing',
       seqNo: 5,

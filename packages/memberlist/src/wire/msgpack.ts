@@ -238,9 +238,9 @@ export class MsgpackReader {
     if (len < 0) throw new WireError(`msgpack: expected a string, got 0x${hex(h)}`)
     if (len > this.maxLength) throw new WireError(`msgpack: value of ${len} bytes is larger than limit`)
     this.need(len)
-    const s = this.buf.toString('utf8', this.pos, this.pos + len)
+    const start = this.pos
     this.pos += len
-    return s
+    return len <= 24 ? shortString(this.buf, start, len) : this.buf.toString('utf8', start, start + len)
   }
 
   /** A byte-slice field: str or bin family; nil → null. */
@@ -483,6 +483,17 @@ export function zeroValues(def: StructDef): unknown[] {
   return def.fields.map((f) =>
     f.kind === Kind.Str ? '' : f.kind === Kind.Bytes ? null : f.kind === Kind.Bool ? false : 0,
   )
+}
+
+/** Short names are usually ASCII: building them in JS beats a native call; anything else goes to UTF-8. */
+function shortString(buf: Buffer, start: number, len: number): string {
+  let s = ''
+  for (let i = start; i < start + len; i++) {
+    const c = buf[i]!
+    if (c >= 0x80) return buf.toString('utf8', start, start + len)
+    s += String.fromCharCode(c)
+  }
+  return s
 }
 
 function hex(b: number): string {
