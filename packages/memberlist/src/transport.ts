@@ -22,6 +22,13 @@ function isIpv6(addr: string): boolean {
   return net.isIPv6(addr)
 }
 
+/** An IPv4-mapped IPv6 address (from a peer that sent 16-byte addresses) as plain IPv4. */
+function hostOf(addr: string): string {
+  const lower = addr.toLowerCase()
+  if (lower.startsWith('::ffff:') && net.isIPv4(addr.slice(7))) return addr.slice(7)
+  return addr
+}
+
 /**
  * UDP and TCP on one port (memberlist's net transport). The TCP listener is bound first; with port 0
  * the UDP socket takes the port the kernel gave TCP, retrying with a new port when UDP's is taken.
@@ -133,7 +140,7 @@ export class Transport {
       this.#init.onDrop()
       return false
     }
-    udp.send(buf, to.port, to.addr, (err) => {
+    udp.send(buf, to.port, hostOf(to.addr), (err) => {
       if (err !== null && err !== undefined) this.#init.log.trace('send to %s:%d failed: %s', to.addr, to.port, err.message)
     })
     return true
@@ -146,7 +153,7 @@ export class Transport {
       this.#init.onDrop()
       throw new UnavailableError(`stream to ${to.addr}:${to.port} blocked by filter`, { code: 'ERR_MEMBERLIST_FILTERED' })
     }
-    const socket = net.connect({ host: to.addr, port: to.port, noDelay: true })
+    const socket = net.connect({ host: hostOf(to.addr), port: to.port, noDelay: true })
     this.#track(socket)
     try {
       await new Promise<void>((resolve, reject) => {
