@@ -43,7 +43,7 @@ export function defaultConfig(): MemberlistDefaults {
 function checkInt(cfg: MemberlistConfig, field: keyof MemberlistConfig, min: number, max = Number.MAX_SAFE_INTEGER): void {
   const v = cfg[field]
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new ConfigError(`config.${field} must be an integer in [${min}, ${max}], got ${String(v)}`)
+    throw new ConfigError(`config.${field} must be an integer in [${min}, ${max}], got ${typeof v === 'number' ? v : typeof v}`)
   }
 }
 

@@ -77,7 +77,7 @@ export function writeAll(socket: net.Socket, buf: Uint8Array, deadline: number):
     )
     timer.unref()
     const onClose = (): void => done(new UnavailableError('stream closed while writing', { code: 'ERR_MEMBERLIST_STREAM' }))
-    const done = (err?: unknown): void => {
+    const done = (err?: Error): void => {
       if (settled) return
       settled = true
       clearTimeout(timer)
