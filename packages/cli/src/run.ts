@@ -116,6 +116,8 @@ export async function runInSandbox(client: CnmClient, opts: RunOptions): Promise
       if (opts.keep === true) await client.stopSandbox(sb.name)
       else await removeWithRetry(client, sb.name)
     } catch (err) {
+      // A failed cleanup with no handler is the caller's error to see, even over spawnIn's outcome.
+      // eslint-disable-next-line no-unsafe-finally
       if (opts.onCleanupError === undefined) throw err
       opts.onCleanupError(err)
     }

@@ -5,7 +5,13 @@ import { join } from 'node:path'
 import { format } from 'node:util'
 import { isCnmError, type ComponentLogger, type Logger } from '@cnm/types'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { DEFAULT_LMDB_STORE_INIT, LmdbStore, lmdbStore, type LmdbStoreInit } from '../src/index.js'
+import {
+  DEFAULT_LMDB_STORE_INIT,
+  type LmdbStore,
+  lmdbStore,
+  type LmdbStoreInit,
+  type WatchEvent,
+} from '../src/index.js'
 import { bundleFixture } from './fixtures/bundle.js'
 
 const enc = new TextEncoder()
@@ -214,7 +220,7 @@ describe('LmdbStore persistence', () => {
     expect(isCnmError(err, 'ERR_STORE_UNAVAILABLE')).toBe(true)
     expect((err as Error).message).toContain('write-ahead log')
     // The watcher saw the write (it was applied in memory before the log write failed), then the failure.
-    expect((await next).value?.key).toBe('k')
+    expect(((await next).value as WatchEvent | undefined)?.key).toBe('k')
     expect(isCnmError(await watching.next().catch((e: unknown) => e), 'ERR_STORE_UNAVAILABLE')).toBe(true)
     expect(isCnmError(await store.get('k').catch((e: unknown) => e), 'ERR_STORE_UNAVAILABLE')).toBe(true)
     expect(logger.lines.some((l) => l.includes('error: store') && l.includes('failed'))).toBe(true)

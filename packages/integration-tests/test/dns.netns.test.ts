@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { netnsAvailable } from '@cnm/test-utils'
 import type { SandboxView } from '@cnm/cli'
-import { CnmHarness, exec, parseDig } from '../src/index.js'
+import { CnmHarness, exec } from '../src/index.js'
 
 // Service discovery through the real daemon (a child process) and `dig` run inside sandbox
 // namespaces. A test-made namespace plays the host; forwarded names go to a test DNS server in a

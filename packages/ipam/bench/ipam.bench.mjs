@@ -191,7 +191,9 @@ async function killCheck() {
       let size = 0
       try {
         size = statSync(log).size
-      } catch {}
+      } catch {
+        // the log file does not exist yet
+      }
       if (size > 20000 * 10 || performance.now() - started > 20000 || proc.exitCode !== null) break
     }
     proc.kill('SIGKILL')

@@ -642,7 +642,7 @@ function toIp(address: IpAddr | string): IpAddr {
     typeof address.value !== 'bigint' ||
     address.value < 0n
   ) {
-    throw new InvalidAddressError(`invalid IP address ${String(address)}`)
+    throw new InvalidAddressError(`invalid IP address ${String(address as unknown)}`)
   }
   return address
 }

@@ -59,7 +59,8 @@ describe('default ipam with a store: persistence format', () => {
     expect(after.isSet(7680n) && after.isSet(1n)).toBe(true)
 
     await ipam.releasePool(sub.poolId)
-    expect(JSON.parse(store.text(CFG) ?? '').Subnets['LocalDefault/172.28.0.0/16'].RefCount).toBe(1)
+    const stored = JSON.parse(store.text(CFG) ?? '') as { Subnets: Record<string, { RefCount: number }> }
+    expect(stored.Subnets['LocalDefault/172.28.0.0/16']?.RefCount).toBe(1)
     await ipam.releasePool(master.poolId)
     expect(JSON.parse(store.text(CFG) ?? '')).toEqual({ Scope: 'local', Subnets: {} })
     expect(store.text(dataKey('LocalDefault/172.28.0.0/16'))).toBeUndefined()
@@ -287,7 +288,7 @@ describe('default ipam with a store: two instances', () => {
     expect(new Set(ok).size).toBe(ok.length)
     expect(ok.length).toBe(31)
     expect(failed.every((e) => isCnmError(e, 'ERR_IPAM_NO_AVAILABLE_POOL'))).toBe(true)
-    const subnets = Object.keys(JSON.parse(store.text(CFG) ?? '').Subnets as object)
+    const subnets = Object.keys((JSON.parse(store.text(CFG) ?? '') as { Subnets: object }).Subnets)
     expect(subnets.sort()).toEqual([...ok].sort())
   })
 

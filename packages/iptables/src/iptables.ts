@@ -434,7 +434,7 @@ export class Iptables {
    */
   async apply(changes: readonly Change[], options: ApplyOptions = {}): Promise<ApplyResult> {
     throwIfAborted(options.signal)
-    if (!Array.isArray(changes)) throw new InvalidRuleError('changes must be an array')
+    if (!Array.isArray(changes as unknown)) throw new InvalidRuleError('changes must be an array')
     for (const c of changes) this.validate(c)
     return await this.serialize(async () => {
       throwIfAborted(options.signal)

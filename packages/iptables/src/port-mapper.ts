@@ -168,7 +168,7 @@ export class PortMapper {
   async map(owner: string, bindings: readonly PortBinding[], options: AbortOptions = {}): Promise<PortMapping[]> {
     throwIfAborted(options.signal)
     assertOwner(owner)
-    if (!Array.isArray(bindings)) throw new InvalidFirewallOptionError('bindings must be an array')
+    if (!Array.isArray(bindings as unknown)) throw new InvalidFirewallOptionError('bindings must be an array')
     const requests = bindings.map((b, i) => normalizeBinding(b, i))
     return await this.serialize(async () => {
       throwIfAborted(options.signal)
@@ -227,7 +227,7 @@ export class PortMapper {
   async reserve(owner: string, bindings: readonly PortBinding[], options: AbortOptions = {}): Promise<PortMapping[]> {
     throwIfAborted(options.signal)
     assertOwner(owner)
-    if (!Array.isArray(bindings)) throw new InvalidFirewallOptionError('bindings must be an array')
+    if (!Array.isArray(bindings as unknown)) throw new InvalidFirewallOptionError('bindings must be an array')
     const requests = bindings.map((b, i) => normalizeBinding(b, i))
     return await this.serialize(async () => {
       throwIfAborted(options.signal)
@@ -259,7 +259,7 @@ export class PortMapper {
   async adopt(owner: string, mappings: readonly PortBinding[], options: AbortOptions = {}): Promise<PortMapping[]> {
     throwIfAborted(options.signal)
     assertOwner(owner)
-    if (!Array.isArray(mappings)) throw new InvalidFirewallOptionError('mappings must be an array')
+    if (!Array.isArray(mappings as unknown)) throw new InvalidFirewallOptionError('mappings must be an array')
     const requests = mappings.map((b, i) => {
       const req = normalizeBinding(b, i)
       if (req.hostPort === 0 || req.hostPortEnd !== req.hostPort) {

@@ -3,7 +3,7 @@ import { isCnmError } from '@cnm/types'
 import { NetnsFixture, capturingLogger, netnsAvailable, nsExec, run } from '@cnm/test-utils'
 import { saveOf } from './helpers.js'
 import { iptables } from '../src/index.js'
-import type { Change, Iptables } from '../src/index.js'
+import type { Change } from '../src/index.js'
 
 describe.skipIf(!netnsAvailable())('Iptables (real kernel)', () => {
   let fx: NetnsFixture

@@ -178,7 +178,7 @@ export class DnsResponderEngine {
       let fds: number[]
       if (options.fds !== undefined) {
         if (options.bind !== undefined) throw new InvalidOptionError('give fds or bind, not both')
-        if (!Array.isArray(options.fds) || options.fds.length < 1 || options.fds.length > 16) {
+        if (!Array.isArray(options.fds as unknown) || options.fds.length < 1 || options.fds.length > 16) {
           throw new InvalidOptionError('fds: 1..16 descriptors')
         }
         for (const fd of options.fds) {

@@ -45,7 +45,9 @@ describe.skipIf(!netnsAvailable())('DnsResponderEngine (native DNS fast path)', 
     const eng = new DnsResponderEngine()
     engines.push(eng)
     const misses: Array<{ msg: Buffer; address: string; port: number }> = []
+    // onMiss may run before attach() resolves, so `r` is read as undefined there rather than in a TDZ.
     let r: DnsResponder | undefined
+    // eslint-disable-next-line prefer-const
     r = await eng.attach({
       bind: { address: '127.0.0.1', port: 0 },
       maxUdpReplyBytes: 600,

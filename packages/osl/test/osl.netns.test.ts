@@ -498,7 +498,7 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
       return sb.key
     }
     const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => attach(i)))
-    expect(results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason)).toEqual([
+    expect(results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as unknown)).toEqual([
       expect.any(GatewayUnreachableError),
     ])
     const ports = (await o.host.links()).filter((l) => l.master === 'br0').map((l) => l.ifname).sort()

@@ -397,7 +397,6 @@ try {
       ) * 100,
     ) / 100
   const L = perServer.local
-  const F = perServer.forward
   const full = servers.length === allServers.length && Object.keys(sets).length === Object.keys(allSets).length
   const ids = (set) => Object.keys(perServer[set] ?? {})
   const pick = (set, key) => Object.fromEntries(ids(set).map((id) => [id, perServer[set][id][key]]))

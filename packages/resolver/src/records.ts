@@ -68,7 +68,7 @@ export class NetworkRecords {
     const ip = normAddress(address)
     const id = options.id ?? ''
     let byIp = this.forward.get(n)
-    if (byIp === undefined) this.forward.set(n, (byIp = new Map()))
+    if (byIp === undefined) this.forward.set(n, (byIp = new Map<string, Set<string>>()))
     let ids = byIp.get(ip)
     if (ids === undefined) byIp.set(ip, (ids = new Set()))
     ids.add(id)

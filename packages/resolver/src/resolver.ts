@@ -763,7 +763,7 @@ function validateInit(init: ResolverInit): typeof DEFAULT_RESOLVER_INIT {
   if (!Array.isArray(cfg.searchDomains) || cfg.searchDomains.some((d) => typeof d !== 'string')) {
     throw new InvalidResolverOptionError('searchDomains: must be an array of strings')
   }
-  if (!Array.isArray(cfg.upstreams)) throw new InvalidResolverOptionError('upstreams: must be an array')
+  if (!Array.isArray(cfg.upstreams as unknown)) throw new InvalidResolverOptionError('upstreams: must be an array')
   cfg.upstreams.forEach((u, i) => {
     if (u === null || typeof u !== 'object' || typeof u.address !== 'string') {
       throw new InvalidResolverOptionError(`upstreams[${i}].address: required`)

@@ -2,10 +2,10 @@ import type { Logger } from '@cnm/types'
 
 /** Undo steps pushed after each successful setup step; run in reverse order when a later step fails. */
 export class UndoStack {
-  readonly #steps: Array<{ what: string; fn: () => Promise<unknown> | unknown }> = []
+  readonly #steps: Array<{ what: string; fn: () => unknown }> = []
   constructor(private readonly log: Logger) {}
 
-  push(what: string, fn: () => Promise<unknown> | unknown): void {
+  push(what: string, fn: () => unknown): void {
     this.#steps.push({ what, fn })
   }
 

@@ -143,7 +143,7 @@ export class WalWriter {
   constructor(init: WalWriterInit) {
     this.#dir = init.dir
     this.#segmentBytes = init.segmentBytes
-    this.#onError = init.onError
+    this.#onError = (err) => init.onError(err)
   }
 
   /** Encodes one record for the next `commit`. */

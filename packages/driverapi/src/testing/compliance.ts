@@ -110,10 +110,10 @@ class SpyInterface implements InterfaceInfo {
  * Every test removes what it created (leave, revoke, delete endpoints and networks) even on failure.
  */
 export function driverComplianceTests<D extends NetworkDriver>(opts: DriverComplianceOptions<D>): void {
-  const ipv4 = opts.ipv4Data ?? defaultIpv4
+  const ipv4 = opts.ipv4Data?.bind(opts) ?? defaultIpv4
   const rejectsDelete = opts.rejectsDeleteWithEndpoints ?? true
-  const sandboxConfig = opts.sandboxConfig ?? (() => EMPTY_SANDBOX)
-  const sandboxKey = opts.sandboxKey ?? (() => `/var/run/docker/netns/${generateId().slice(0, 12)}`)
+  const sandboxConfig = opts.sandboxConfig?.bind(opts) ?? (() => EMPTY_SANDBOX)
+  const sandboxKey = opts.sandboxKey?.bind(opts) ?? (() => `/var/run/docker/netns/${generateId().slice(0, 12)}`)
 
   describe(opts.name ?? 'NetworkDriver compliance', () => {
     let driver: D
