@@ -943,11 +943,13 @@ export class NetworkDBNode implements NetworkDB {
     const candidates = (all ? [...nodes] : sample(nodes, 2)).filter((n) => n !== this.nodeId)
     if (candidates.length === 0) return []
     if (all) {
-      // In parallel: a slow or silent peer does not hold up the others.
+      // In parallel: a slow or silent peer does not hold up the others. Peers with the same networks in
+      // common share one encoding of the messages.
+      const cache = new Map<string, { messages: Uint8Array[]; entries: number }>()
       const results = await Promise.allSettled(
         candidates.map(async (node) => {
           const networks = this.#commonNetworks(node)
-          await this.#bulkSyncNode(networks, node, true, signal)
+          await this.#bulkSyncNode(networks, node, true, signal, cache)
           return networks
         }),
       )
@@ -986,9 +988,8 @@ export class NetworkDBNode implements NetworkDB {
   }
 
   /** Sends every entry of `networks` to `node`; when unsolicited, waits (bounded) for its reply. */
-  async #bulkSyncNode(networks: readonly string[], node: string, unsolicited: boolean, signal?: AbortSignal): Promise<void> {
-    const peer = this.#nodes.get(node)
-    if (peer === undefined || peer.status !== 'active') throw new Error(`bulk sync: node ${node} is not active`)
+  /** The bulk sync messages for `networks` (every entry, tombstones as DELETE with their residual time). */
+  #buildBulkSync(networks: readonly string[], unsolicited: boolean): { messages: Uint8Array[]; entries: number } {
     const parts: Uint8Array[] = []
     for (const nid of networks) {
       this.#store.forEachInNetwork(nid, (table, key, e) => {
@@ -1014,6 +1015,29 @@ export class NetworkDBNode implements NetworkDB {
       parts,
       this.#cfg.bulkSyncChunkBytes,
     )
+    return { messages, entries: parts.length }
+  }
+
+  /**
+   * Sends every entry of `networks` to `node`; when unsolicited, waits (bounded) for its reply. `cache`
+   * shares the encoded messages between the peers of one round that have the same networks in common.
+   */
+  async #bulkSyncNode(
+    networks: readonly string[],
+    node: string,
+    unsolicited: boolean,
+    signal?: AbortSignal,
+    cache?: Map<string, { messages: Uint8Array[]; entries: number }>,
+  ): Promise<void> {
+    const peer = this.#nodes.get(node)
+    if (peer === undefined || peer.status !== 'active') throw new Error(`bulk sync: node ${node} is not active`)
+    const cacheKey = `${unsolicited ? 1 : 0}\u0000${networks.join('\u0000')}`
+    let built = cache?.get(cacheKey)
+    if (built === undefined) {
+      built = this.#buildBulkSync(networks, unsolicited)
+      cache?.set(cacheKey, built)
+    }
+    const { messages, entries } = built
     let release: (() => void) | undefined
     const replied = unsolicited
       ? new Promise<void>((resolve) => {
@@ -1030,7 +1054,7 @@ export class NetworkDBNode implements NetworkDB {
       if (release !== undefined) this.#bulkSyncWaiters.get(node)?.delete(release)
       throw err
     }
-    this.#log.trace('bulk sync of %d entries in %d message(s) sent to %s', parts.length, messages.length, node)
+    this.#log.trace('bulk sync of %d entries in %d message(s) sent to %s', entries, messages.length, node)
     if (replied === undefined) return
     let timer: NodeJS.Timeout | undefined
     const onAbort = (): void => release?.()

@@ -255,7 +255,7 @@ describe('networkdb on an in-memory hub', () => {
   })
 
   it('case 11: entries written while a node was outside the network are there right after joinNetwork', async () => {
-    const { dbs } = await fakeCluster(2, { bulkSyncChunkBytes: 2048 })
+    const { dbs } = await fakeCluster(2, { bulkSyncChunkBytes: 2048, bulkSyncIntervalMs: 3_600_000 })
     const [a, b] = dbs as [(typeof dbs)[0], (typeof dbs)[0]]
     await a.joinNetwork('N')
     for (let i = 0; i < 200; i++) a.createEntry('t', 'N', `k${i}`, enc(`value-${i}`))
@@ -378,7 +378,7 @@ describe('networkdb on an in-memory hub', () => {
     b.createEntry('t', 'N', 'while-apart', enc('x'))
     await settle(3_000)
     hub.filter = undefined
-    await settle(3_000)
+    await settle(5_000)
     expect(a.nodes().find((n) => n.name === 'node1')?.status).toBe('active')
     expect(dec(a.getEntry('t', 'N', 'while-apart'))).toBe('x')
   })
