@@ -201,6 +201,34 @@ describe('gossip packets', () => {
     })
   }
 
+  it('sendBestEffort adds hasCrc only for peers advertising pmax >= 5 and skips compression when it does not help', async () => {
+    const { ml } = await startNode('c', nodes, { gossipIntervalMs: 0 })
+    const p5 = await rawPeer(ml, 5)
+    const p4 = await rawPeer(ml, 4)
+    await waitFor(() => ml.numMembers() === 3, 2000, 'raw peers known')
+    const small = new Uint8Array([1, 2, 3])
+    const big = new Uint8Array(1000).fill(0x61)
+    for (const p of [p5, p4]) {
+      ml.sendBestEffort({ addr: '127.0.0.1', port: p.port }, small)
+      ml.sendBestEffort({ addr: '127.0.0.1', port: p.port }, big)
+    }
+    const users = (got: Buffer[]) =>
+      got
+        .map((b) => ({ b, res: unpackPacket(b, {}) }))
+        .filter(({ res }) => res.messages.some((m) => m.type === 'user'))
+    await waitFor(() => users(p5.got).length === 2 && users(p4.got).length === 2, 2000, 'user packets')
+    for (const { b, res } of users(p5.got)) {
+      expect(res.crc).toBe(true)
+      expect(b[0]).toBe(12)
+    }
+    for (const { b, res } of users(p4.got)) {
+      expect(res.crc).toBe(false)
+      expect([8, 9]).toContain(b[0])
+    }
+    // 1000 × 'a' shrinks under LZW (type 9), 3 bytes do not (type 8).
+    expect(users(p4.got).map(({ b }) => b[0]).sort()).toEqual([8, 9])
+  })
+
   it('runtime key rotation takes effect for the next packet', async () => {
     const k2 = new Uint8Array(32).fill(9)
     const { ml } = await startNode('k', nodes, { keys: [KEY] })
