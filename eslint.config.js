@@ -171,7 +171,10 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
-      '@typescript-eslint/consistent-type-imports': ['error', { prefer: 'type-imports', fixStyle: 'inline-type-imports' }],
+      '@typescript-eslint/consistent-type-imports': [
+        'error',
+        { prefer: 'type-imports', fixStyle: 'inline-type-imports' },
+      ],
       // Async methods without `await` are how implementations of async contracts (null IPAM, memory
       // store, fakes) turn a synchronous throw into a rejection; dropping `async` would change that.
       '@typescript-eslint/require-await': 'off',
@@ -196,7 +199,10 @@ export default tseslint.config(
     files: untypedTsFiles,
     extends: [tseslint.configs.recommended, tseslint.configs.disableTypeChecked],
     rules: {
-      '@typescript-eslint/consistent-type-imports': ['error', { prefer: 'type-imports', fixStyle: 'inline-type-imports' }],
+      '@typescript-eslint/consistent-type-imports': [
+        'error',
+        { prefer: 'type-imports', fixStyle: 'inline-type-imports' },
+      ],
     },
   },
 
@@ -246,7 +252,10 @@ export default tseslint.config(
   {
     files: jsFiles,
     rules: {
-      'no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_' }],
+      'no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_' },
+      ],
     },
   },
 )

@@ -34,7 +34,9 @@ try {
     }
   }
   const ms = performance.now() - t0
-  say(`first ${formatCidr(addrs[0])}, last ${formatCidr(addrs.at(-1))}; ${(ms * 1000 / addrs.length).toFixed(1)} µs per durable allocation`)
+  say(
+    `first ${formatCidr(addrs[0])}, last ${formatCidr(addrs.at(-1))}; ${((ms * 1000) / addrs.length).toFixed(1)} µs per durable allocation`,
+  )
 
   const again = defaultIpam()({ store, logger: noopLogger() })
   try {

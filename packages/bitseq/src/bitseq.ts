@@ -452,7 +452,7 @@ export class Bitseq {
   /** Takes a state read from or written to the store, unless a newer one is already held. */
   private adopt(eng: Engine, index: bigint, force: boolean): void {
     if (!force && this.index !== undefined && index < this.index) return
-    if ((eng instanceof BigEngine) !== (this.eng instanceof BigEngine)) {
+    if (eng instanceof BigEngine !== this.eng instanceof BigEngine) {
       // The stored handle has another size class than ours: carry the cursor over.
       if (eng instanceof BigEngine) this.currB = BigInt(this.currN)
       else this.currN = Number(this.currB < BigInt(eng.bits) ? this.currB : BigInt(eng.bits))

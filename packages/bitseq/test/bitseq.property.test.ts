@@ -176,7 +176,15 @@ describe('bitseq: randomized against a boolean-array model', () => {
 
   it('stays correct on a non-canonical list (count-0 sequences, equal neighbours) until repaired', async () => {
     // 320 bits = 10 empty blocks, written as (0,0) (0,3) (0xffffffff,0) (0,2) (0,0) (0,5) (0,0).
-    const pairs: [number, bigint][] = [[0, 0n], [0, 3n], [0xffffffff, 0n], [0, 2n], [0, 0n], [0, 5n], [0, 0n]]
+    const pairs: [number, bigint][] = [
+      [0, 0n],
+      [0, 3n],
+      [0xffffffff, 0n],
+      [0, 2n],
+      [0, 0n],
+      [0, 5n],
+      [0, 0n],
+    ]
     const bytes = new Uint8Array(16 + 12 * pairs.length)
     const dv = new DataView(bytes.buffer)
     dv.setBigUint64(0, 320n)

@@ -143,8 +143,14 @@ describe('bitseq with a store', () => {
     const store = instrumentedStore()
     // 64 bits: (0x80000000,1) (0xffffffff,0) (0x0,1): a count-0 sequence in the middle.
     const corrupted = Buffer.from(
-      '0000000000000040' + '000000000000003f' + '80000000' + '0000000000000001' + 'ffffffff' + '0000000000000000' +
-        '00000000' + '0000000000000001',
+      '0000000000000040' +
+        '000000000000003f' +
+        '80000000' +
+        '0000000000000001' +
+        'ffffffff' +
+        '0000000000000000' +
+        '00000000' +
+        '0000000000000001',
       'hex',
     )
     const value = JSON.stringify({ id: 'c', sequence: corrupted.toString('base64') })

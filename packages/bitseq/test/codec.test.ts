@@ -19,9 +19,12 @@ describe('bitseq: binary form (§1.4), byte-compatible with libnetwork', () => {
     expect(hex(h.serialize())).toBe(
       '0000000000000064' + // bits 100
         '0000000000000062' + // unselected 98
-        '80000000' + '0000000000000001' +
-        '40000000' + '0000000000000001' +
-        '00000000' + '0000000000000002',
+        '80000000' +
+        '0000000000000001' +
+        '40000000' +
+        '0000000000000001' +
+        '00000000' +
+        '0000000000000002',
     )
   })
 
@@ -31,8 +34,10 @@ describe('bitseq: binary form (§1.4), byte-compatible with libnetwork', () => {
     expect(hex(h.serialize())).toBe(
       'ffffffffffffffff' + // bits
         'fffffffffffffffe' + // unselected
-        '00000000' + '07ffffffffffffff' + // 2^59 - 1 empty blocks
-        '00000002' + '0000000000000001', // bit 30 of the last block
+        '00000000' +
+        '07ffffffffffffff' + // 2^59 - 1 empty blocks
+        '00000002' +
+        '0000000000000001', // bit 30 of the last block
     )
   })
 
@@ -88,8 +93,8 @@ describe('bitseq: binary form (§1.4), byte-compatible with libnetwork', () => {
   it('rejects short headers, empty sequence parts and counts that do not cover the bits', () => {
     expect(() => Bitseq.deserialize(new Uint8Array(15))).toThrow(InvalidSequenceError)
     expect(() => Bitseq.deserialize(unhex('0000000000000040 0000000000000040'))).toThrow(InvalidSequenceError)
-    expect(() =>
-      Bitseq.deserialize(unhex('0000000000000040 0000000000000040 00000000 0000000000000003')),
-    ).toThrow(/cover 3 blocks/)
+    expect(() => Bitseq.deserialize(unhex('0000000000000040 0000000000000040 00000000 0000000000000003'))).toThrow(
+      /cover 3 blocks/,
+    )
   })
 })

@@ -57,9 +57,13 @@ async function cnmRound(n, round, ports) {
   return await withHostNs(`${tag}-h${round}`, async (hostNs) => {
     const dir = mkdtempSync(join(tmpdir(), 'cnm-bench-'))
     const execRoot = join(dir, 'run')
-    const daemon = spawn(process.execPath, [BIN, 'daemon', '--root', join(dir, 'root'), '--exec-root', execRoot, '--host-netns', hostNs], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    })
+    const daemon = spawn(
+      process.execPath,
+      [BIN, 'daemon', '--root', join(dir, 'root'), '--exec-root', execRoot, '--host-netns', hostNs],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    )
     let err = ''
     daemon.stderr.on('data', (d) => (err += d))
     const client = new CnmClient({ host: join(execRoot, 'cnm.sock') })
@@ -75,7 +79,10 @@ async function cnmRound(n, round, ports) {
       }
       await client.createNetwork({ name: 'bench', ipam: { config: [{ subnet: '10.230.0.0/16' }] } })
       // warm the daemon's code paths (not counted): one attach/detach
-      const w = await client.createSandbox({ name: 'warm', networks: [{ network: 'bench', portBindings: ['19999:80'] }] })
+      const w = await client.createSandbox({
+        name: 'warm',
+        networks: [{ network: 'bench', portBindings: ['19999:80'] }],
+      })
       await client.removeSandbox(w.id)
       const rulesBefore = await hostRules(hostNs)
       const attach = []
@@ -110,7 +117,16 @@ async function cnmRound(n, round, ports) {
 
 async function peerRound(tool, n, round) {
   return await withHostNs(`${tag}-p${round}`, async (hostNs) => {
-    const out = await sh('ip', ['netns', 'exec', hostNs, 'bash', join(HERE, 'peers.sh'), tool, `${tag}p${round}`, String(n)])
+    const out = await sh('ip', [
+      'netns',
+      'exec',
+      hostNs,
+      'bash',
+      join(HERE, 'peers.sh'),
+      tool,
+      `${tag}p${round}`,
+      String(n),
+    ])
     const attach = []
     const detach = []
     let rulesBefore = 0
@@ -137,7 +153,9 @@ for (const n of SIZES) {
       detach: stats(r.detach),
       firewallRulesPerContainer: Math.round(((r.rulesAttached - r.rulesBefore) / n) * 100) / 100,
     }
-    log(`${tool} N=${n}: attach median ${a.medianMs} ms p95 ${a.p95Ms} ms, detach median ${results[tool][n].detach.medianMs} ms, rules/container ${results[tool][n].firewallRulesPerContainer}`)
+    log(
+      `${tool} N=${n}: attach median ${a.medianMs} ms p95 ${a.p95Ms} ms, detach median ${results[tool][n].detach.medianMs} ms, rules/container ${results[tool][n].firewallRulesPerContainer}`,
+    )
   }
 }
 const noPorts = await cnmRound(10, round++, false)
@@ -155,11 +173,16 @@ console.log(
       netavarkAttachP95Ms: byN((n) => results.netavark[n].attach.p95Ms),
       medianRatioToFastestPeer: byN((n) => r2(results.cnm[n].attach.medianMs / fastestPeer(n, 'medianMs'))),
       p95RatioToFastestPeer: byN((n) => r2(results.cnm[n].attach.p95Ms / fastestPeer(n, 'p95Ms'))),
-      cnmFirewallRulesPerContainer: { withOnePort: results.cnm[SIZES.at(-1)].firewallRulesPerContainer, withoutPorts: r2((noPorts.rulesAttached - noPorts.rulesBefore) / 10) },
+      cnmFirewallRulesPerContainer: {
+        withOnePort: results.cnm[SIZES.at(-1)].firewallRulesPerContainer,
+        withoutPorts: r2((noPorts.rulesAttached - noPorts.rulesBefore) / 10),
+      },
     },
-    what:
-      'per-container attach, sequential, one network, one published TCP port each: cnm = one POST /sandboxes to the daemon (netns + embedded DNS + endpoint + join + port) from a client process; cni = bridge+host-local+portmap exec; netavark = setup exec; all inside bench-made host namespaces',
+    what: 'per-container attach, sequential, one network, one published TCP port each: cnm = one POST /sandboxes to the daemon (netns + embedded DNS + endpoint + join + port) from a client process; cni = bridge+host-local+portmap exec; netavark = setup exec; all inside bench-made host namespaces',
     results,
-    cnmWithoutPorts: { attach: stats(noPorts.attach), rulesPerContainer: r2((noPorts.rulesAttached - noPorts.rulesBefore) / 10) },
+    cnmWithoutPorts: {
+      attach: stats(noPorts.attach),
+      rulesPerContainer: r2((noPorts.rulesAttached - noPorts.rulesBefore) / 10),
+    },
   }),
 )

@@ -74,7 +74,18 @@ async function round(mode) {
   await sh('ip', ['netns', 'add', hostNs])
   const dir = mkdtempSync(join(tmpdir(), 'cnm-bench-'))
   const execRoot = join(dir, 'run')
-  const args = ['--expose-gc', '--heapsnapshot-signal=SIGUSR2', BIN, 'daemon', '--root', join(dir, 'root'), '--exec-root', execRoot, '--host-netns', hostNs]
+  const args = [
+    '--expose-gc',
+    '--heapsnapshot-signal=SIGUSR2',
+    BIN,
+    'daemon',
+    '--root',
+    join(dir, 'root'),
+    '--exec-root',
+    execRoot,
+    '--host-netns',
+    hostNs,
+  ]
   if (mode === 'nodns') args.push('--no-dns')
   const daemon = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: dir })
   let err = ''
@@ -95,7 +106,8 @@ async function round(mode) {
     // warm the daemon's code paths and pools (not counted)
     for (let i = 0; i < 5; i++) {
       const w = await client.createSandbox({ name: `warm${i}`, networks: [{ network: 'mem' }] })
-      if (mode === 'dns') await sh('nsenter', [`--net=${w.key}`, 'dig', '+short', '+time=2', '+tries=1', '@127.0.0.11', `warm${i}`])
+      if (mode === 'dns')
+        await sh('nsenter', [`--net=${w.key}`, 'dig', '+short', '+time=2', '+tries=1', '@127.0.0.11', `warm${i}`])
       await client.removeSandbox(w.id)
     }
     const base = await client.info({ gc: true })
@@ -116,7 +128,15 @@ async function round(mode) {
     let answers = 0
     if (mode === 'dns') {
       for (const [i, s] of sbs.entries()) {
-        const out = await sh('nsenter', [`--net=${s.key}`, 'dig', '+short', '+time=2', '+tries=1', '@127.0.0.11', `s${(i + 1) % N1}`])
+        const out = await sh('nsenter', [
+          `--net=${s.key}`,
+          'dig',
+          '+short',
+          '+time=2',
+          '+tries=1',
+          '@127.0.0.11',
+          `s${(i + 1) % N1}`,
+        ])
         if (out.trim() !== '') answers++
       }
       answered = await snapshot(daemon, dir)
@@ -132,7 +152,9 @@ async function round(mode) {
       createMsPerSandbox: Math.round((createMs / (N - N1)) * 10) / 10,
       heapPerSandboxBytes: per(idle, first, 'heapUsedBytes', N - N1),
       snapshotHeapPerSandboxBytes: Math.round((snapIdle.heapBytes - snapBack.heapBytes) / (N - N1)),
-      snapshotNonCodeHeapPerSandboxBytes: Math.round((snapIdle.nonCodeHeapBytes - snapBack.nonCodeHeapBytes) / (N - N1)),
+      snapshotNonCodeHeapPerSandboxBytes: Math.round(
+        (snapIdle.nonCodeHeapBytes - snapBack.nonCodeHeapBytes) / (N - N1),
+      ),
       snapshotAnsweringPerSandboxBytes: Math.round((answered.nonCodeHeapBytes - snapBack.nonCodeHeapBytes) / N1),
       rssPerSandboxBytes: per(idle, first, 'rssBytes', N - N1),
       externalPerSandboxBytes: per(idle, first, 'externalBytes', N - N1),
@@ -166,7 +188,8 @@ console.log(
       sandboxes: N,
       objectHeapPerSandboxBytes: dns.snapshotNonCodeHeapPerSandboxBytes,
       objectHeapPerSandboxNoDnsBytes: nodns.snapshotNonCodeHeapPerSandboxBytes,
-      resolverObjectHeapPerSandboxBytes: dns.snapshotNonCodeHeapPerSandboxBytes - nodns.snapshotNonCodeHeapPerSandboxBytes,
+      resolverObjectHeapPerSandboxBytes:
+        dns.snapshotNonCodeHeapPerSandboxBytes - nodns.snapshotNonCodeHeapPerSandboxBytes,
       heapPerSandboxBytes: dns.heapPerSandboxBytes,
       answeringObjectHeapPerSandboxBytes: dns.snapshotAnsweringPerSandboxBytes,
       rssPerSandboxBytes: dns.rssPerSandboxBytes,

@@ -10,9 +10,25 @@ export interface DaemonStats {
   networks: number
   endpoints: number
   /** Embedded resolvers running, and their counters summed (including resolvers already stopped). */
-  dns: { resolvers: number; queries: number; local: number; fastPathAnswered: number; forwarded: number; dropped: number; rejected: number; servfail: number; errors: number }
+  dns: {
+    resolvers: number
+    queries: number
+    local: number
+    fastPathAnswered: number
+    forwarded: number
+    dropped: number
+    rejected: number
+    servfail: number
+    errors: number
+  }
   /** process.memoryUsage() of the daemon. */
-  memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number; arrayBuffersBytes: number }
+  memory: {
+    rssBytes: number
+    heapUsedBytes: number
+    heapTotalBytes: number
+    externalBytes: number
+    arrayBuffersBytes: number
+  }
   pid: number
   uptimeMs: number
 }
@@ -36,7 +52,11 @@ export const ROUTES: ReadonlyArray<readonly [method: string, path: string, what:
   ['DELETE', '/sandboxes/:id', 'remove a sandbox and its endpoints'],
   ['POST', '/sandboxes/:id/stop', 'stop a sandbox: endpoints leave, keeping addresses and host ports'],
   ['POST', '/sandboxes/:id/start', 'start a stopped sandbox: same addresses and host ports'],
-  ['GET', '/info', 'counts, memory of the daemon, embedded DNS counters (`?gc=1` collects garbage first when possible)'],
+  [
+    'GET',
+    '/info',
+    'counts, memory of the daemon, embedded DNS counters (`?gc=1` collects garbage first when possible)',
+  ],
   ['GET', '/events', 'controller events as newline-delimited JSON (streaming)'],
 ]
 

@@ -89,7 +89,10 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
   program
     .description('cnm: container networking (CNM) daemon and client')
     .version(VERSION, '-v, --version')
-    .option('-H, --host <address>', `daemon socket (unix path, unix:///path or tcp://host:port) [env CNM_HOST, default ${DEFAULT_SOCKET}]`)
+    .option(
+      '-H, --host <address>',
+      `daemon socket (unix path, unix:///path or tcp://host:port) [env CNM_HOST, default ${DEFAULT_SOCKET}]`,
+    )
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .showHelpAfterError('(run with --help for usage)')
@@ -114,61 +117,107 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
     .command('daemon')
     .description('run the cnm daemon (JSON HTTP API on a unix socket, mode 0600)')
     .option('--root <dir>', 'state directory', DEFAULT_DAEMON_INIT.root)
-    .option('--exec-root <dir>', 'runtime directory (socket, sandbox namespaces, hosts/resolv.conf)', DEFAULT_DAEMON_INIT.execRoot)
+    .option(
+      '--exec-root <dir>',
+      'runtime directory (socket, sandbox namespaces, hosts/resolv.conf)',
+      DEFAULT_DAEMON_INIT.execRoot,
+    )
     .option('--socket <path>', 'API socket (default <exec-root>/cnm.sock)')
     .option('--host-netns <name>', 'act as if this namespace (/run/netns/<name>) were the host')
     .option('--tcp <host:port>', 'also listen on TCP (no authentication; off by default)')
     .option('--no-dns', 'do not start the embedded DNS resolver in sandboxes')
     .option('--dns-upstream <ip>', 'upstream DNS server for the embedded resolver (repeatable)', collect)
-    .option('--resolv-conf <path>', "the host's resolv.conf sandboxes start from (default /etc/resolv.conf; none with --host-netns)")
-    .option('--dns-hedge-delay <ms>', 'ask the next upstream after this long without an answer', String(DEFAULT_DAEMON_INIT.dnsHedgeDelayMs))
+    .option(
+      '--resolv-conf <path>',
+      "the host's resolv.conf sandboxes start from (default /etc/resolv.conf; none with --host-netns)",
+    )
+    .option(
+      '--dns-hedge-delay <ms>',
+      'ask the next upstream after this long without an answer',
+      String(DEFAULT_DAEMON_INIT.dnsHedgeDelayMs),
+    )
     .option('--no-dns-fast-path', 'answer DNS from JavaScript only (no native responder thread)')
-    .option('--dns-realtime-priority <n>', 'run the native DNS responder at SCHED_FIFO priority n (0 = normal scheduling)', '0')
+    .option(
+      '--dns-realtime-priority <n>',
+      'run the native DNS responder at SCHED_FIFO priority n (0 = normal scheduling)',
+      '0',
+    )
     .option('--host-address <ip>', 'address answered for _host_<port> SRV records of ports published on all addresses')
     .option('--no-default-bridge', 'do not create the default bridge network')
-    .option('--bridge <name>', 'device of the default bridge network (created when missing)', DEFAULT_DAEMON_INIT.bridge)
+    .option(
+      '--bridge <name>',
+      'device of the default bridge network (created when missing)',
+      DEFAULT_DAEMON_INIT.bridge,
+    )
     .option('--bip <cidr>', 'gateway address and prefix of the default bridge, e.g. 172.17.0.1/16')
     .option('--debug', 'debug logging (all cnm:* namespaces)')
-    .action(async (o: { root: string; execRoot: string; socket?: string; hostNetns?: string; tcp?: string; dns: boolean; dnsUpstream?: string[]; resolvConf?: string; dnsHedgeDelay: string; dnsFastPath: boolean; dnsRealtimePriority: string; hostAddress?: string; defaultBridge: boolean; bridge: string; bip?: string; debug?: boolean }) => {
-      const hedge = Number(o.dnsHedgeDelay)
-      if (!Number.isInteger(hedge)) throw new UsageError(`--dns-hedge-delay must be a number of milliseconds, got ${JSON.stringify(o.dnsHedgeDelay)}`)
-      const rt = Number(o.dnsRealtimePriority)
-      if (!Number.isInteger(rt) || rt < 0 || rt > 99) throw new UsageError(`--dns-realtime-priority must be an integer 0..99, got ${JSON.stringify(o.dnsRealtimePriority)}`)
-      const logger = defaultLogger({ enabled: o.debug === true ? 'cnm:*' : (io.env['DEBUG'] ?? '') })
-      const init: DaemonInit = {
-        root: o.root,
-        execRoot: o.execRoot,
-        ...(o.socket !== undefined && { socket: o.socket }),
-        ...(o.hostNetns !== undefined && { hostNetns: o.hostNetns }),
-        ...(o.tcp !== undefined && { tcp: o.tcp }),
-        embeddedDns: o.dns,
-        ...(o.dnsUpstream !== undefined && { dnsUpstreams: o.dnsUpstream }),
-        ...(o.resolvConf !== undefined && { resolvConf: o.resolvConf }),
-        dnsHedgeDelayMs: hedge,
-        dnsFastPath: o.dnsFastPath,
-        dnsRealtimePriority: rt,
-        ...(o.hostAddress !== undefined && { hostAddress: o.hostAddress }),
-        defaultBridge: o.defaultBridge,
-        bridge: o.bridge,
-        ...(o.bip !== undefined && { bip: o.bip }),
-      }
-      const d = new Daemon(init, { logger })
-      await d.start()
-      io.stderr(`cnm daemon ${VERSION} listening on ${d.config.socket}${d.tcpPort === undefined ? '' : ` and tcp port ${d.tcpPort}`} (pid ${process.pid})\n`)
-      await new Promise<void>((resolve) => {
-        const stop = (sig: NodeJS.Signals): void => {
-          io.stderr(`cnm daemon: ${sig}, shutting down\n`)
-          process.off('SIGTERM', stop)
-          process.off('SIGINT', stop)
-          d.stop().then(resolve, (err: unknown) => {
-            io.stderr(`cnm daemon: shutdown failed: ${(err as Error).message}\n`)
-            resolve()
-          })
+    .action(
+      async (o: {
+        root: string
+        execRoot: string
+        socket?: string
+        hostNetns?: string
+        tcp?: string
+        dns: boolean
+        dnsUpstream?: string[]
+        resolvConf?: string
+        dnsHedgeDelay: string
+        dnsFastPath: boolean
+        dnsRealtimePriority: string
+        hostAddress?: string
+        defaultBridge: boolean
+        bridge: string
+        bip?: string
+        debug?: boolean
+      }) => {
+        const hedge = Number(o.dnsHedgeDelay)
+        if (!Number.isInteger(hedge))
+          throw new UsageError(
+            `--dns-hedge-delay must be a number of milliseconds, got ${JSON.stringify(o.dnsHedgeDelay)}`,
+          )
+        const rt = Number(o.dnsRealtimePriority)
+        if (!Number.isInteger(rt) || rt < 0 || rt > 99)
+          throw new UsageError(
+            `--dns-realtime-priority must be an integer 0..99, got ${JSON.stringify(o.dnsRealtimePriority)}`,
+          )
+        const logger = defaultLogger({ enabled: o.debug === true ? 'cnm:*' : (io.env['DEBUG'] ?? '') })
+        const init: DaemonInit = {
+          root: o.root,
+          execRoot: o.execRoot,
+          ...(o.socket !== undefined && { socket: o.socket }),
+          ...(o.hostNetns !== undefined && { hostNetns: o.hostNetns }),
+          ...(o.tcp !== undefined && { tcp: o.tcp }),
+          embeddedDns: o.dns,
+          ...(o.dnsUpstream !== undefined && { dnsUpstreams: o.dnsUpstream }),
+          ...(o.resolvConf !== undefined && { resolvConf: o.resolvConf }),
+          dnsHedgeDelayMs: hedge,
+          dnsFastPath: o.dnsFastPath,
+          dnsRealtimePriority: rt,
+          ...(o.hostAddress !== undefined && { hostAddress: o.hostAddress }),
+          defaultBridge: o.defaultBridge,
+          bridge: o.bridge,
+          ...(o.bip !== undefined && { bip: o.bip }),
         }
-        process.on('SIGTERM', stop)
-        process.on('SIGINT', stop)
-      })
-    })
+        const d = new Daemon(init, { logger })
+        await d.start()
+        io.stderr(
+          `cnm daemon ${VERSION} listening on ${d.config.socket}${d.tcpPort === undefined ? '' : ` and tcp port ${d.tcpPort}`} (pid ${process.pid})\n`,
+        )
+        await new Promise<void>((resolve) => {
+          const stop = (sig: NodeJS.Signals): void => {
+            io.stderr(`cnm daemon: ${sig}, shutting down\n`)
+            process.off('SIGTERM', stop)
+            process.off('SIGINT', stop)
+            d.stop().then(resolve, (err: unknown) => {
+              io.stderr(`cnm daemon: shutdown failed: ${(err as Error).message}\n`)
+              resolve()
+            })
+          }
+          process.on('SIGTERM', stop)
+          process.on('SIGINT', stop)
+        })
+      },
+    )
 
   program
     .command('version')
@@ -178,7 +227,10 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
       await withClient(async (c) => {
         const v = await c.version()
         if (o.format === 'json') json({ client: { version: VERSION }, daemon: v })
-        else out(`Client: ${VERSION}\nDaemon: ${v.version} (API ${v.apiVersion}, pid ${v.pid}, drivers ${v.drivers.join(',')}, host netns ${v.hostNetns ?? '-'})`)
+        else
+          out(
+            `Client: ${VERSION}\nDaemon: ${v.version} (API ${v.apiVersion}, pid ${v.pid}, drivers ${v.drivers.join(',')}, host netns ${v.hostNetns ?? '-'})`,
+          )
       })
     })
 
@@ -198,31 +250,52 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
     .option('--ipam-driver <name>', 'IPAM driver')
     .option('-o, --opt <key=value>', 'driver option (repeatable)', collect)
     .option('--label <key=value>', 'label (repeatable)', collect)
-    .action(async (name: string, o: { driver: string; subnet?: string[]; gateway?: string[]; ipRange?: string[]; internal?: boolean; ipv6?: boolean; attachable?: boolean; ipamDriver?: string; opt?: string[]; label?: string[] }) => {
-      const subnets = o.subnet ?? []
-      if ((o.gateway ?? []).length > subnets.length) throw new UsageError('every --gateway needs a --subnet')
-      if ((o.ipRange ?? []).length > subnets.length) throw new UsageError('every --ip-range needs a --subnet')
-      const config = subnets.map((subnet, i) => ({
-        subnet,
-        ...(o.gateway?.[i] !== undefined && { gateway: o.gateway[i] }),
-        ...(o.ipRange?.[i] !== undefined && { ipRange: o.ipRange[i] }),
-      }))
-      const options = keyValues(o.opt, '--opt')
-      const labels = keyValues(o.label, '--label')
-      const body: CreateNetworkBody = {
-        name,
-        driver: o.driver,
-        ...(o.internal === true && { internal: true }),
-        ...(o.ipv6 === true && { enableIPv6: true }),
-        ...(o.attachable === true && { attachable: true }),
-        ...(options !== undefined && { options }),
-        ...(labels !== undefined && { labels }),
-        ...(config.length > 0 || o.ipamDriver !== undefined
-          ? { ipam: { ...(o.ipamDriver !== undefined && { driver: o.ipamDriver }), ...(config.length > 0 && { config }) } }
-          : {}),
-      }
-      await withClient(async (c) => out((await c.createNetwork(body)).id))
-    })
+    .action(
+      async (
+        name: string,
+        o: {
+          driver: string
+          subnet?: string[]
+          gateway?: string[]
+          ipRange?: string[]
+          internal?: boolean
+          ipv6?: boolean
+          attachable?: boolean
+          ipamDriver?: string
+          opt?: string[]
+          label?: string[]
+        },
+      ) => {
+        const subnets = o.subnet ?? []
+        if ((o.gateway ?? []).length > subnets.length) throw new UsageError('every --gateway needs a --subnet')
+        if ((o.ipRange ?? []).length > subnets.length) throw new UsageError('every --ip-range needs a --subnet')
+        const config = subnets.map((subnet, i) => ({
+          subnet,
+          ...(o.gateway?.[i] !== undefined && { gateway: o.gateway[i] }),
+          ...(o.ipRange?.[i] !== undefined && { ipRange: o.ipRange[i] }),
+        }))
+        const options = keyValues(o.opt, '--opt')
+        const labels = keyValues(o.label, '--label')
+        const body: CreateNetworkBody = {
+          name,
+          driver: o.driver,
+          ...(o.internal === true && { internal: true }),
+          ...(o.ipv6 === true && { enableIPv6: true }),
+          ...(o.attachable === true && { attachable: true }),
+          ...(options !== undefined && { options }),
+          ...(labels !== undefined && { labels }),
+          ...(config.length > 0 || o.ipamDriver !== undefined
+            ? {
+                ipam: {
+                  ...(o.ipamDriver !== undefined && { driver: o.ipamDriver }),
+                  ...(config.length > 0 && { config }),
+                },
+              }
+            : {}),
+        }
+        await withClient(async (c) => out((await c.createNetwork(body)).id))
+      },
+    )
   network
     .command('ls')
     .alias('list')
@@ -281,18 +354,24 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
     .option('--alias <name>', 'DNS alias on this network (repeatable)', collect)
     .option('-p, --publish <spec>', 'publish a port: [ip:]hostPort:containerPort[/proto] (repeatable)', collect)
     .addOption(formatOption().default(undefined).choices(['json']))
-    .action(async (net: string, sb: string, o: { ip?: string; ip6?: string; alias?: string[]; publish?: string[]; format?: string }) => {
-      await withClient(async (c) => {
-        const ep = await c.connect(net, {
-          sandbox: sb,
-          ...(o.ip !== undefined && { ipv4Address: o.ip }),
-          ...(o.ip6 !== undefined && { ipv6Address: o.ip6 }),
-          ...(o.alias !== undefined && { aliases: o.alias }),
-          ...(o.publish !== undefined && { portBindings: o.publish }),
+    .action(
+      async (
+        net: string,
+        sb: string,
+        o: { ip?: string; ip6?: string; alias?: string[]; publish?: string[]; format?: string },
+      ) => {
+        await withClient(async (c) => {
+          const ep = await c.connect(net, {
+            sandbox: sb,
+            ...(o.ip !== undefined && { ipv4Address: o.ip }),
+            ...(o.ip6 !== undefined && { ipv6Address: o.ip6 }),
+            ...(o.alias !== undefined && { aliases: o.alias }),
+            ...(o.publish !== undefined && { portBindings: o.publish }),
+          })
+          if (o.format === 'json') json(ep)
         })
-        if (o.format === 'json') json(ep)
-      })
-    })
+      },
+    )
   network
     .command('disconnect')
     .description('disconnect a sandbox from a network')
@@ -322,38 +401,55 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
     .option('--add-host <name:ip>', 'an /etc/hosts entry (repeatable)', collect)
     .option('--link <name[:alias]>', 'legacy link to a sandbox on the default bridge (repeatable)', collect)
     .addOption(formatOption().default(undefined).choices(['json']))
-    .action(async (o: { name?: string; hostname?: string; dns?: string[]; network?: string; ip?: string; alias?: string[]; publish?: string[]; label?: string[]; format?: string; domainname?: string; dnsSearch?: string[]; dnsOption?: string[]; addHost?: string[]; link?: string[] }) => {
-      if (o.network === undefined && (o.ip !== undefined || o.alias !== undefined || o.publish !== undefined)) {
-        throw new UsageError('--ip, --alias and --publish need --network')
-      }
-      const labels = keyValues(o.label, '--label')
-      const extraHosts = addHosts(o.addHost)
-      await withClient(async (c) => {
-        const sb = await c.createSandbox({
-          ...(o.name !== undefined && { name: o.name }),
-          ...(o.hostname !== undefined && { hostname: o.hostname }),
-          ...(o.domainname !== undefined && { domainname: o.domainname }),
-          ...(o.dns !== undefined && { dns: o.dns }),
-          ...(o.dnsSearch !== undefined && { dnsSearch: o.dnsSearch }),
-          ...(o.dnsOption !== undefined && { dnsOptions: o.dnsOption }),
-          ...(extraHosts !== undefined && { extraHosts }),
-          ...(o.link !== undefined && { links: o.link }),
-          ...(labels !== undefined && { labels }),
-          ...(o.network !== undefined && {
-            networks: [
-              {
-                network: o.network,
-                ...(o.ip !== undefined && { ipv4Address: o.ip }),
-                ...(o.alias !== undefined && { aliases: o.alias }),
-                ...(o.publish !== undefined && { portBindings: o.publish }),
-              },
-            ],
-          }),
+    .action(
+      async (o: {
+        name?: string
+        hostname?: string
+        dns?: string[]
+        network?: string
+        ip?: string
+        alias?: string[]
+        publish?: string[]
+        label?: string[]
+        format?: string
+        domainname?: string
+        dnsSearch?: string[]
+        dnsOption?: string[]
+        addHost?: string[]
+        link?: string[]
+      }) => {
+        if (o.network === undefined && (o.ip !== undefined || o.alias !== undefined || o.publish !== undefined)) {
+          throw new UsageError('--ip, --alias and --publish need --network')
+        }
+        const labels = keyValues(o.label, '--label')
+        const extraHosts = addHosts(o.addHost)
+        await withClient(async (c) => {
+          const sb = await c.createSandbox({
+            ...(o.name !== undefined && { name: o.name }),
+            ...(o.hostname !== undefined && { hostname: o.hostname }),
+            ...(o.domainname !== undefined && { domainname: o.domainname }),
+            ...(o.dns !== undefined && { dns: o.dns }),
+            ...(o.dnsSearch !== undefined && { dnsSearch: o.dnsSearch }),
+            ...(o.dnsOption !== undefined && { dnsOptions: o.dnsOption }),
+            ...(extraHosts !== undefined && { extraHosts }),
+            ...(o.link !== undefined && { links: o.link }),
+            ...(labels !== undefined && { labels }),
+            ...(o.network !== undefined && {
+              networks: [
+                {
+                  network: o.network,
+                  ...(o.ip !== undefined && { ipv4Address: o.ip }),
+                  ...(o.alias !== undefined && { aliases: o.alias }),
+                  ...(o.publish !== undefined && { portBindings: o.publish }),
+                },
+              ],
+            }),
+          })
+          if (o.format === 'json') json(sb)
+          else out(sb.id)
         })
-        if (o.format === 'json') json(sb)
-        else out(sb.id)
-      })
-    })
+      },
+    )
   sandbox
     .command('ls')
     .alias('list')
@@ -434,7 +530,11 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
   program
     .command('run')
     .description('run a command in a new sandbox attached to a network; removed when the command exits')
-    .option('--network <network>', 'network to attach to ("default": the default bridge, "none": loopback only)', 'default')
+    .option(
+      '--network <network>',
+      'network to attach to ("default": the default bridge, "none": loopback only)',
+      'default',
+    )
     .option('--name <name>', 'sandbox (and endpoint) name')
     .option('--hostname <name>', 'host name')
     .option('--ip <ipv4>', 'IPv4 address')
@@ -448,35 +548,54 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
     .option('--link <name[:alias]>', 'legacy link to a sandbox on the default bridge (repeatable)', collect)
     .option('--keep', 'when the command ends, stop the sandbox (keeping addresses and ports) instead of removing it')
     .argument('<command...>', 'command and arguments (put them after --)')
-    .action(async (command: string[], o: { network: string; name?: string; hostname?: string; ip?: string; alias?: string[]; publish?: string[]; dns?: string[]; dnsSearch?: string[]; dnsOption?: string[]; domainname?: string; addHost?: string[]; link?: string[]; keep?: boolean }) => {
-      const extraHosts = addHosts(o.addHost)
-      const c = client()
-      try {
-        const r = await runInSandbox(c, {
-          ...(o.dnsSearch !== undefined && { dnsSearch: o.dnsSearch }),
-          ...(o.dnsOption !== undefined && { dnsOptions: o.dnsOption }),
-          ...(o.domainname !== undefined && { domainname: o.domainname }),
-          ...(extraHosts !== undefined && { extraHosts }),
-          ...(o.link !== undefined && { links: o.link }),
-          ...(o.keep === true && { keep: true }),
-          network: o.network,
-          command,
-          ...(o.name !== undefined && { name: o.name }),
-          ...(o.hostname !== undefined && { hostname: o.hostname }),
-          ...(o.ip !== undefined && { ip: o.ip }),
-          ...(o.alias !== undefined && { aliases: o.alias }),
-          ...(o.publish !== undefined && { publish: o.publish }),
-          ...(o.dns !== undefined && { dns: o.dns }),
-          onCleanupError: (err) => io.stderr(`cnm run: removing the sandbox failed: ${(err as Error).message}\n`),
-        })
-        code = r.code
-      } catch (err) {
-        report(err, io)
-        code = err instanceof DaemonUnreachableError ? EXIT.unreachable : EXIT.runFailed
-      } finally {
-        c.close()
-      }
-    })
+    .action(
+      async (
+        command: string[],
+        o: {
+          network: string
+          name?: string
+          hostname?: string
+          ip?: string
+          alias?: string[]
+          publish?: string[]
+          dns?: string[]
+          dnsSearch?: string[]
+          dnsOption?: string[]
+          domainname?: string
+          addHost?: string[]
+          link?: string[]
+          keep?: boolean
+        },
+      ) => {
+        const extraHosts = addHosts(o.addHost)
+        const c = client()
+        try {
+          const r = await runInSandbox(c, {
+            ...(o.dnsSearch !== undefined && { dnsSearch: o.dnsSearch }),
+            ...(o.dnsOption !== undefined && { dnsOptions: o.dnsOption }),
+            ...(o.domainname !== undefined && { domainname: o.domainname }),
+            ...(extraHosts !== undefined && { extraHosts }),
+            ...(o.link !== undefined && { links: o.link }),
+            ...(o.keep === true && { keep: true }),
+            network: o.network,
+            command,
+            ...(o.name !== undefined && { name: o.name }),
+            ...(o.hostname !== undefined && { hostname: o.hostname }),
+            ...(o.ip !== undefined && { ip: o.ip }),
+            ...(o.alias !== undefined && { aliases: o.alias }),
+            ...(o.publish !== undefined && { publish: o.publish }),
+            ...(o.dns !== undefined && { dns: o.dns }),
+            onCleanupError: (err) => io.stderr(`cnm run: removing the sandbox failed: ${(err as Error).message}\n`),
+          })
+          code = r.code
+        } catch (err) {
+          report(err, io)
+          code = err instanceof DaemonUnreachableError ? EXIT.unreachable : EXIT.runFailed
+        } finally {
+          c.close()
+        }
+      },
+    )
 
   // ---------------------------------------------------------------- exec, events, info
   program
@@ -527,14 +646,20 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
     .option('--use-daemon', 'use the running daemon (--host) instead of a private one in a demo-made namespace')
     .action(async (o: { useDaemon?: boolean }) => {
       const host = (program.opts<{ host?: string }>().host ?? io.env['CNM_HOST']) || undefined
-      code = await runDemo({ useDaemon: o.useDaemon === true, ...(host !== undefined && { host }), out: io.stdout, err: io.stderr })
+      code = await runDemo({
+        useDaemon: o.useDaemon === true,
+        ...(host !== undefined && { host }),
+        out: io.stdout,
+        err: io.stderr,
+      })
     })
 
   try {
     await program.parseAsync([...argv], { from: 'user' })
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')
+        return EXIT.ok
       return EXIT.usage
     }
     return report(err, io)

@@ -29,18 +29,29 @@ export interface VersionInfo {
   pid: number
 }
 
-export type { NetworkView, SandboxView, EndpointView, CreateNetworkBody, CreateSandboxBody, ConnectBody, DisconnectBody, DaemonStats }
+export type {
+  NetworkView,
+  SandboxView,
+  EndpointView,
+  CreateNetworkBody,
+  CreateSandboxBody,
+  ConnectBody,
+  DisconnectBody,
+  DaemonStats,
+}
 
 /** Parses `--host`/`CNM_HOST` into request options. */
 export function parseHost(host: string): { socketPath: string } | { host: string; port: number } {
   if (host.startsWith('tcp://')) {
     const u = new URL(host.replace(/^tcp:/, 'http:'))
     const port = Number(u.port)
-    if (u.hostname === '' || !Number.isInteger(port) || port < 1) throw new UsageError(`bad daemon address ${host}: use tcp://host:port`)
+    if (u.hostname === '' || !Number.isInteger(port) || port < 1)
+      throw new UsageError(`bad daemon address ${host}: use tcp://host:port`)
     return { host: u.hostname.replace(/^\[|\]$/g, ''), port }
   }
   const path = host.startsWith('unix://') ? host.slice('unix://'.length) : host
-  if (!path.startsWith('/')) throw new UsageError(`bad daemon address ${host}: use an absolute socket path, unix:///path or tcp://host:port`)
+  if (!path.startsWith('/'))
+    throw new UsageError(`bad daemon address ${host}: use an absolute socket path, unix:///path or tcp://host:port`)
   return { socketPath: path }
 }
 
@@ -73,9 +84,15 @@ export class CnmClient {
       path,
       headers: {
         accept: 'application/json',
-        ...(payload !== undefined && { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+        ...(payload !== undefined && {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(payload),
+        }),
       },
-      signal: AbortSignal.any([AbortSignal.timeout(this.#timeoutMs), ...(options.signal === undefined ? [] : [options.signal])]),
+      signal: AbortSignal.any([
+        AbortSignal.timeout(this.#timeoutMs),
+        ...(options.signal === undefined ? [] : [options.signal]),
+      ]),
     }
     return await new Promise<T>((resolve, reject) => {
       const req = request(opts, (res) => {
@@ -99,7 +116,12 @@ export class CnmClient {
           }
           const e = (parsed ?? {}) as { message?: string; kind?: ErrorKind; code?: string }
           reject(
-            new ApiResponseError(status, e.kind ?? 'internal', e.code ?? `HTTP_${status}`, e.message ?? (text.trim() || `HTTP ${status}`)),
+            new ApiResponseError(
+              status,
+              e.kind ?? 'internal',
+              e.code ?? `HTTP_${status}`,
+              e.message ?? (text.trim() || `HTTP ${status}`),
+            ),
           )
         })
       })
@@ -170,9 +192,19 @@ export class CnmClient {
     const aborted = (): boolean => signal?.aborted === true
     if (aborted()) return
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = request({ ...this.#target, method: 'GET', path: '/events', headers: { accept: 'application/x-ndjson' }, ...(signal !== undefined && { signal }) }, resolve)
+      const req = request(
+        {
+          ...this.#target,
+          method: 'GET',
+          path: '/events',
+          headers: { accept: 'application/x-ndjson' },
+          ...(signal !== undefined && { signal }),
+        },
+        resolve,
+      )
       req.on('error', (err: NodeJS.ErrnoException) => {
-        if (['ENOENT', 'ECONNREFUSED', 'EACCES'].includes(err.code ?? '')) reject(new DaemonUnreachableError(this.host, { cause: err }))
+        if (['ENOENT', 'ECONNREFUSED', 'EACCES'].includes(err.code ?? ''))
+          reject(new DaemonUnreachableError(this.host, { cause: err }))
         else reject(err)
       })
       req.end()

@@ -70,8 +70,14 @@ export class ContainerRecords {
     for (const { key, value } of await this.#store.list(CONTAINER_PREFIX, options)) {
       try {
         const r = JSON.parse(dec.decode(value)) as ContainerRecord
-        if (typeof r.name !== 'string' || (r.state !== 'running' && r.state !== 'stopped')) throw new Error('not a container record')
-        this.#records.set(r.name, { ...r, links: r.links ?? [], networks: r.networks ?? [], extraHosts: r.extraHosts ?? [] })
+        if (typeof r.name !== 'string' || (r.state !== 'running' && r.state !== 'stopped'))
+          throw new Error('not a container record')
+        this.#records.set(r.name, {
+          ...r,
+          links: r.links ?? [],
+          networks: r.networks ?? [],
+          extraHosts: r.extraHosts ?? [],
+        })
       } catch (err) {
         this.#log.error('skipping unreadable container record %s: %s', key, (err as Error).message)
       }
@@ -96,7 +102,11 @@ export class ContainerRecords {
     this.#records.set(r.name, r)
   }
 
-  async update(name: string, change: Partial<ContainerRecord>, options?: AbortOptions): Promise<ContainerRecord | undefined> {
+  async update(
+    name: string,
+    change: Partial<ContainerRecord>,
+    options?: AbortOptions,
+  ): Promise<ContainerRecord | undefined> {
     const cur = this.#records.get(name)
     if (cur === undefined) return undefined
     const next = { ...cur, ...change }

@@ -5,7 +5,16 @@ import { promisify } from 'node:util'
 import { chmod, readFile, rm, stat, unlink } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
 import { isAbsolute, join } from 'node:path'
-import { formatIp, formatPrefix, isCnmError, noopLogger, parseCidr, tryParseIp, type ComponentLogger, type Logger } from '@cnm/types'
+import {
+  formatIp,
+  formatPrefix,
+  isCnmError,
+  noopLogger,
+  parseCidr,
+  tryParseIp,
+  type ComponentLogger,
+  type Logger,
+} from '@cnm/types'
 import { createController, toApiError, type Controller } from '@cnm/controller'
 import { lmdbStore, type Store } from '@cnm/datastore'
 import { defaultIpam, nullIpam } from '@cnm/ipam'
@@ -116,12 +125,17 @@ interface DaemonConfig {
 function resolveConfig(init: DaemonInit): DaemonConfig {
   const root = init.root ?? DEFAULT_DAEMON_INIT.root
   const execRoot = init.execRoot ?? DEFAULT_DAEMON_INIT.execRoot
-  for (const [k, v] of [['root', root], ['execRoot', execRoot]] as const) {
-    if (typeof v !== 'string' || !isAbsolute(v)) throw new DaemonConfigError(`${k} must be an absolute path, got ${JSON.stringify(v)}`)
+  for (const [k, v] of [
+    ['root', root],
+    ['execRoot', execRoot],
+  ] as const) {
+    if (typeof v !== 'string' || !isAbsolute(v))
+      throw new DaemonConfigError(`${k} must be an absolute path, got ${JSON.stringify(v)}`)
   }
   const socket = init.socket ?? join(execRoot, 'cnm.sock')
   if (!isAbsolute(socket)) throw new DaemonConfigError(`socket must be an absolute path, got ${JSON.stringify(socket)}`)
-  if (Buffer.byteLength(socket) > 107) throw new DaemonConfigError(`socket path too long for a unix socket (max 107 bytes): ${socket}`)
+  if (Buffer.byteLength(socket) > 107)
+    throw new DaemonConfigError(`socket path too long for a unix socket (max 107 bytes): ${socket}`)
   if (init.hostNetns !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(init.hostNetns)) {
     throw new DaemonConfigError(`invalid host namespace name ${JSON.stringify(init.hostNetns)}`)
   }
@@ -129,24 +143,31 @@ function resolveConfig(init: DaemonInit): DaemonConfig {
   if (init.tcp !== undefined) {
     const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:]+)):(\d{1,5})$/.exec(init.tcp)
     const port = Number(m?.[3])
-    if (m === null || port < 1 || port > 65535) throw new DaemonConfigError(`--tcp must be host:port, got ${JSON.stringify(init.tcp)}`)
+    if (m === null || port < 1 || port > 65535)
+      throw new DaemonConfigError(`--tcp must be host:port, got ${JSON.stringify(init.tcp)}`)
     tcp = { host: (m[1] ?? m[2]) as string, port }
   }
   const maxBodyBytes = init.maxBodyBytes ?? DEFAULT_DAEMON_INIT.maxBodyBytes
-  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1024) throw new DaemonConfigError('maxBodyBytes must be an integer >= 1024')
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1024)
+    throw new DaemonConfigError('maxBodyBytes must be an integer >= 1024')
   for (const u of init.dnsUpstreams ?? []) {
-    if (tryParseIp(u) === undefined) throw new DaemonConfigError(`DNS upstream is not an IP address: ${JSON.stringify(u)}`)
+    if (tryParseIp(u) === undefined)
+      throw new DaemonConfigError(`DNS upstream is not an IP address: ${JSON.stringify(u)}`)
   }
-  if (init.resolvConf !== undefined && !isAbsolute(init.resolvConf)) throw new DaemonConfigError(`resolvConf must be an absolute path, got ${JSON.stringify(init.resolvConf)}`)
+  if (init.resolvConf !== undefined && !isAbsolute(init.resolvConf))
+    throw new DaemonConfigError(`resolvConf must be an absolute path, got ${JSON.stringify(init.resolvConf)}`)
   const hedge = init.dnsHedgeDelayMs ?? DEFAULT_DAEMON_INIT.dnsHedgeDelayMs
-  if (!Number.isSafeInteger(hedge) || hedge < 1 || hedge > 10_000) throw new DaemonConfigError('dnsHedgeDelayMs must be an integer between 1 and 10000')
+  if (!Number.isSafeInteger(hedge) || hedge < 1 || hedge > 10_000)
+    throw new DaemonConfigError('dnsHedgeDelayMs must be an integer between 1 and 10000')
   const rt = init.dnsRealtimePriority ?? DEFAULT_DAEMON_INIT.dnsRealtimePriority
-  if (!Number.isSafeInteger(rt) || rt < 0 || rt > 99) throw new DaemonConfigError('dnsRealtimePriority must be an integer between 0 and 99')
+  if (!Number.isSafeInteger(rt) || rt < 0 || rt > 99)
+    throw new DaemonConfigError('dnsRealtimePriority must be an integer between 0 and 99')
   if (init.hostAddress !== undefined && tryParseIp(init.hostAddress) === undefined) {
     throw new DaemonConfigError(`hostAddress is not an IP address: ${JSON.stringify(init.hostAddress)}`)
   }
   const bridge = init.bridge ?? DEFAULT_DAEMON_INIT.bridge
-  if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(bridge)) throw new DaemonConfigError(`bridge must be an interface name (1-15 characters), got ${JSON.stringify(bridge)}`)
+  if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(bridge))
+    throw new DaemonConfigError(`bridge must be an interface name (1-15 characters), got ${JSON.stringify(bridge)}`)
   let bip: DaemonConfig['bip']
   if (init.bip !== undefined) {
     let cidr: ReturnType<typeof parseCidr> | undefined
@@ -155,7 +176,10 @@ function resolveConfig(init: DaemonInit): DaemonConfig {
     } catch {
       cidr = undefined
     }
-    if (cidr === undefined || cidr.ip.version !== 4) throw new DaemonConfigError(`bip must be an IPv4 address with a prefix length (e.g. 172.17.0.1/16), got ${JSON.stringify(init.bip)}`)
+    if (cidr === undefined || cidr.ip.version !== 4)
+      throw new DaemonConfigError(
+        `bip must be an IPv4 address with a prefix length (e.g. 172.17.0.1/16), got ${JSON.stringify(init.bip)}`,
+      )
     bip = { pool: formatPrefix(cidr.prefix), gateway: formatIp(cidr.ip) }
   }
   return {
@@ -190,7 +214,9 @@ function hostDnsOf(c: DaemonConfig, log: Logger): HostDns {
   if (c.dnsUpstreams !== undefined) {
     return {
       content: c.dnsUpstreams.map((u) => `nameserver ${u}\n`).join(''),
-      upstreams: c.dnsUpstreams.map((address) => (address.startsWith('127.') ? { address, hostLoopback: true } : { address })),
+      upstreams: c.dnsUpstreams.map((address) =>
+        address.startsWith('127.') ? { address, hostLoopback: true } : { address },
+      ),
       noFallback: c.hostNetns !== undefined,
     }
   }
@@ -335,7 +361,11 @@ export class Daemon {
       })({ logger, store, osl: this.#osl })
       this.#bridge = bridge
       const osLayer = new OslSandboxLayer(this.#osl)
-      const ctl = createController({ netnsRoot: netnsDir, gatewayBridge: false, ...(c.hostAddress !== undefined && { hostAddress: c.hostAddress }) })({
+      const ctl = createController({
+        netnsRoot: netnsDir,
+        gatewayBridge: false,
+        ...(c.hostAddress !== undefined && { hostAddress: c.hostAddress }),
+      })({
         logger,
         store,
         osLayer,
@@ -348,7 +378,8 @@ export class Daemon {
       this.#ctl = ctl
       osLayer.srcNameLookup = async (key, dstName) => {
         const sb = ctl.sandboxes().find((s) => s.key === key)
-        const ep = sb === undefined ? undefined : ctl.endpoints({ sandboxId: sb.id }).find((e) => e.interfaceName === dstName)
+        const ep =
+          sb === undefined ? undefined : ctl.endpoints({ sandboxId: sb.id }).find((e) => e.interfaceName === dstName)
         if (ep === undefined) return undefined
         const st = await new BridgeStateStore(store, this.#log).load()
         const rec = st.endpoints.find((e) => e.id === ep.id)
@@ -366,7 +397,12 @@ export class Daemon {
         }
       }
       const dns = new SandboxDns(
-        { dir: join(c.execRoot, 'sandboxes'), embeddedDns: c.embeddedDns, hostDns: hostDnsOf(c, this.#log), hedgeDelayMs: c.dnsHedgeDelayMs },
+        {
+          dir: join(c.execRoot, 'sandboxes'),
+          embeddedDns: c.embeddedDns,
+          hostDns: hostDnsOf(c, this.#log),
+          hedgeDelayMs: c.dnsHedgeDelayMs,
+        },
         ctl,
         records,
         logger,
@@ -404,7 +440,13 @@ export class Daemon {
               servfail: t?.servfail ?? 0,
               errors: t?.errors ?? 0,
             },
-            memory: { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external, arrayBuffersBytes: m.arrayBuffers },
+            memory: {
+              rssBytes: m.rss,
+              heapUsedBytes: m.heapUsed,
+              heapTotalBytes: m.heapTotal,
+              externalBytes: m.external,
+              arrayBuffersBytes: m.arrayBuffers,
+            },
             pid: process.pid,
             uptimeMs: Math.round(performance.now() - started),
           }
@@ -436,7 +478,9 @@ export class Daemon {
     for (const e of ctl.endpoints()) {
       if (e.sandboxId !== undefined || (e.containerId !== undefined && containers.has(e.containerId))) continue
       this.#log('removing endpoint %s (%s): its connect was interrupted', e.name, e.id)
-      await ctl.deleteEndpoint(e.id, { force: true }).catch((err: unknown) => this.#log.error('removing endpoint %s: %o', e.id, err))
+      await ctl
+        .deleteEndpoint(e.id, { force: true })
+        .catch((err: unknown) => this.#log.error('removing endpoint %s: %o', e.id, err))
     }
     const st = await new BridgeStateStore(store, this.#log).load()
     const known = new Set<string>(ctl.endpoints().map((e) => e.id))
@@ -485,7 +529,8 @@ export class Daemon {
       })
       this.#log('created the default bridge network on %s', c.bridge)
     } catch (err) {
-      if (made) await osl.host.deleteLink(c.bridge).catch((e: unknown) => this.#log.error('deleting %s: %o', c.bridge, e))
+      if (made)
+        await osl.host.deleteLink(c.bridge).catch((e: unknown) => this.#log.error('deleting %s: %o', c.bridge, e))
       throw err
     }
   }
@@ -556,10 +601,16 @@ export class Daemon {
     } catch (err) {
       const api = toApiError(err)
       status = err instanceof MethodNotAllowedError ? 405 : err instanceof BodyTooLargeError ? 413 : api.status
-      if (status >= 500 && !isCnmError(err, 'ERR_CLI_DAEMON_STOPPING')) this.#log.error('%s %s failed: %o', req.method, req.url, err)
+      if (status >= 500 && !isCnmError(err, 'ERR_CLI_DAEMON_STOPPING'))
+        this.#log.error('%s %s failed: %o', req.method, req.url, err)
       // drain what the client still sends so it reads our answer
       if (!req.complete) req.resume()
-      sendJson(res, status, { message: api.message, code: api.code, kind: api.kind }, err instanceof MethodNotAllowedError ? { allow: err.allow.join(', ') } : {})
+      sendJson(
+        res,
+        status,
+        { message: api.message, code: api.code, kind: api.kind },
+        err instanceof MethodNotAllowedError ? { allow: err.allow.join(', ') } : {},
+      )
     } finally {
       res.off('close', onClose)
       this.#log.trace('%s %s → %d (%s ms)', req.method, req.url, status, (performance.now() - t0).toFixed(1))

@@ -54,9 +54,13 @@ async function sh(cmd: string, args: string[]): Promise<string> {
 /** A TCP exchange from this process (or from inside `netns`) to host:port: what the server said. */
 async function talk(host: string, port: number, netns: string | undefined): Promise<string> {
   if (netns !== undefined) {
-    const { stdout } = await execFileP('ip', ['netns', 'exec', netns, process.execPath, '-e', CLIENT, host, String(port)], {
-      env: { ...process.env, CNM_SANDBOX: 'the host' },
-    })
+    const { stdout } = await execFileP(
+      'ip',
+      ['netns', 'exec', netns, process.execPath, '-e', CLIENT, host, String(port)],
+      {
+        env: { ...process.env, CNM_SANDBOX: 'the host' },
+      },
+    )
     return stdout
   }
   return await new Promise((resolve, reject) => {
@@ -132,7 +136,10 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
         server?.kill('SIGTERM')
         await run.catch(() => undefined)
       })
-      run.then(() => reject(new Error('the server exited early')), () => undefined)
+      run.then(
+        () => reject(new Error('the server exited early')),
+        () => undefined,
+      )
     })
     await listening
     if (web === undefined) throw new Error('no server sandbox')
@@ -149,7 +156,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       command: [process.execPath, '-e', CLIENT, webIp, '8080'],
       stdio: ['ignore', 'pipe', 'inherit'],
       onStart: (sb, child) => {
-        say(`sandbox: ${sb.name} ${(sb.endpoints[0]?.ipv4Address ?? '').replace(/\/\d+$/, '')} connects to ${webIp}:8080`)
+        say(
+          `sandbox: ${sb.name} ${(sb.endpoints[0]?.ipv4Address ?? '').replace(/\/\d+$/, '')} connects to ${webIp}:8080`,
+        )
         child.stdout?.on('data', (d: Buffer) => (clientOut += d.toString()))
       },
     })
@@ -166,7 +175,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     say('')
     say(sandboxesTable([await c.inspectSandbox(web.id)]))
     if (hostNetns !== undefined) {
-      const rules = (await sh('ip', ['netns', 'exec', hostNetns, 'iptables-save', '-t', 'nat'])).split('\n').filter((l) => l.includes('DNAT'))
+      const rules = (await sh('ip', ['netns', 'exec', hostNetns, 'iptables-save', '-t', 'nat']))
+        .split('\n')
+        .filter((l) => l.includes('DNAT'))
       say(`\nhost NAT rules for the published port:\n  ${rules.join('\n  ')}`)
     }
     say('\nremoving everything ...')

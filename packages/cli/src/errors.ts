@@ -18,7 +18,12 @@ export class RouteNotFoundError extends CnmError<'ERR_CLI_ROUTE_NOT_FOUND'> {
 export class MethodNotAllowedError extends CnmError<'ERR_CLI_METHOD_NOT_ALLOWED'> {
   readonly allow: readonly string[]
   constructor(method: string, path: string, allow: readonly string[], options?: CnmErrorOptions) {
-    super('ERR_CLI_METHOD_NOT_ALLOWED', 'invalid-argument', `method ${method} not allowed on ${path} (allowed: ${allow.join(', ')})`, options)
+    super(
+      'ERR_CLI_METHOD_NOT_ALLOWED',
+      'invalid-argument',
+      `method ${method} not allowed on ${path} (allowed: ${allow.join(', ')})`,
+      options,
+    )
     this.allow = allow
   }
 }
@@ -68,7 +73,12 @@ export class DaemonStoppingError extends CnmError<'ERR_CLI_DAEMON_STOPPING'> {
 /** Client side: the daemon cannot be reached on its socket. */
 export class DaemonUnreachableError extends CnmError<'ERR_CLI_DAEMON_UNREACHABLE'> {
   constructor(where: string, options?: CnmErrorOptions) {
-    super('ERR_CLI_DAEMON_UNREACHABLE', 'unavailable', `cannot connect to the cnm daemon at ${where}: is the daemon running?`, options)
+    super(
+      'ERR_CLI_DAEMON_UNREACHABLE',
+      'unavailable',
+      `cannot connect to the cnm daemon at ${where}: is the daemon running?`,
+      options,
+    )
   }
 }
 
@@ -98,7 +108,12 @@ export class SandboxStoppedError extends CnmError<'ERR_CLI_SANDBOX_STOPPED'> {
 /** A sandbox name taken by a stopped sandbox. */
 export class NameInUseError extends CnmError<'ERR_CLI_NAME_IN_USE'> {
   constructor(name: string, options?: CnmErrorOptions) {
-    super('ERR_CLI_NAME_IN_USE', 'forbidden', `container ${name} already has sandbox (stopped): start it or remove it first`, options)
+    super(
+      'ERR_CLI_NAME_IN_USE',
+      'forbidden',
+      `container ${name} already has sandbox (stopped): start it or remove it first`,
+      options,
+    )
   }
 }
 

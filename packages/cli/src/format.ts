@@ -6,10 +6,21 @@ export function table(head: readonly string[], rows: ReadonlyArray<readonly stri
   const t = new Table({
     head: [...head],
     chars: {
-      top: '', 'top-mid': '', 'top-left': '', 'top-right': '',
-      bottom: '', 'bottom-mid': '', 'bottom-left': '', 'bottom-right': '',
-      left: '', 'left-mid': '', mid: '', 'mid-mid': '',
-      right: '', 'right-mid': '', middle: '   ',
+      top: '',
+      'top-mid': '',
+      'top-left': '',
+      'top-right': '',
+      bottom: '',
+      'bottom-mid': '',
+      'bottom-left': '',
+      'bottom-right': '',
+      left: '',
+      'left-mid': '',
+      mid: '',
+      'mid-mid': '',
+      right: '',
+      'right-mid': '',
+      middle: '   ',
     },
     style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0, compact: true },
   })
@@ -31,7 +42,10 @@ export function networksTable(nets: readonly NetworkView[]): string {
       n.name,
       n.driver,
       n.ipam.config.map((c) => c.subnet).join(',') || '-',
-      n.ipam.config.map((c) => c.gateway ?? '').filter((g) => g !== '').join(',') || '-',
+      n.ipam.config
+        .map((c) => c.gateway ?? '')
+        .filter((g) => g !== '')
+        .join(',') || '-',
       n.internal ? 'yes' : 'no',
       String(n.endpointCount),
     ]),
@@ -49,8 +63,14 @@ export function sandboxesTable(sbs: readonly SandboxView[]): string {
       s.name,
       s.state ?? 'running',
       s.endpoints.map((e) => e.network).join(',') || '-',
-      s.endpoints.map((e) => e.ipv4Address ?? e.ipv6Address ?? '').filter((a) => a !== '').join(',') || '-',
-      s.endpoints.map(portsText).filter((p) => p !== '').join(', ') || '-',
+      s.endpoints
+        .map((e) => e.ipv4Address ?? e.ipv6Address ?? '')
+        .filter((a) => a !== '')
+        .join(',') || '-',
+      s.endpoints
+        .map(portsText)
+        .filter((p) => p !== '')
+        .join(', ') || '-',
     ]),
   )
 }

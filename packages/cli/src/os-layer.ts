@@ -1,5 +1,14 @@
 import { basename, dirname } from 'node:path'
-import { formatCidr, formatIp, formatPrefix, isCnmError, parseCidr, parseIp, prefixContains, type AbortOptions } from '@cnm/types'
+import {
+  formatCidr,
+  formatIp,
+  formatPrefix,
+  isCnmError,
+  parseCidr,
+  parseIp,
+  prefixContains,
+  type AbortOptions,
+} from '@cnm/types'
 import type { SandboxGateway, SandboxInterface, SandboxOsLayer } from '@cnm/controller'
 import type { Osl, Sandbox } from '@cnm/osl'
 import { DaemonConfigError } from './errors.js'
@@ -64,7 +73,10 @@ export class OslSandboxLayer implements SandboxOsLayer {
   }
 
   async createSandbox(key: string, options?: AbortOptions): Promise<void> {
-    const p = this.#osl.createSandbox(this.#name(key), { exist: 'replace', ...(options?.signal !== undefined && { signal: options.signal }) })
+    const p = this.#osl.createSandbox(this.#name(key), {
+      exist: 'replace',
+      ...(options?.signal !== undefined && { signal: options.signal }),
+    })
     this.#handles.set(key, p)
     try {
       await p
@@ -135,7 +147,10 @@ export class OslSandboxLayer implements SandboxOsLayer {
         const srcNames: Record<string, string> = {}
         for (const i of sb.interfaces) if (i.srcName !== undefined) srcNames[i.dstName] = i.srcName
         srcNames[dstName] = src
-        const reopened = this.#osl.openSandbox(this.#name(key), { srcNames, ...(options?.signal !== undefined && { signal: options.signal }) })
+        const reopened = this.#osl.openSandbox(this.#name(key), {
+          srcNames,
+          ...(options?.signal !== undefined && { signal: options.signal }),
+        })
         this.#handles.set(key, reopened)
         reopened.catch(() => this.#handles.delete(key))
         sb = await reopened

@@ -44,7 +44,15 @@ export interface RunOptions {
 }
 
 /** Signals `cnm run` passes on to the command. */
-export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH']
+export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = [
+  'SIGINT',
+  'SIGTERM',
+  'SIGHUP',
+  'SIGQUIT',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGWINCH',
+]
 
 // $1 hosts, $2 resolv.conf, $3 host name, then the command; failures (no /etc/hosts here …) are not fatal
 const MOUNT_SCRIPT =
@@ -85,7 +93,10 @@ export function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): 
  * command inside it, forwards signals to that child, and deletes the sandbox and endpoint when the
  * command ends. Resolves the command's exit code. A failure before the command starts rejects.
  */
-export async function runInSandbox(client: CnmClient, opts: RunOptions): Promise<{ code: number; sandbox: SandboxView }> {
+export async function runInSandbox(
+  client: CnmClient,
+  opts: RunOptions,
+): Promise<{ code: number; sandbox: SandboxView }> {
   if (opts.command.length === 0) throw new TypeError('runInSandbox: command must not be empty')
   const attach = opts.network !== undefined && opts.network !== 'none'
   const sb = await client.createSandbox({
@@ -95,7 +106,8 @@ export async function runInSandbox(client: CnmClient, opts: RunOptions): Promise
     ...(opts.dns !== undefined && opts.dns.length > 0 && { dns: [...opts.dns] }),
     ...(opts.dnsSearch !== undefined && opts.dnsSearch.length > 0 && { dnsSearch: [...opts.dnsSearch] }),
     ...(opts.dnsOptions !== undefined && opts.dnsOptions.length > 0 && { dnsOptions: [...opts.dnsOptions] }),
-    ...(opts.extraHosts !== undefined && opts.extraHosts.length > 0 && { extraHosts: opts.extraHosts.map((h) => ({ ...h })) }),
+    ...(opts.extraHosts !== undefined &&
+      opts.extraHosts.length > 0 && { extraHosts: opts.extraHosts.map((h) => ({ ...h })) }),
     ...(opts.links !== undefined && opts.links.length > 0 && { links: [...opts.links] }),
     ...(attach && {
       networks: [
@@ -130,7 +142,11 @@ export type ExecOptions = Pick<RunOptions, 'command' | 'stdio' | 'mountFiles' | 
  * `cnm exec`: runs a command inside a running sandbox (its network namespace, with its hosts,
  * resolv.conf and host name), forwarding signals; resolves the command's exit code. The sandbox stays.
  */
-export async function execInSandbox(client: CnmClient, ref: string, opts: ExecOptions): Promise<{ code: number; sandbox: SandboxView }> {
+export async function execInSandbox(
+  client: CnmClient,
+  ref: string,
+  opts: ExecOptions,
+): Promise<{ code: number; sandbox: SandboxView }> {
   if (opts.command.length === 0) throw new TypeError('execInSandbox: command must not be empty')
   const sb = await client.inspectSandbox(ref)
   if (sb.state !== 'running') throw new SandboxNotRunningError(sb.name)

@@ -102,7 +102,13 @@ export class SandboxDns {
   /** `onChange` listeners of the record sources, called on the daemon's own changes. */
   readonly #changeListeners = new Set<() => void>()
 
-  constructor(init: SandboxDnsInit, ctl: Controller, records: ContainerRecords, logger: ComponentLogger, fastPath?: DnsFastPath) {
+  constructor(
+    init: SandboxDnsInit,
+    ctl: Controller,
+    records: ContainerRecords,
+    logger: ComponentLogger,
+    fastPath?: DnsFastPath,
+  ) {
     this.#init = init
     this.#ctl = ctl
     this.#records = records
@@ -116,7 +122,12 @@ export class SandboxDns {
 
   filesOf(name: string): { dir: string; hostsPath: string; resolvConfPath: string; hashPath: string } {
     const dir = join(this.#init.dir, name)
-    return { dir, hostsPath: join(dir, 'hosts'), resolvConfPath: join(dir, 'resolv.conf'), hashPath: join(dir, 'resolv.conf.hash') }
+    return {
+      dir,
+      hostsPath: join(dir, 'hosts'),
+      resolvConfPath: join(dir, 'resolv.conf'),
+      hashPath: join(dir, 'resolv.conf.hash'),
+    }
   }
 
   /** Nameservers the sandbox's resolv.conf lists (as planned now). */
@@ -145,7 +156,9 @@ export class SandboxDns {
 
   #hasIPv6(sb: SandboxInfo | undefined): boolean {
     if (sb === undefined) return false
-    return this.#ctl.endpoints({ sandboxId: sb.id }).some((e) => e.addressIPv6 !== undefined || this.#network(e.networkId)?.enableIPv6 === true)
+    return this.#ctl
+      .endpoints({ sandboxId: sb.id })
+      .some((e) => e.addressIPv6 !== undefined || this.#network(e.networkId)?.enableIPv6 === true)
   }
 
   // ------------------------------------------------------------ file contents
@@ -183,7 +196,8 @@ export class SandboxDns {
     if (!this.#init.hostDns.noFallback) return f
     // keep the filtering, drop the appended fallback lines
     const fallback = `\n${[...DEFAULT_IPV4_NAMESERVERS, ...(ipv6 ? DEFAULT_IPV6_NAMESERVERS : [])].map((d) => `nameserver ${d}`).join('\n')}`
-    return f.endsWith(fallback) && getNameservers(content.replace(fallback, '')).every((n) => n.startsWith('127.') || n === '::1')
+    return f.endsWith(fallback) &&
+      getNameservers(content.replace(fallback, '')).every((n) => n.startsWith('127.') || n === '::1')
       ? f.slice(0, -fallback.length)
       : f
   }
@@ -260,9 +274,14 @@ export class SandboxDns {
    * starts its resolver if it needs one now or `expectResolver` says its endpoints will need one.
    * `fresh`: the namespace was just created (its nat table is empty).
    */
-  async ready(rec: ContainerRecord, sb: SandboxInfo, options: AbortOptions & { fresh?: boolean; expectResolver?: boolean } = {}): Promise<void> {
+  async ready(
+    rec: ContainerRecord,
+    sb: SandboxInfo,
+    options: AbortOptions & { fresh?: boolean; expectResolver?: boolean } = {},
+  ): Promise<void> {
     await mkdir(this.filesOf(rec.name).dir, { recursive: true, mode: 0o755 })
-    const want = options.expectResolver === true ? this.#init.embeddedDns && !sb.useDefaultSandbox : this.#wantsResolver(sb)
+    const want =
+      options.expectResolver === true ? this.#init.embeddedDns && !sb.useDefaultSandbox : this.#wantsResolver(sb)
     if (want) this.#ensureResolver(rec, sb, options.fresh === true, options)
     await this.refresh(rec.name, options)
     await this.#resolvers.get(rec.name)?.promise
@@ -324,7 +343,12 @@ export class SandboxDns {
     this.#resolvers.set(rec.name, { sid: sb.id, promise })
   }
 
-  async #startResolver(sb: SandboxInfo, plan: ResolvPlan, fresh: boolean, options?: AbortOptions): Promise<SandboxResolver | undefined> {
+  async #startResolver(
+    sb: SandboxInfo,
+    plan: ResolvPlan,
+    fresh: boolean,
+    options?: AbortOptions,
+  ): Promise<SandboxResolver | undefined> {
     try {
       return await startSandboxResolver(
         {
@@ -342,7 +366,9 @@ export class SandboxDns {
           openSocket: openSocketInNetns,
           connectSocket: connectSocketInNetns,
           ...(this.#fastPath !== undefined && { fastPath: this.#fastPath }),
-          nat: fresh ? new FreshNamespaceNat(sb.key, this.#logger) : iptables({ netns: sb.key, family: 4 }, { logger: this.#logger }),
+          nat: fresh
+            ? new FreshNamespaceNat(sb.key, this.#logger)
+            : iptables({ netns: sb.key, family: 4 }, { logger: this.#logger }),
         },
         options,
       )

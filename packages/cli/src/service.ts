@@ -71,7 +71,11 @@ export interface NetworkView {
   attachable: boolean
   options: Record<string, string>
   labels: Record<string, string>
-  ipam: { driver: string; options: Record<string, string>; config: Array<{ subnet: string; gateway?: string; ipRange?: string }> }
+  ipam: {
+    driver: string
+    options: Record<string, string>
+    config: Array<{ subnet: string; gateway?: string; ipRange?: string }>
+  }
   endpointCount: number
   /** Present on inspect. */
   endpoints?: EndpointView[]
@@ -101,7 +105,10 @@ const nameOf = (sb: SandboxInfo): string => sb.containerId
 
 /** A valid host name derived from a sandbox name. */
 function hostnameFor(name: string): string {
-  const h = name.slice(0, 63).replace(/[^a-zA-Z0-9-]/g, '-').replace(/^-+|-+$/g, '')
+  const h = name
+    .slice(0, 63)
+    .replace(/[^a-zA-Z0-9-]/g, '-')
+    .replace(/^-+|-+$/g, '')
   return h === '' ? 'sandbox' : h
 }
 
@@ -138,7 +145,13 @@ export class CnmService {
   readonly #removing: (key: string) => () => void
 
   /** `removing(key)`: tells the OS layer a sandbox goes for good (see OslSandboxLayer.removing). */
-  constructor(ctl: Controller, dns: SandboxDns, records: ContainerRecords, logger: ComponentLogger, removing: (key: string) => () => void = () => () => undefined) {
+  constructor(
+    ctl: Controller,
+    dns: SandboxDns,
+    records: ContainerRecords,
+    logger: ComponentLogger,
+    removing: (key: string) => () => void = () => () => undefined,
+  ) {
     this.#ctl = ctl
     this.#dns = dns
     this.#records = records
@@ -355,7 +368,8 @@ export class CnmService {
 
   async deleteNetwork(ref: string, options?: AbortOptions): Promise<void> {
     const n = this.#ctl.network(ref)
-    if (isDefaultBridge(n)) throw new DefaultNetworkError(`${n.name} is the default bridge network: it cannot be removed`)
+    if (isDefaultBridge(n))
+      throw new DefaultNetworkError(`${n.name} is the default bridge network: it cannot be removed`)
     await this.#ctl.deleteNetwork(n.id, options)
   }
 
@@ -364,7 +378,9 @@ export class CnmService {
     const exposed = new Map<string, { proto: PortBinding['proto']; port: number }>()
     for (const b of bindings) exposed.set(`${b.proto}/${b.containerPort}`, { proto: b.proto, port: b.containerPort })
     if (isDefaultBridge(n) && (spec.aliases?.length ?? 0) > 0) {
-      throw new DefaultNetworkError('network-scoped aliases are supported only on user-defined networks, not on the default bridge')
+      throw new DefaultNetworkError(
+        'network-scoped aliases are supported only on user-defined networks, not on the default bridge',
+      )
     }
     return {
       name: spec.name ?? name,
@@ -430,10 +446,13 @@ export class CnmService {
   #checkLinks(links: readonly LinkSpec[], nets: ReadonlyArray<{ net: NetworkInfo | undefined }>): void {
     if (links.length === 0) return
     if (!nets.some((x) => x.net !== undefined && isDefaultBridge(x.net))) {
-      throw new LinkError('links (--link) are supported only on the default bridge network; on user networks use --alias')
+      throw new LinkError(
+        'links (--link) are supported only on the default bridge network; on user networks use --alias',
+      )
     }
     for (const l of links) {
-      if (this.#records.get(l.name) === undefined) throw new LinkError(`could not get container for ${l.name}`, 'not-found')
+      if (this.#records.get(l.name) === undefined)
+        throw new LinkError(`could not get container for ${l.name}`, 'not-found')
       const onBridge = this.#ctl.endpoints({ containerId: l.name }).some((e) => {
         const n = this.#ctl.networks().find((x) => x.id === e.networkId)
         return n !== undefined && isDefaultBridge(n)
@@ -474,9 +493,15 @@ export class CnmService {
       const sb = await this.#ctl.createSandbox(this.#sandboxRequest(rec), options)
       try {
         await this.#records.put(rec)
-        const attach = nets.filter((x): x is { spec: (typeof nets)[number]['spec']; net: NetworkInfo } => x.net !== undefined)
+        const attach = nets.filter(
+          (x): x is { spec: (typeof nets)[number]['spec']; net: NetworkInfo } => x.net !== undefined,
+        )
         // the resolver and files need only the namespace: set them up while the endpoints attach
-        const ready = this.#dns.ready(rec, sb, { ...options, fresh: true, expectResolver: attach.some((x) => isDnsNetwork(x.net)) })
+        const ready = this.#dns.ready(rec, sb, {
+          ...options,
+          fresh: true,
+          expectResolver: attach.some((x) => isDnsNetwork(x.net)),
+        })
         const joined: string[] = []
         try {
           for (const { spec, net } of attach) {
@@ -551,11 +576,16 @@ export class CnmService {
       await this.#records.put({ ...rec, state: 'stopped', networks: networks.length > 0 ? networks : rec.networks })
       try {
         await this.#dns.going(rec.name)
-        await this.#ctl.deleteSandbox(sb.id, { endpoints: 'leave', ...(options?.signal !== undefined && { signal: options.signal }) })
+        await this.#ctl.deleteSandbox(sb.id, {
+          endpoints: 'leave',
+          ...(options?.signal !== undefined && { signal: options.signal }),
+        })
       } catch (err) {
         if (this.#ctl.sandboxByContainer(rec.name) !== undefined) {
           await this.#records.put({ ...rec, state: 'running' })
-          await this.#dns.refresh(rec.name).catch((e: unknown) => this.#log.error('restarting DNS of %s: %o', rec.name, e))
+          await this.#dns
+            .refresh(rec.name)
+            .catch((e: unknown) => this.#log.error('restarting DNS of %s: %o', rec.name, e))
         }
         throw err
       }
@@ -612,13 +642,16 @@ export class CnmService {
   async recover(options?: AbortOptions): Promise<void> {
     await this.#records.load(options)
     for (const sb of this.#ctl.sandboxes()) {
-      if (this.#records.get(nameOf(sb)) === undefined) await this.#records.put(recordFromSandbox(sb, this.#networksOf(sb)), options)
+      if (this.#records.get(nameOf(sb)) === undefined)
+        await this.#records.put(recordFromSandbox(sb, this.#networksOf(sb)), options)
     }
     for (const rec of this.#records.all()) {
       const sb = this.#ctl.sandboxByContainer(rec.name)
       if (rec.state === 'stopped' && sb !== undefined) {
         this.#log('finishing the stop of %s', rec.name)
-        await this.#ctl.deleteSandbox(sb.id, { endpoints: 'leave' }).catch((e: unknown) => this.#log.error('stopping %s: %o', rec.name, e))
+        await this.#ctl
+          .deleteSandbox(sb.id, { endpoints: 'leave' })
+          .catch((e: unknown) => this.#log.error('stopping %s: %o', rec.name, e))
       } else if (rec.state === 'running' && sb === undefined) {
         // its namespace is gone (a reboot, or a start the crash interrupted): it is stopped now
         await this.#records.put({ ...rec, state: 'stopped' }, options)
@@ -627,7 +660,9 @@ export class CnmService {
         for (const e of this.#ctl.endpoints({ containerId: rec.name })) {
           if (e.sandboxId !== undefined) continue
           this.#log('joining endpoint %s of %s again', e.name, rec.name)
-          await this.#ctl.join(sb.id, e.id, options).catch((err: unknown) => this.#log.error('joining %s: %o', e.id, err))
+          await this.#ctl
+            .join(sb.id, e.id, options)
+            .catch((err: unknown) => this.#log.error('joining %s: %o', e.id, err))
         }
       }
     }

@@ -42,7 +42,10 @@ describe('request schemas', () => {
 
   it.each([
     [{ name: 'n', colour: 'red' }, /unknown field "colour"/],
-    [{ name: 'n', ipam: { config: [{ subnet: '10.0.0.0/33' }] } }, /ipam\.config\.0\.subnet: subnet is not a valid CIDR/],
+    [
+      { name: 'n', ipam: { config: [{ subnet: '10.0.0.0/33' }] } },
+      /ipam\.config\.0\.subnet: subnet is not a valid CIDR/,
+    ],
     [{ name: 'n', ipam: { config: [{ gateway: '10.0.0.1' }] } }, /need a subnet/],
     [{ name: '' }, /network name must not be empty/],
     [{ name: 'a/b' }, /network name may contain only/],
@@ -54,10 +57,17 @@ describe('request schemas', () => {
   })
 
   it('check port bindings and addresses of connect and sandbox requests', () => {
-    expect(parseBody(connectSchema, { sandbox: 's', portBindings: ['8080:80/tcp', { containerPort: 53, proto: 'udp' }] }).portBindings).toHaveLength(2)
+    expect(
+      parseBody(connectSchema, { sandbox: 's', portBindings: ['8080:80/tcp', { containerPort: 53, proto: 'udp' }] })
+        .portBindings,
+    ).toHaveLength(2)
     expect(() => parseBody(connectSchema, { sandbox: 's', portBindings: ['70000:80'] })).toThrow(/port binding/)
-    expect(() => parseBody(connectSchema, { sandbox: 's', ipv4Address: '10.0.0.300' })).toThrow(/ipv4Address is not a valid IP/)
-    expect(() => parseBody(createSandboxSchema, { networks: [{ network: 'n', mtu: 1 }] })).toThrow(/unknown field "networks\.0\.mtu"/)
+    expect(() => parseBody(connectSchema, { sandbox: 's', ipv4Address: '10.0.0.300' })).toThrow(
+      /ipv4Address is not a valid IP/,
+    )
+    expect(() => parseBody(createSandboxSchema, { networks: [{ network: 'n', mtu: 1 }] })).toThrow(
+      /unknown field "networks\.0\.mtu"/,
+    )
   })
 })
 
@@ -74,7 +84,12 @@ describe('links and network kinds', () => {
     }
   })
   it('tell the default bridge and the networks without DNS names', () => {
-    const n = (type: string, name: string, options: Record<string, string> = {}) => ({ type, name, driverOptions: options, ingress: false })
+    const n = (type: string, name: string, options: Record<string, string> = {}) => ({
+      type,
+      name,
+      driverOptions: options,
+      ingress: false,
+    })
     expect(isDefaultBridge(n('bridge', 'bridge', { [DEFAULT_BRIDGE_OPTION]: 'true' }))).toBe(true)
     expect(isDefaultBridge(n('bridge', 'bridge'))).toBe(false)
     expect(isDnsNetwork(n('bridge', 'front'))).toBe(true)
@@ -94,8 +109,12 @@ describe('router', () => {
     expect(r.match('HEAD', '/networks/x').params).toEqual({ id: 'x' })
   })
   it('tells a wrong method (405) from an unknown path (404)', () => {
-    expect(() => r.match('DELETE', '/networks/x')).toThrow(expect.objectContaining({ code: 'ERR_CLI_METHOD_NOT_ALLOWED', allow: ['GET'] }))
-    expect(() => r.match('GET', '/nope')).toThrow(expect.objectContaining({ code: 'ERR_CLI_ROUTE_NOT_FOUND', kind: 'not-found' }))
+    expect(() => r.match('DELETE', '/networks/x')).toThrow(
+      expect.objectContaining({ code: 'ERR_CLI_METHOD_NOT_ALLOWED', allow: ['GET'] }),
+    )
+    expect(() => r.match('GET', '/nope')).toThrow(
+      expect.objectContaining({ code: 'ERR_CLI_ROUTE_NOT_FOUND', kind: 'not-found' }),
+    )
   })
 })
 
@@ -112,7 +131,13 @@ describe('client helpers', () => {
     expect(exitCodeOf(null, 'SIGTERM')).toBe(143)
   })
   it('build the in-sandbox argv', () => {
-    const sb = { key: '/run/cnm/netns/abc', hostsPath: '/h', resolvConfPath: '/r', name: 'web', hostname: 'web' } as SandboxView
+    const sb = {
+      key: '/run/cnm/netns/abc',
+      hostsPath: '/h',
+      resolvConfPath: '/r',
+      name: 'web',
+      hostname: 'web',
+    } as SandboxView
     expect(sandboxArgv(sb, ['echo', 'hi'], false)).toEqual(['nsenter', '--net=/run/cnm/netns/abc', '--', 'echo', 'hi'])
     const full = sandboxArgv(sb, ['echo', 'hi'], true)
     expect(full.slice(0, 6)).toEqual(['nsenter', '--net=/run/cnm/netns/abc', '--', 'unshare', '--mount', '--uts'])
@@ -121,8 +146,17 @@ describe('client helpers', () => {
   it('render tables', () => {
     const t = networksTable([
       {
-        id: 'a'.repeat(64), name: 'front', driver: 'bridge', scope: 'local', created: '', internal: false, enableIPv6: false,
-        attachable: false, options: {}, labels: {}, ipam: { driver: 'default', options: {}, config: [{ subnet: '10.1.0.0/24', gateway: '10.1.0.1' }] },
+        id: 'a'.repeat(64),
+        name: 'front',
+        driver: 'bridge',
+        scope: 'local',
+        created: '',
+        internal: false,
+        enableIPv6: false,
+        attachable: false,
+        options: {},
+        labels: {},
+        ipam: { driver: 'default', options: {}, config: [{ subnet: '10.1.0.0/24', gateway: '10.1.0.1' }] },
         endpointCount: 2,
       },
     ])
@@ -133,13 +167,20 @@ describe('client helpers', () => {
 
 describe('command line without a daemon', () => {
   it('usage errors exit 2', async () => {
-    for (const argv of [['frobnicate'], ['network', 'create'], ['network', 'ls', '--format', 'yaml'], ['run', '--network', 'n']]) {
+    for (const argv of [
+      ['frobnicate'],
+      ['network', 'create'],
+      ['network', 'ls', '--format', 'yaml'],
+      ['run', '--network', 'n'],
+    ]) {
       const t = io()
       expect(await main(argv, t.io), argv.join(' ')).toBe(EXIT.usage)
       expect(t.err.join('')).not.toBe('')
     }
     const t = io()
-    expect(await main(['network', 'create', '--gateway', '10.0.0.1', 'n', '--host', '/nonexistent.sock'], t.io)).toBe(EXIT.usage)
+    expect(await main(['network', 'create', '--gateway', '10.0.0.1', 'n', '--host', '/nonexistent.sock'], t.io)).toBe(
+      EXIT.usage,
+    )
     expect(t.err.join('')).toMatch(/every --gateway needs a --subnet/)
   })
   it('an unreachable daemon exits 3 (and 3 for cnm run too)', async () => {
@@ -167,10 +208,21 @@ describe('command line without a daemon', () => {
   })
   it('exec and the sandbox lifecycle commands need a daemon (exit 3) and their arguments (exit 2)', async () => {
     const sock = join(mkdtempSync(join(tmpdir(), 'cnm-cli-')), 'none.sock')
-    for (const argv of [['sandbox', 'stop', 'x'], ['sandbox', 'start', 'x'], ['sandbox', 'restart', 'x'], ['exec', 'x', '--', 'true'], ['events'], ['info']]) {
+    for (const argv of [
+      ['sandbox', 'stop', 'x'],
+      ['sandbox', 'start', 'x'],
+      ['sandbox', 'restart', 'x'],
+      ['exec', 'x', '--', 'true'],
+      ['events'],
+      ['info'],
+    ]) {
       expect(await main(['--host', sock, ...argv], io().io), argv.join(' ')).toBe(EXIT.unreachable)
     }
-    for (const argv of [['sandbox', 'stop'], ['exec', 'x']]) expect(await main(argv, io().io), argv.join(' ')).toBe(EXIT.usage)
+    for (const argv of [
+      ['sandbox', 'stop'],
+      ['exec', 'x'],
+    ])
+      expect(await main(argv, io().io), argv.join(' ')).toBe(EXIT.usage)
   })
   it('help and version exit 0', async () => {
     const t = io()

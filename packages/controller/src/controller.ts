@@ -59,7 +59,13 @@ import {
 import { EventHub } from './internal/events.js'
 import { allocatePools, assignAddress, releasePools, validateIpamConfigs } from './internal/ipam.js'
 import { KeyedMutex } from './internal/mutex.js'
-import { GW_BRIDGE_NETWORK, compareEndpoints, gatewayEndpoint, isSpecialType, type OrderedEndpoint } from './internal/order.js'
+import {
+  GW_BRIDGE_NETWORK,
+  compareEndpoints,
+  gatewayEndpoint,
+  isSpecialType,
+  type OrderedEndpoint,
+} from './internal/order.js'
 import {
   endpointFromRecord,
   endpointToRecord,
@@ -130,7 +136,8 @@ function checkName(what: string, name: unknown): string {
 }
 
 function checkId(what: string, id: unknown): string {
-  if (typeof id !== 'string' || id.trim() === '') throw new InvalidRequestError(`invalid ${what} id: ${JSON.stringify(id)}`)
+  if (typeof id !== 'string' || id.trim() === '')
+    throw new InvalidRequestError(`invalid ${what} id: ${JSON.stringify(id)}`)
   return id
 }
 
@@ -494,7 +501,8 @@ export class Controller {
 
   async #saveEndpoint(e: EndpointState, options?: AbortOptions): Promise<void> {
     const n = this.#networks.get(e.networkId)
-    if (n === undefined || n.persist) await this.#store.save(keys.endpoint(e.networkId, e.id), endpointToRecord(e), options)
+    if (n === undefined || n.persist)
+      await this.#store.save(keys.endpoint(e.networkId, e.id), endpointToRecord(e), options)
   }
 
   async #saveSandbox(s: SandboxState, options?: AbortOptions): Promise<void> {
@@ -560,125 +568,158 @@ export class Controller {
     const id = (req.id === undefined ? generateId() : checkId('network', req.id)) as NetworkId
     const configOnly = req.configOnly === true
     let type = configOnly ? 'null' : req.type
-    if (!configOnly && (typeof type !== 'string' || type.trim() === '')) throw new InvalidRequestError('network driver type must not be empty')
+    if (!configOnly && (typeof type !== 'string' || type.trim() === ''))
+      throw new InvalidRequestError('network driver type must not be empty')
 
-    return this.#locks.run(`net:${id}`, async () => {
-      const existing = this.#networks.get(id)
-      if (existing !== undefined) throw new NetworkExistsError(existing.name, id)
-      if (req.checkDuplicate === true) {
-        const dup = [...this.#networks.values()].find((n) => !n.inDelete && n.name === name)
-        if (dup !== undefined) throw new NetworkExistsError(name, dup.id)
-      }
-
-      // Config-only / config-from rules (§5 Validation).
-      let ipamReq = req.ipam ?? {}
-      let driverOptions = { ...(req.driverOptions ?? {}) }
-      let enableIPv6 = req.enableIPv6 === true
-      let labels = { ...(req.labels ?? {}) }
-      if (configOnly) {
-        if (req.ingress === true || req.internal === true || req.attachable === true || req.scope !== undefined) {
-          throw new NetworkRuleError('configuration network can only contain network specific fields; ingress, internal, attachable and scope are not allowed')
+    return this.#locks.run(
+      `net:${id}`,
+      async () => {
+        const existing = this.#networks.get(id)
+        if (existing !== undefined) throw new NetworkExistsError(existing.name, id)
+        if (req.checkDuplicate === true) {
+          const dup = [...this.#networks.values()].find((n) => !n.inDelete && n.name === name)
+          if (dup !== undefined) throw new NetworkExistsError(name, dup.id)
         }
-      }
-      if (req.configFrom !== undefined) {
-        if (configOnly) throw new NetworkRuleError('a configuration network cannot depend on another configuration network')
-        if (req.ipam !== undefined || req.enableIPv6 !== undefined || req.labels !== undefined || req.driverOptions !== undefined) {
-          throw new NetworkRuleError('a network with configFrom may not set IPAM, IPv6, labels or driver options')
-        }
-        const src = [...this.#networks.values()].find((n) => !n.inDelete && n.name === req.configFrom)
-        if (src === undefined) throw new NetworkNotFoundError(`configuration ${req.configFrom}`)
-        if (!src.configOnly) throw new NetworkRuleError(`network ${req.configFrom} is not a configuration network`)
-        ipamReq = {
-          driver: src.ipamDriver,
-          options: src.ipamOptions,
-          v4: src.ipamConfigV4,
-          v6: src.ipamConfigV6,
-          ...(src.addressSpace !== undefined && { addressSpace: src.addressSpace }),
-        }
-        driverOptions = { ...src.driverOptions }
-        enableIPv6 = src.enableIPv6
-        labels = { ...src.labels }
-      }
 
-      const driver = configOnly ? undefined : this.#driver(type)
-      if (configOnly) type = 'null'
-      const dataScope = driver?.capability.dataScope ?? 'local'
-      const scope = configOnly ? 'local' : (req.scope ?? dataScope)
-      if (scope !== 'local' && scope !== 'global' && scope !== 'swarm') throw new InvalidRequestError(`invalid scope ${JSON.stringify(scope)}`)
-      if (scope === 'local' && dataScope === 'global') throw new NetworkRuleError('cannot downgrade network scope for global-scope driver')
-      if (scope === 'swarm') throw new NetworkRuleError('swarm scope requires an active swarm')
-      if (req.ingress === true && dataScope !== 'global') throw new NetworkRuleError('ingress networks need a global-scope driver')
-      if (!configOnly && this.#special(type)) {
-        const other = [...this.#networks.values()].find((n) => n.type === type && !n.configOnly && !n.inDelete)
-        if (other !== undefined) throw new NetworkRuleError(`only one instance of ${type} network is allowed`)
-      }
-
-      const v4Confs = [...(ipamReq.v4 ?? [])]
-      const v6Confs = [...(ipamReq.v6 ?? [])]
-      validateIpamConfigs(v4Confs, 4)
-      validateIpamConfigs(v6Confs, 6)
-      const ipamName = ipamReq.driver === undefined || ipamReq.driver === '' || ipamReq.driver === DEFAULT_IPAM ? this.#cfg.defaultIpam : ipamReq.driver
-
-      const net: NetworkState = {
-        id,
-        name,
-        type,
-        scope,
-        created: new Date().toISOString(),
-        labels,
-        driverOptions,
-        enableIPv6,
-        internal: req.internal === true,
-        attachable: req.attachable === true,
-        ingress: req.ingress === true,
-        configOnly,
-        ...(req.configFrom !== undefined && { configFrom: req.configFrom }),
-        persist: req.persist !== false,
-        inDelete: false,
-        ipamDriver: ipamName,
-        ipamOptions: { ...(ipamReq.options ?? {}) },
-        ...(ipamReq.addressSpace !== undefined && { addressSpace: ipamReq.addressSpace }),
-        ipamConfigV4: v4Confs.map((c) => ({ ...c })),
-        ipamConfigV6: v6Confs.map((c) => ({ ...c })),
-        v4: [],
-        v6: [],
-        ipamReleased: false,
-      }
-
-      const undo = new UndoStack(this.#log)
-      try {
-        if (!configOnly && driver !== undefined) {
-          if (!this.#special(type)) {
-            const ipam = this.#ipam(ipamName)
-            const spaces = await ipam.getDefaultAddressSpaces(sig(options))
-            const space = ipamReq.addressSpace ?? (dataScope === 'global' ? spaces.global : spaces.local)
-            net.addressSpace = space
-            net.v4 = await allocatePools(ipam, space, v4Confs.length > 0 ? v4Confs : [{}], 4, net.ipamOptions, undo, options)
-            const v6 = v6Confs.length > 0 ? v6Confs : enableIPv6 ? [{}] : []
-            net.v6 = await allocatePools(ipam, space, v6, 6, net.ipamOptions, undo, options)
-          }
-          try {
-            await driver.createNetwork(id, this.#driverConfig(net), this.#ipamData(net.v4), this.#ipamData(net.v6), sig(options))
-            undo.push(`driver deleteNetwork ${id}`, () => driver.deleteNetwork(id))
-          } catch (err) {
-            if (!(isCnmError(err) && err.maskable)) throw driverError(err, `driver ${type} createNetwork`)
-            this.#log('driver %s createNetwork %s: maskable error ignored: %o', type, id, err)
+        // Config-only / config-from rules (§5 Validation).
+        let ipamReq = req.ipam ?? {}
+        let driverOptions = { ...(req.driverOptions ?? {}) }
+        let enableIPv6 = req.enableIPv6 === true
+        let labels = { ...(req.labels ?? {}) }
+        if (configOnly) {
+          if (req.ingress === true || req.internal === true || req.attachable === true || req.scope !== undefined) {
+            throw new NetworkRuleError(
+              'configuration network can only contain network specific fields; ingress, internal, attachable and scope are not allowed',
+            )
           }
         }
-        if (net.persist) {
-          await this.#store.save(keys.endpointCount(id), { count: 0 } satisfies CountRecord, options)
-          undo.push('delete endpoint count', () => this.#store.remove(keys.endpointCount(id)))
-          await this.#saveNetwork(net, options)
+        if (req.configFrom !== undefined) {
+          if (configOnly)
+            throw new NetworkRuleError('a configuration network cannot depend on another configuration network')
+          if (
+            req.ipam !== undefined ||
+            req.enableIPv6 !== undefined ||
+            req.labels !== undefined ||
+            req.driverOptions !== undefined
+          ) {
+            throw new NetworkRuleError('a network with configFrom may not set IPAM, IPv6, labels or driver options')
+          }
+          const src = [...this.#networks.values()].find((n) => !n.inDelete && n.name === req.configFrom)
+          if (src === undefined) throw new NetworkNotFoundError(`configuration ${req.configFrom}`)
+          if (!src.configOnly) throw new NetworkRuleError(`network ${req.configFrom} is not a configuration network`)
+          ipamReq = {
+            driver: src.ipamDriver,
+            options: src.ipamOptions,
+            v4: src.ipamConfigV4,
+            v6: src.ipamConfigV6,
+            ...(src.addressSpace !== undefined && { addressSpace: src.addressSpace }),
+          }
+          driverOptions = { ...src.driverOptions }
+          enableIPv6 = src.enableIPv6
+          labels = { ...src.labels }
         }
-      } catch (err) {
-        await undo.run()
-        throw err
-      }
-      this.#networks.set(id, net)
-      this.#log('created network %s (%s) type %s', name, id, type)
-      this.#emit({ type: 'network-created', networkId: id, name, driver: type })
-      return this.#networkInfo(net)
-    }, options)
+
+        const driver = configOnly ? undefined : this.#driver(type)
+        if (configOnly) type = 'null'
+        const dataScope = driver?.capability.dataScope ?? 'local'
+        const scope = configOnly ? 'local' : (req.scope ?? dataScope)
+        if (scope !== 'local' && scope !== 'global' && scope !== 'swarm')
+          throw new InvalidRequestError(`invalid scope ${JSON.stringify(scope)}`)
+        if (scope === 'local' && dataScope === 'global')
+          throw new NetworkRuleError('cannot downgrade network scope for global-scope driver')
+        if (scope === 'swarm') throw new NetworkRuleError('swarm scope requires an active swarm')
+        if (req.ingress === true && dataScope !== 'global')
+          throw new NetworkRuleError('ingress networks need a global-scope driver')
+        if (!configOnly && this.#special(type)) {
+          const other = [...this.#networks.values()].find((n) => n.type === type && !n.configOnly && !n.inDelete)
+          if (other !== undefined) throw new NetworkRuleError(`only one instance of ${type} network is allowed`)
+        }
+
+        const v4Confs = [...(ipamReq.v4 ?? [])]
+        const v6Confs = [...(ipamReq.v6 ?? [])]
+        validateIpamConfigs(v4Confs, 4)
+        validateIpamConfigs(v6Confs, 6)
+        const ipamName =
+          ipamReq.driver === undefined || ipamReq.driver === '' || ipamReq.driver === DEFAULT_IPAM
+            ? this.#cfg.defaultIpam
+            : ipamReq.driver
+
+        const net: NetworkState = {
+          id,
+          name,
+          type,
+          scope,
+          created: new Date().toISOString(),
+          labels,
+          driverOptions,
+          enableIPv6,
+          internal: req.internal === true,
+          attachable: req.attachable === true,
+          ingress: req.ingress === true,
+          configOnly,
+          ...(req.configFrom !== undefined && { configFrom: req.configFrom }),
+          persist: req.persist !== false,
+          inDelete: false,
+          ipamDriver: ipamName,
+          ipamOptions: { ...(ipamReq.options ?? {}) },
+          ...(ipamReq.addressSpace !== undefined && { addressSpace: ipamReq.addressSpace }),
+          ipamConfigV4: v4Confs.map((c) => ({ ...c })),
+          ipamConfigV6: v6Confs.map((c) => ({ ...c })),
+          v4: [],
+          v6: [],
+          ipamReleased: false,
+        }
+
+        const undo = new UndoStack(this.#log)
+        try {
+          if (!configOnly && driver !== undefined) {
+            if (!this.#special(type)) {
+              const ipam = this.#ipam(ipamName)
+              const spaces = await ipam.getDefaultAddressSpaces(sig(options))
+              const space = ipamReq.addressSpace ?? (dataScope === 'global' ? spaces.global : spaces.local)
+              net.addressSpace = space
+              net.v4 = await allocatePools(
+                ipam,
+                space,
+                v4Confs.length > 0 ? v4Confs : [{}],
+                4,
+                net.ipamOptions,
+                undo,
+                options,
+              )
+              const v6 = v6Confs.length > 0 ? v6Confs : enableIPv6 ? [{}] : []
+              net.v6 = await allocatePools(ipam, space, v6, 6, net.ipamOptions, undo, options)
+            }
+            try {
+              await driver.createNetwork(
+                id,
+                this.#driverConfig(net),
+                this.#ipamData(net.v4),
+                this.#ipamData(net.v6),
+                sig(options),
+              )
+              undo.push(`driver deleteNetwork ${id}`, () => driver.deleteNetwork(id))
+            } catch (err) {
+              if (!(isCnmError(err) && err.maskable)) throw driverError(err, `driver ${type} createNetwork`)
+              this.#log('driver %s createNetwork %s: maskable error ignored: %o', type, id, err)
+            }
+          }
+          if (net.persist) {
+            await this.#store.save(keys.endpointCount(id), { count: 0 } satisfies CountRecord, options)
+            undo.push('delete endpoint count', () => this.#store.remove(keys.endpointCount(id)))
+            await this.#saveNetwork(net, options)
+          }
+        } catch (err) {
+          await undo.run()
+          throw err
+        }
+        this.#networks.set(id, net)
+        this.#log('created network %s (%s) type %s', name, id, type)
+        this.#emit({ type: 'network-created', networkId: id, name, driver: type })
+        return this.#networkInfo(net)
+      },
+      options,
+    )
   }
 
   /** Deletes a network (README §5). Half-deleted networks are finished at the next start. */
@@ -692,7 +733,8 @@ export class Controller {
     const force = options.force === true
     const n = this.#networks.get(nid)
     if (n === undefined || (n.inDelete && !force)) throw new NetworkNotFoundError(nid)
-    if (!force && this.#special(n.type) && !n.configOnly) throw new NetworkRuleError(`${n.type} network ${n.name} cannot be deleted`)
+    if (!force && this.#special(n.type) && !n.configOnly)
+      throw new NetworkRuleError(`${n.type} network ${n.name} cannot be deleted`)
     if (n.configOnly) {
       const users = [...this.#networks.values()].filter((x) => x.configFrom === n.name && !x.inDelete)
       if (users.length > 0 && !force) throw new NetworkRuleError(`configuration network ${n.name} is in use`)
@@ -721,7 +763,9 @@ export class Controller {
         await releasePools(ipam, [...n.v4, ...n.v6], this.#log)
       }
       n.ipamReleased = true
-      await this.#saveNetwork(n).catch((err: unknown) => this.#log.error('persist released IPAM of %s failed: %o', nid, err))
+      await this.#saveNetwork(n).catch((err: unknown) =>
+        this.#log.error('persist released IPAM of %s failed: %o', nid, err),
+      )
     }
     if (!n.configOnly) {
       const driver = this.#drivers.get(n.type)
@@ -732,7 +776,8 @@ export class Controller {
           await driver.deleteNetwork(nid, sig(options))
         } catch (err) {
           if (isCnmError(err) && err.kind === 'forbidden' && !force) throw err
-          if (isCnmError(err) && (err.maskable || err.kind === 'not-found')) this.#log.trace('driver deleteNetwork %s: %o', nid, err)
+          if (isCnmError(err) && (err.maskable || err.kind === 'not-found'))
+            this.#log.trace('driver deleteNetwork %s: %o', nid, err)
           else this.#log.error('driver deleteNetwork %s failed: %o', nid, err)
         }
       }
@@ -750,9 +795,13 @@ export class Controller {
   async #dropEndpointForced(n: NetworkState, e: EndpointState): Promise<void> {
     if (e.sandboxId !== undefined) this.#forgetJoin(e)
     const driver = this.#drivers.get(n.type)
-    await driver?.deleteEndpoint(n.id, e.id).catch((err: unknown) => this.#log.trace('forced deleteEndpoint %s: %o', e.id, err))
+    await driver
+      ?.deleteEndpoint(n.id, e.id)
+      .catch((err: unknown) => this.#log.trace('forced deleteEndpoint %s: %o', e.id, err))
     if (!n.ipamReleased) await this.#releaseEndpointAddresses(n, e)
-    await this.#store.remove(keys.endpoint(n.id, e.id)).catch((err: unknown) => this.#log.error('remove endpoint record %s: %o', e.id, err))
+    await this.#store
+      .remove(keys.endpoint(n.id, e.id))
+      .catch((err: unknown) => this.#log.error('remove endpoint record %s: %o', e.id, err))
     this.#endpoints.delete(e.id)
     this.#emit({ type: 'endpoint-deleted', networkId: n.id, endpointId: e.id, name: e.name })
   }
@@ -760,12 +809,17 @@ export class Controller {
   // ---------------------------------------------------------------- endpoints (§6)
 
   /** Creates an endpoint on a network (README §6): addresses reserved, driver endpoint created, persisted. */
-  async createEndpoint(networkIdOrName: string, req: CreateEndpointRequest, options?: AbortOptions): Promise<EndpointInfo> {
+  async createEndpoint(
+    networkIdOrName: string,
+    req: CreateEndpointRequest,
+    options?: AbortOptions,
+  ): Promise<EndpointInfo> {
     this.#running(options)
     if (req === null || typeof req !== 'object') throw new InvalidRequestError('missing endpoint request')
     const name = checkName('endpoint', req.name)
     const target = this.#findNetwork(networkIdOrName)
-    if (target.configOnly) throw new NetworkRuleError(`cannot create endpoints on configuration-only network ${target.name}`)
+    if (target.configOnly)
+      throw new NetworkRuleError(`cannot create endpoints on configuration-only network ${target.name}`)
     // Parse everything before taking the lock or allocating anything.
     const pref4 = ipOf('IPv4 address', req.ipv4Address, 4)
     const pref6 = ipOf('IPv6 address', req.ipv6Address, 6)
@@ -795,93 +849,101 @@ export class Controller {
       }
     })
     const aliases = [...(req.aliases ?? [])]
-    for (const a of aliases) if (typeof a !== 'string' || a.trim() === '') throw new InvalidRequestError(`invalid alias ${JSON.stringify(a)}`)
+    for (const a of aliases)
+      if (typeof a !== 'string' || a.trim() === '') throw new InvalidRequestError(`invalid alias ${JSON.stringify(a)}`)
     const eid = (req.id === undefined ? generateId() : checkId('endpoint', req.id)) as EndpointId
 
-    return this.#locks.run(`net:${target.id}`, async () => {
-      const net = this.#net(target.id)
-      if (this.#endpointsOf(net.id).some((e) => e.name === name)) throw new EndpointExistsError(name, net.name)
-      if (this.#endpoints.has(eid)) throw new EndpointExistsError(eid, net.name)
-      const driver = this.#driver(net.type)
-      const ep: EndpointState = {
-        id: eid,
-        name,
-        networkId: net.id,
-        created: new Date().toISOString(),
-        linkLocal,
-        anonymous: req.anonymous === true,
-        disableResolution: req.disableResolution === true,
-        aliases,
-        exposedPorts: [...(req.exposedPorts ?? [])],
-        portBindings: [...(req.portBindings ?? [])],
-        dnsServers,
-        driverOptions: { ...(req.driverOptions ?? {}) },
-        ipamOptions: { ...(req.ipamOptions ?? {}) },
-      }
-      const undo = new UndoStack(this.#log)
-      try {
-        const special = this.#special(net.type)
-        const ipam = special ? undefined : this.#ipam(net.ipamDriver)
-        if (ipam !== undefined && mac === undefined && ipam.capabilities.requiresMacAddress) mac = randomMac()
-        if (mac !== undefined) ep.mac = mac
-        const ipamOpts = { ...ep.ipamOptions, ...(mac !== undefined && ipam?.capabilities.requiresMacAddress === true && { [OPTION_MAC_ADDRESS]: mac }) }
-        if (ipam !== undefined) {
-          const a4 = await assignAddress(ipam, net.v4, 4, pref4, ipamOpts, options)
-          if (a4 !== undefined) {
-            ep.address = a4.address
-            ep.v4PoolId = a4.poolId
-            undo.push(`release ${formatIp(a4.address.ip)}`, () => ipam.releaseAddress(a4.poolId, a4.address.ip))
-          } else if (pref4 !== undefined) {
-            ep.address = { ip: pref4, prefix: parseCidr(`${formatIp(pref4)}/32`).prefix }
+    return this.#locks.run(
+      `net:${target.id}`,
+      async () => {
+        const net = this.#net(target.id)
+        if (this.#endpointsOf(net.id).some((e) => e.name === name)) throw new EndpointExistsError(name, net.name)
+        if (this.#endpoints.has(eid)) throw new EndpointExistsError(eid, net.name)
+        const driver = this.#driver(net.type)
+        const ep: EndpointState = {
+          id: eid,
+          name,
+          networkId: net.id,
+          created: new Date().toISOString(),
+          linkLocal,
+          anonymous: req.anonymous === true,
+          disableResolution: req.disableResolution === true,
+          aliases,
+          exposedPorts: [...(req.exposedPorts ?? [])],
+          portBindings: [...(req.portBindings ?? [])],
+          dnsServers,
+          driverOptions: { ...(req.driverOptions ?? {}) },
+          ipamOptions: { ...(req.ipamOptions ?? {}) },
+        }
+        const undo = new UndoStack(this.#log)
+        try {
+          const special = this.#special(net.type)
+          const ipam = special ? undefined : this.#ipam(net.ipamDriver)
+          if (ipam !== undefined && mac === undefined && ipam.capabilities.requiresMacAddress) mac = randomMac()
+          if (mac !== undefined) ep.mac = mac
+          const ipamOpts = {
+            ...ep.ipamOptions,
+            ...(mac !== undefined && ipam?.capabilities.requiresMacAddress === true && { [OPTION_MAC_ADDRESS]: mac }),
           }
-          if (net.v6.length > 0 && req.deferIPv6 !== true) {
-            const a6 = await assignAddress(ipam, net.v6, 6, pref6, ipamOpts, options)
+          if (ipam !== undefined) {
+            const a4 = await assignAddress(ipam, net.v4, 4, pref4, ipamOpts, options)
+            if (a4 !== undefined) {
+              ep.address = a4.address
+              ep.v4PoolId = a4.poolId
+              undo.push(`release ${formatIp(a4.address.ip)}`, () => ipam.releaseAddress(a4.poolId, a4.address.ip))
+            } else if (pref4 !== undefined) {
+              ep.address = { ip: pref4, prefix: parseCidr(`${formatIp(pref4)}/32`).prefix }
+            }
+            if (net.v6.length > 0 && req.deferIPv6 !== true) {
+              const a6 = await assignAddress(ipam, net.v6, 6, pref6, ipamOpts, options)
+              if (a6 !== undefined) {
+                ep.addressIPv6 = a6.address
+                ep.v6PoolId = a6.poolId
+                undo.push(`release ${formatIp(a6.address.ip)}`, () => ipam.releaseAddress(a6.poolId, a6.address.ip))
+              }
+            }
+          }
+          const iface = new EndpointInterface({
+            ...(ep.address !== undefined && { address: ep.address }),
+            ...(ep.addressIPv6 !== undefined && { addressIPv6: ep.addressIPv6 }),
+            ...(ep.mac !== undefined && { macAddress: ep.mac }),
+          })
+          try {
+            await driver.createEndpoint(net.id, eid, iface, this.#endpointDriverConfig(ep), sig(options))
+          } catch (err) {
+            throw driverError(err, `driver ${net.type} createEndpoint`)
+          }
+          undo.push(`driver deleteEndpoint ${eid}`, () => driver.deleteEndpoint(net.id, eid))
+          // Fields the driver filled in (it may only set what was empty).
+          const got = iface.snapshot()
+          if (got.address !== undefined) ep.address = got.address
+          if (got.addressIPv6 !== undefined && ep.addressIPv6 === undefined) ep.addressIPv6 = got.addressIPv6
+          if (got.macAddress !== undefined) ep.mac = got.macAddress
+          // Deferred IPv6 (legacy: e.g. derived from the MAC by the driver), reserved in IPAM now.
+          if (ipam !== undefined && net.v6.length > 0 && req.deferIPv6 === true) {
+            const a6 = await assignAddress(ipam, net.v6, 6, pref6 ?? got.addressIPv6?.ip, ipamOpts, options)
             if (a6 !== undefined) {
               ep.addressIPv6 = a6.address
               ep.v6PoolId = a6.poolId
               undo.push(`release ${formatIp(a6.address.ip)}`, () => ipam.releaseAddress(a6.poolId, a6.address.ip))
             }
           }
-        }
-        const iface = new EndpointInterface({
-          ...(ep.address !== undefined && { address: ep.address }),
-          ...(ep.addressIPv6 !== undefined && { addressIPv6: ep.addressIPv6 }),
-          ...(ep.mac !== undefined && { macAddress: ep.mac }),
-        })
-        try {
-          await driver.createEndpoint(net.id, eid, iface, this.#endpointDriverConfig(ep), sig(options))
-        } catch (err) {
-          throw driverError(err, `driver ${net.type} createEndpoint`)
-        }
-        undo.push(`driver deleteEndpoint ${eid}`, () => driver.deleteEndpoint(net.id, eid))
-        // Fields the driver filled in (it may only set what was empty).
-        const got = iface.snapshot()
-        if (got.address !== undefined) ep.address = got.address
-        if (got.addressIPv6 !== undefined && ep.addressIPv6 === undefined) ep.addressIPv6 = got.addressIPv6
-        if (got.macAddress !== undefined) ep.mac = got.macAddress
-        // Deferred IPv6 (legacy: e.g. derived from the MAC by the driver), reserved in IPAM now.
-        if (ipam !== undefined && net.v6.length > 0 && req.deferIPv6 === true) {
-          const a6 = await assignAddress(ipam, net.v6, 6, pref6 ?? got.addressIPv6?.ip, ipamOpts, options)
-          if (a6 !== undefined) {
-            ep.addressIPv6 = a6.address
-            ep.v6PoolId = a6.poolId
-            undo.push(`release ${formatIp(a6.address.ip)}`, () => ipam.releaseAddress(a6.poolId, a6.address.ip))
+          if (net.persist) {
+            await this.#saveEndpoint(ep, options)
+            undo.push('remove endpoint record', () => this.#store.remove(keys.endpoint(net.id, eid)))
+            await this.#bumpCount(net, 1, options)
           }
+        } catch (err) {
+          await undo.run()
+          throw err
         }
-        if (net.persist) {
-          await this.#saveEndpoint(ep, options)
-          undo.push('remove endpoint record', () => this.#store.remove(keys.endpoint(net.id, eid)))
-          await this.#bumpCount(net, 1, options)
-        }
-      } catch (err) {
-        await undo.run()
-        throw err
-      }
-      this.#endpoints.set(eid, ep)
-      this.#log('created endpoint %s (%s) on network %s', name, eid, net.id)
-      this.#emit({ type: 'endpoint-created', networkId: net.id, endpointId: eid, name })
-      return this.#endpointInfo(ep)
-    }, options)
+        this.#endpoints.set(eid, ep)
+        this.#log('created endpoint %s (%s) on network %s', name, eid, net.id)
+        this.#emit({ type: 'endpoint-created', networkId: net.id, endpointId: eid, name })
+        return this.#endpointInfo(ep)
+      },
+      options,
+    )
   }
 
   async #releaseEndpointAddresses(n: NetworkState, e: EndpointState): Promise<void> {
@@ -894,7 +956,12 @@ export class Controller {
     }
     if (e.addressIPv6 !== undefined && e.v6PoolId !== undefined) {
       await ipam.releaseAddress(e.v6PoolId, e.addressIPv6.ip).catch((err: unknown) => {
-        this.#log.error('release address %s of endpoint %s failed: %o', formatIp((e.addressIPv6 as IpCidr).ip), e.id, err)
+        this.#log.error(
+          'release address %s of endpoint %s failed: %o',
+          formatIp((e.addressIPv6 as IpCidr).ip),
+          e.id,
+          err,
+        )
       })
     }
   }
@@ -935,11 +1002,14 @@ export class Controller {
     } catch (err) {
       if (isCnmError(err) && err.kind === 'forbidden' && options.force !== true) {
         if (net.persist) {
-          await this.#saveEndpoint(ep).catch((e: unknown) => this.#log.error('re-persist endpoint %s failed: %o', eid, e))
+          await this.#saveEndpoint(ep).catch((e: unknown) =>
+            this.#log.error('re-persist endpoint %s failed: %o', eid, e),
+          )
         }
         throw err
       }
-      if (isCnmError(err) && (err.maskable || err.kind === 'not-found')) this.#log.trace('driver deleteEndpoint %s: %o', eid, err)
+      if (isCnmError(err) && (err.maskable || err.kind === 'not-found'))
+        this.#log.trace('driver deleteEndpoint %s: %o', eid, err)
       else this.#log.error('driver deleteEndpoint %s failed: %o', eid, err)
     }
     await this.#releaseEndpointAddresses(net, ep)
@@ -959,7 +1029,13 @@ export class Controller {
     if (sb === undefined) return
     sb.endpoints = sb.endpoints.filter((x) => x !== ep.id)
     if (sb.gatewayEndpoint === ep.id) delete sb.gatewayEndpoint
-    this.#emit({ type: 'endpoint-left', networkId: ep.networkId, endpointId: ep.id, sandboxId: sid, containerId: sb.containerId })
+    this.#emit({
+      type: 'endpoint-left',
+      networkId: ep.networkId,
+      endpointId: ep.id,
+      sandboxId: sid,
+      containerId: sb.containerId,
+    })
     this.#emit({ type: 'records-changed', networkId: ep.networkId })
   }
 
@@ -1010,12 +1086,20 @@ export class Controller {
     if (newGw === oldGw) return false
     const oldEp = oldGw === undefined ? undefined : this.#endpoints.get(oldGw)
     const oldNet = oldEp && this.#networks.get(oldEp.networkId)
-    if (oldEp !== undefined && oldNet !== undefined && oldEp.sandboxId === sb.id && sb.endpoints.includes(oldEp.id) && !oldNet.internal) {
+    if (
+      oldEp !== undefined &&
+      oldNet !== undefined &&
+      oldEp.sandboxId === sb.id &&
+      sb.endpoints.includes(oldEp.id) &&
+      !oldNet.internal
+    ) {
       const d = this.#driver(oldNet.type)
       try {
         await d.revokeExternalConnectivity(oldNet.id, oldEp.id, sig(options))
         if (oldEp.join !== undefined) delete oldEp.join.portMappings
-        undo?.push('re-program old gateway endpoint', () => d.programExternalConnectivity(oldNet.id, oldEp.id, this.#sandboxDriverConfig(sb, oldEp)))
+        undo?.push('re-program old gateway endpoint', () =>
+          d.programExternalConnectivity(oldNet.id, oldEp.id, this.#sandboxDriverConfig(sb, oldEp)),
+        )
       } catch (err) {
         if (undo !== undefined) throw driverError(err, 'revokeExternalConnectivity')
         this.#log.error('revoke external connectivity of %s failed: %o', oldEp.id, err)
@@ -1105,7 +1189,8 @@ export class Controller {
       if (n.name === GW_BRIDGE_NETWORK || this.#special(n.type) || n.internal) continue
       if (e.join?.disableGatewayService === true) continue
       if (e.join?.gateway !== undefined) return false
-      if (e.join?.staticRoutes.some((r) => r.destination.version === 4 && r.destination.bits === 0) === true) return false
+      if (e.join?.staticRoutes.some((r) => r.destination.version === 4 && r.destination.bits === 0) === true)
+        return false
       need = true
     }
     return need
@@ -1116,7 +1201,9 @@ export class Controller {
     if (!this.#cfg.gatewayBridge) return
     const sb = this.#sandboxes.get(sid)
     if (sb === undefined || sb.useDefaultSandbox) return
-    const gwEp = sb.endpoints.map((id) => this.#endpoints.get(id)).find((e) => e !== undefined && this.#networks.get(e.networkId)?.name === GW_BRIDGE_NETWORK)
+    const gwEp = sb.endpoints
+      .map((id) => this.#endpoints.get(id))
+      .find((e) => e !== undefined && this.#networks.get(e.networkId)?.name === GW_BRIDGE_NETWORK)
     const need = this.#needsDefaultGw(sb)
     if (need && gwEp === undefined) {
       const type = this.#cfg.gatewayBridgeDriver
@@ -1156,7 +1243,9 @@ export class Controller {
       try {
         await this.#locks.run(`ep:${gw.id}`, () => this.#joinLocked(sid, gw.id, options ?? {}), options)
       } catch (err) {
-        await this.deleteEndpoint(gw.id).catch((e: unknown) => this.#log.error('delete unused gateway endpoint %s: %o', gw.id, e))
+        await this.deleteEndpoint(gw.id).catch((e: unknown) =>
+          this.#log.error('delete unused gateway endpoint %s: %o', gw.id, e),
+        )
         throw err
       }
       this.#log('attached sandbox %s to %s through %s', sid, GW_BRIDGE_NETWORK, gw.id)
@@ -1184,7 +1273,10 @@ export class Controller {
     undo.push(`driver leave ${eid}`, () => driver.leave(net.id, ep.id))
     const jr = ji.result()
     const join: JoinState = {
-      ...(jr.interfaceName !== undefined && { srcName: jr.interfaceName.srcName, dstPrefix: jr.interfaceName.dstPrefix }),
+      ...(jr.interfaceName !== undefined && {
+        srcName: jr.interfaceName.srcName,
+        dstPrefix: jr.interfaceName.dstPrefix,
+      }),
       ...(jr.gateway !== undefined && { gateway: jr.gateway }),
       ...(jr.gatewayIPv6 !== undefined && { gatewayIPv6: jr.gatewayIPv6 }),
       staticRoutes: [...jr.staticRoutes],
@@ -1195,26 +1287,30 @@ export class Controller {
     let persisted = false
     let gwChanged = false
     try {
-      const ifReq = jr.interfaceName ?? (jr.veth === undefined ? undefined : { srcName: jr.veth.spec.hostName, dstPrefix: jr.veth.dstPrefix })
+      const ifReq =
+        jr.interfaceName ??
+        (jr.veth === undefined ? undefined : { srcName: jr.veth.spec.hostName, dstPrefix: jr.veth.dstPrefix })
       if (ifReq !== undefined) {
         const srcName = ifReq.srcName
         const dstName = this.#nextIfName(sb, ifReq.dstPrefix)
         join.ifaceName = dstName
         if (!sb.useDefaultSandbox) {
-          await this.#osCall(`add interface ${dstName} to ${sb.key}`, () => this.#os.addInterface(
-            sb.key,
-            {
-              srcName,
-              dstName,
-              ...(jr.veth !== undefined && { veth: jr.veth.spec }),
-              ...(ep.address !== undefined && { address: ep.address }),
-              ...(ep.addressIPv6 !== undefined && { addressIPv6: ep.addressIPv6 }),
-              linkLocalAddresses: [...ep.linkLocal],
-              ...(ep.mac !== undefined && { macAddress: ep.mac }),
-              routes: [...jr.staticRoutes],
-            },
-            sig(options),
-          ))
+          await this.#osCall(`add interface ${dstName} to ${sb.key}`, () =>
+            this.#os.addInterface(
+              sb.key,
+              {
+                srcName,
+                dstName,
+                ...(jr.veth !== undefined && { veth: jr.veth.spec }),
+                ...(ep.address !== undefined && { address: ep.address }),
+                ...(ep.addressIPv6 !== undefined && { addressIPv6: ep.addressIPv6 }),
+                linkLocalAddresses: [...ep.linkLocal],
+                ...(ep.mac !== undefined && { macAddress: ep.mac }),
+                routes: [...jr.staticRoutes],
+              },
+              sig(options),
+            ),
+          )
           undo.push(`remove interface ${dstName}`, () => this.#os.removeInterface(sb.key, dstName))
         }
       }
@@ -1242,10 +1338,20 @@ export class Controller {
       throw err
     }
     this.#log('joined endpoint %s to sandbox %s', eid, sid)
-    this.#emit({ type: 'endpoint-joined', networkId: net.id, endpointId: ep.id, sandboxId: sb.id, containerId: sb.containerId })
+    this.#emit({
+      type: 'endpoint-joined',
+      networkId: net.id,
+      endpointId: ep.id,
+      sandboxId: sb.id,
+      containerId: sb.containerId,
+    })
     this.#emit({ type: 'records-changed', networkId: net.id })
     if (gwChanged) {
-      this.#emit({ type: 'gateway-changed', sandboxId: sb.id, ...(sb.gatewayEndpoint !== undefined && { endpointId: sb.gatewayEndpoint }) })
+      this.#emit({
+        type: 'gateway-changed',
+        sandboxId: sb.id,
+        ...(sb.gatewayEndpoint !== undefined && { endpointId: sb.gatewayEndpoint }),
+      })
     }
     return this.#endpointInfo(ep)
   }
@@ -1284,7 +1390,8 @@ export class Controller {
       try {
         await driver.revokeExternalConnectivity(net.id, ep.id, sig(options))
       } catch (err) {
-        if (!(isCnmError(err) && (err.maskable || err.kind === 'not-found'))) throw driverError(err, 'revokeExternalConnectivity')
+        if (!(isCnmError(err) && (err.maskable || err.kind === 'not-found')))
+          throw driverError(err, 'revokeExternalConnectivity')
         this.#log.trace('revoke on leave %s: %o', eid, err)
       }
     }
@@ -1314,33 +1421,56 @@ export class Controller {
     if (wasGw) delete sb.gatewayEndpoint
     const changed = (await this.#applyGateway(sb, undefined, options)) || wasGw
     if (wasGw && sb.gatewayEndpoint === undefined && !sb.useDefaultSandbox) {
-      await this.#os.setGateway(sb.key, {}).catch((err: unknown) => this.#log.error('clear gateway of %s failed: %o', sid, err))
+      await this.#os
+        .setGateway(sb.key, {})
+        .catch((err: unknown) => this.#log.error('clear gateway of %s failed: %o', sid, err))
     }
     await this.#saveEndpoint(ep)
     await this.#saveSandbox(sb)
     this.#log('endpoint %s left sandbox %s', eid, sid)
-    this.#emit({ type: 'endpoint-left', networkId: net.id, endpointId: ep.id, sandboxId: sb.id, containerId: sb.containerId })
+    this.#emit({
+      type: 'endpoint-left',
+      networkId: net.id,
+      endpointId: ep.id,
+      sandboxId: sb.id,
+      containerId: sb.containerId,
+    })
     this.#emit({ type: 'records-changed', networkId: net.id })
     if (changed) {
-      this.#emit({ type: 'gateway-changed', sandboxId: sb.id, ...(sb.gatewayEndpoint !== undefined && { endpointId: sb.gatewayEndpoint }) })
+      this.#emit({
+        type: 'gateway-changed',
+        sandboxId: sb.id,
+        ...(sb.gatewayEndpoint !== undefined && { endpointId: sb.gatewayEndpoint }),
+      })
     }
   }
 
   /** `network connect`: create an endpoint and join it; the endpoint is deleted again if the join fails. */
-  async connect(sandboxId: string, networkIdOrName: string, req: CreateEndpointRequest, options: ConnectOptions = {}): Promise<EndpointInfo> {
+  async connect(
+    sandboxId: string,
+    networkIdOrName: string,
+    req: CreateEndpointRequest,
+    options: ConnectOptions = {},
+  ): Promise<EndpointInfo> {
     this.#running(options)
     this.#sandbox(checkId('sandbox', sandboxId))
     const ep = await this.createEndpoint(networkIdOrName, req, options)
     try {
       return await this.join(sandboxId, ep.id, options)
     } catch (err) {
-      await this.deleteEndpoint(ep.id, { force: true }).catch((e: unknown) => this.#log.error('rollback of endpoint %s failed: %o', ep.id, e))
+      await this.deleteEndpoint(ep.id, { force: true }).catch((e: unknown) =>
+        this.#log.error('rollback of endpoint %s failed: %o', ep.id, e),
+      )
       throw err
     }
   }
 
   /** `network disconnect`: leave, then delete the endpoint unless `keep` ([S3] stop keeps it). */
-  async disconnect(sandboxId: string, endpointId: string, options: AbortOptions & { keep?: boolean } = {}): Promise<void> {
+  async disconnect(
+    sandboxId: string,
+    endpointId: string,
+    options: AbortOptions & { keep?: boolean } = {},
+  ): Promise<void> {
     await this.leave(sandboxId, endpointId, options)
     if (options.keep !== true) await this.deleteEndpoint(endpointId, sig(options))
   }
@@ -1357,51 +1487,56 @@ export class Controller {
     }
     for (const h of req.extraHosts ?? []) {
       checkName('extra host', h?.name)
-      if (parseIpSafe(h.ip) === undefined) throw new InvalidRequestError(`invalid extra host address ${JSON.stringify(h.ip)}`)
+      if (parseIpSafe(h.ip) === undefined)
+        throw new InvalidRequestError(`invalid extra host address ${JSON.stringify(h.ip)}`)
     }
-    return this.#locks.run(`container:${cid}`, async () => {
-      for (const s of this.#sandboxes.values()) if (s.containerId === cid) throw new SandboxExistsError(cid, s.id)
-      const id = generateId() as SandboxId
-      const useDefault = req.useDefaultSandbox === true
-      const sb: SandboxState = {
-        id,
-        containerId: cid,
-        key: useDefault ? `${this.#cfg.netnsRoot}/default` : `${this.#cfg.netnsRoot}/${id.slice(0, 12)}`,
-        created: new Date().toISOString(),
-        ...(req.hostname !== undefined && { hostname: req.hostname }),
-        ...(req.domainname !== undefined && { domainname: req.domainname }),
-        labels: { ...(req.labels ?? {}) },
-        portBindings: [...(req.portBindings ?? [])],
-        exposedPorts: [...(req.exposedPorts ?? [])],
-        dnsServers: [...(req.dnsServers ?? [])],
-        dnsSearch: [...(req.dnsSearch ?? [])],
-        dnsOptions: [...(req.dnsOptions ?? [])],
-        extraHosts: (req.extraHosts ?? []).map((h) => ({ name: h.name, ip: h.ip })),
-        useDefaultSandbox: useDefault,
-        useExternalKey: req.useExternalKey === true,
-        endpoints: [],
-        deleting: false,
-      }
-      const undo = new UndoStack(this.#log)
-      try {
-        if (!useDefault && !sb.useExternalKey) {
-          try {
-            await this.#os.createSandbox(sb.key, sig(options))
-          } catch (err) {
-            throw driverError(err, `create sandbox ${sb.key}`)
-          }
-          undo.push(`delete sandbox ${sb.key}`, () => this.#os.deleteSandbox(sb.key))
+    return this.#locks.run(
+      `container:${cid}`,
+      async () => {
+        for (const s of this.#sandboxes.values()) if (s.containerId === cid) throw new SandboxExistsError(cid, s.id)
+        const id = generateId() as SandboxId
+        const useDefault = req.useDefaultSandbox === true
+        const sb: SandboxState = {
+          id,
+          containerId: cid,
+          key: useDefault ? `${this.#cfg.netnsRoot}/default` : `${this.#cfg.netnsRoot}/${id.slice(0, 12)}`,
+          created: new Date().toISOString(),
+          ...(req.hostname !== undefined && { hostname: req.hostname }),
+          ...(req.domainname !== undefined && { domainname: req.domainname }),
+          labels: { ...(req.labels ?? {}) },
+          portBindings: [...(req.portBindings ?? [])],
+          exposedPorts: [...(req.exposedPorts ?? [])],
+          dnsServers: [...(req.dnsServers ?? [])],
+          dnsSearch: [...(req.dnsSearch ?? [])],
+          dnsOptions: [...(req.dnsOptions ?? [])],
+          extraHosts: (req.extraHosts ?? []).map((h) => ({ name: h.name, ip: h.ip })),
+          useDefaultSandbox: useDefault,
+          useExternalKey: req.useExternalKey === true,
+          endpoints: [],
+          deleting: false,
         }
-        await this.#saveSandbox(sb, options)
-      } catch (err) {
-        await undo.run()
-        throw err
-      }
-      this.#sandboxes.set(id, sb)
-      this.#log('created sandbox %s for container %s at %s', id, cid, sb.key)
-      this.#emit({ type: 'sandbox-created', sandboxId: id, containerId: cid })
-      return this.#sandboxInfo(sb)
-    }, options)
+        const undo = new UndoStack(this.#log)
+        try {
+          if (!useDefault && !sb.useExternalKey) {
+            try {
+              await this.#os.createSandbox(sb.key, sig(options))
+            } catch (err) {
+              throw driverError(err, `create sandbox ${sb.key}`)
+            }
+            undo.push(`delete sandbox ${sb.key}`, () => this.#os.deleteSandbox(sb.key))
+          }
+          await this.#saveSandbox(sb, options)
+        } catch (err) {
+          await undo.run()
+          throw err
+        }
+        this.#sandboxes.set(id, sb)
+        this.#log('created sandbox %s for container %s at %s', id, cid, sb.key)
+        this.#emit({ type: 'sandbox-created', sandboxId: id, containerId: cid })
+        return this.#sandboxInfo(sb)
+      },
+      options,
+    )
   }
 
   /**
@@ -1411,21 +1546,26 @@ export class Controller {
   async setKey(sandboxId: string, key: string, options?: AbortOptions): Promise<SandboxInfo> {
     this.#running(options)
     if (typeof key !== 'string' || key.trim() === '') throw new InvalidRequestError('sandbox key must not be empty')
-    return this.#locks.run(`sb:${sandboxId}`, async () => {
-      const sb = this.#sandbox(sandboxId)
-      if (sb.deleting) throw new SandboxInDeleteError(sandboxId)
-      if (!sb.useExternalKey) throw new NetworkRuleError(`sandbox ${sandboxId} does not use an external key`)
-      if (sb.endpoints.length > 0) throw new ControllerNotImplementedError('setKey on a sandbox with joined endpoints')
-      const prev = sb.key
-      sb.key = key
-      try {
-        await this.#saveSandbox(sb, options)
-      } catch (err) {
-        sb.key = prev
-        throw err
-      }
-      return this.#sandboxInfo(sb)
-    }, options)
+    return this.#locks.run(
+      `sb:${sandboxId}`,
+      async () => {
+        const sb = this.#sandbox(sandboxId)
+        if (sb.deleting) throw new SandboxInDeleteError(sandboxId)
+        if (!sb.useExternalKey) throw new NetworkRuleError(`sandbox ${sandboxId} does not use an external key`)
+        if (sb.endpoints.length > 0)
+          throw new ControllerNotImplementedError('setKey on a sandbox with joined endpoints')
+        const prev = sb.key
+        sb.key = key
+        try {
+          await this.#saveSandbox(sb, options)
+        } catch (err) {
+          sb.key = prev
+          throw err
+        }
+        return this.#sandboxInfo(sb)
+      },
+      options,
+    )
   }
 
   /**
@@ -1443,7 +1583,11 @@ export class Controller {
         const ep = this.#endpoints.get(eid)
         if (ep === undefined || ep.sandboxId !== sb.id) continue
         try {
-          await this.#locks.run(`sb:${sb.id}`, () => this.#locks.run(`ep:${eid}`, () => this.#leaveLocked(sb.id, eid, sig(options))), options)
+          await this.#locks.run(
+            `sb:${sb.id}`,
+            () => this.#locks.run(`ep:${eid}`, () => this.#leaveLocked(sb.id, eid, sig(options))),
+            options,
+          )
         } catch (err) {
           this.#log.error('sandbox %s delete: leave of %s failed, dropping the join: %o', sb.id, eid, err)
           this.#forgetJoin(ep)
@@ -1515,7 +1659,9 @@ export class Controller {
       const e = this.#endpoints.get(eid)
       if (e !== undefined) nets.add(e.networkId)
     }
-    return [...nets].filter((nid) => this.#networks.get(nid)?.inDelete === false).flatMap((nid) => this.networkRecords(nid))
+    return [...nets]
+      .filter((nid) => this.#networks.get(nid)?.inDelete === false)
+      .flatMap((nid) => this.networkRecords(nid))
   }
 
   /** Resolves a DNS name (case-insensitive) from a sandbox; undefined when no record matches. */
@@ -1588,14 +1734,17 @@ export class Controller {
     const name = raw.replace(/\.$/, '').toLowerCase()
     const nets = this.#dnsNetworks(sid)
     const candidates: Array<[string, string | undefined]> = [[name, undefined]]
-    for (let i = name.lastIndexOf('.'); i > 0; i = name.lastIndexOf('.', i - 1)) candidates.push([name.slice(0, i), name.slice(i + 1)])
+    for (let i = name.lastIndexOf('.'); i > 0; i = name.lastIndexOf('.', i - 1))
+      candidates.push([name.slice(0, i), name.slice(i + 1)])
     for (const [host, netName] of candidates) {
       for (const n of nets) {
         if (netName !== undefined && n.name.toLowerCase() !== netName) continue
         const hits = this.#dnsMatches(n, host)
         if (hits.length === 0) continue
         const ipv4 = [...new Set(hits.flatMap((e) => (e.address === undefined ? [] : [formatIp(e.address.ip)])))]
-        const ipv6 = [...new Set(hits.flatMap((e) => (e.addressIPv6 === undefined ? [] : [formatIp(e.addressIPv6.ip)])))]
+        const ipv6 = [
+          ...new Set(hits.flatMap((e) => (e.addressIPv6 === undefined ? [] : [formatIp(e.addressIPv6.ip)]))),
+        ]
         return { ipv4, ipv6 }
       }
     }
@@ -1608,7 +1757,9 @@ export class Controller {
     for (const n of this.#dnsNetworks(sid)) {
       for (const e of this.#endpointsOf(n.id)) {
         if (e.sandboxId === undefined) continue
-        const own = (e.address !== undefined && ipEquals(e.address.ip, ip)) || (e.addressIPv6 !== undefined && ipEquals(e.addressIPv6.ip, ip))
+        const own =
+          (e.address !== undefined && ipEquals(e.address.ip, ip)) ||
+          (e.addressIPv6 !== undefined && ipEquals(e.addressIPv6.ip, ip))
         if (!own) continue
         const primary = e.anonymous ? e.aliases[0] : e.name
         if (primary !== undefined) return `${primary}.${n.name}`
@@ -1617,7 +1768,12 @@ export class Controller {
     return undefined
   }
 
-  #dnsLookupService(sid: string, raw: string, service: string, protocol: DnsServiceProtocol): DnsServiceRecord[] | undefined {
+  #dnsLookupService(
+    sid: string,
+    raw: string,
+    service: string,
+    protocol: DnsServiceProtocol,
+  ): DnsServiceRecord[] | undefined {
     const name = raw.replace(/\.$/, '').toLowerCase()
     const host = service.startsWith('host_')
     const port = Number(host ? service.slice(5) : service)
@@ -1682,7 +1838,12 @@ export class Controller {
         this.#log.error('skipping unreadable sandbox record %s: %o', key, err)
       }
     }
-    this.#log('recovering %d networks, %d endpoints, %d sandboxes', this.#networks.size, this.#endpoints.size, this.#sandboxes.size)
+    this.#log(
+      'recovering %d networks, %d endpoints, %d sandboxes',
+      this.#networks.size,
+      this.#endpoints.size,
+      this.#sandboxes.size,
+    )
 
     // 1. Endpoints of networks that no longer exist.
     for (const e of [...this.#endpoints.values()]) {
@@ -1731,14 +1892,17 @@ export class Controller {
     for (const sb of this.#sandboxes.values()) {
       const before = sb.endpoints.length
       sb.endpoints = sb.endpoints.filter((eid) => this.#endpoints.get(eid)?.sandboxId === sb.id)
-      for (const e of this.#endpoints.values()) if (e.sandboxId === sb.id && !sb.endpoints.includes(e.id)) sb.endpoints.push(e.id)
+      for (const e of this.#endpoints.values())
+        if (e.sandboxId === sb.id && !sb.endpoints.includes(e.id)) sb.endpoints.push(e.id)
       sb.endpoints = this.#ordered(sb.endpoints).map((o) => o.ep.id)
       if (sb.gatewayEndpoint !== undefined && !sb.endpoints.includes(sb.gatewayEndpoint)) delete sb.gatewayEndpoint
       if (before !== sb.endpoints.length) await this.#saveSandbox(sb, s)
     }
 
     // 4. Drivers rebuild their state for the networks that remain and drop their leftovers.
-    const gatewayEps = new Set([...this.#sandboxes.values()].map((sb) => sb.gatewayEndpoint).filter((x) => x !== undefined))
+    const gatewayEps = new Set(
+      [...this.#sandboxes.values()].map((sb) => sb.gatewayEndpoint).filter((x) => x !== undefined),
+    )
     for (const [type, driver] of this.#drivers) {
       if (driver.restore === undefined) continue
       const nets: RestoredNetwork[] = [...this.#networks.values()]
@@ -1784,7 +1948,9 @@ export class Controller {
     for (const key of kernel) {
       if (owned.has(key) || key === `${this.#cfg.netnsRoot}/default`) continue
       this.#log('deleting stale sandbox namespace %s', key)
-      await this.#os.deleteSandbox(key, s).catch((err: unknown) => this.#log.error('delete stale namespace %s failed: %o', key, err))
+      await this.#os
+        .deleteSandbox(key, s)
+        .catch((err: unknown) => this.#log.error('delete stale namespace %s failed: %o', key, err))
     }
 
     // 7. Persist repaired endpoints and reconcile endpoint counters.
@@ -1854,7 +2020,15 @@ function parseIpSafe(s: unknown): IpAddr | undefined {
 
 /** The IPAM data JSON a driver got for a network (for inspect output). */
 export function ipamInfoToJSON(info: NetworkIpamInfo): ReturnType<typeof ipamDataToJSON> & { PoolID: string } {
-  return { ...ipamDataToJSON({ addressSpace: info.addressSpace, pool: info.pool, ...(info.gateway !== undefined && { gateway: info.gateway }), auxAddresses: info.auxAddresses }), PoolID: info.poolId }
+  return {
+    ...ipamDataToJSON({
+      addressSpace: info.addressSpace,
+      pool: info.pool,
+      ...(info.gateway !== undefined && { gateway: info.gateway }),
+      auxAddresses: info.auxAddresses,
+    }),
+    PoolID: info.poolId,
+  }
 }
 
 /** Two-stage factory: `createController(init)(components)` → a Controller to `start()`. */

@@ -35,7 +35,12 @@ export class SandboxNotFoundError extends CnmError<'ERR_CONTROLLER_SANDBOX_NOT_F
 /** No network driver registered under this type. */
 export class DriverNotFoundError extends CnmError<'ERR_CONTROLLER_DRIVER_NOT_FOUND'> {
   constructor(type: string, options?: CnmErrorOptions) {
-    super('ERR_CONTROLLER_DRIVER_NOT_FOUND', 'not-found', `could not find network driver ${JSON.stringify(type)}`, options)
+    super(
+      'ERR_CONTROLLER_DRIVER_NOT_FOUND',
+      'not-found',
+      `could not find network driver ${JSON.stringify(type)}`,
+      options,
+    )
   }
 }
 
@@ -58,21 +63,36 @@ export class NetworkExistsError extends CnmError<'ERR_CONTROLLER_NETWORK_EXISTS'
 /** Duplicate endpoint name (or id) within a network. */
 export class EndpointExistsError extends CnmError<'ERR_CONTROLLER_ENDPOINT_EXISTS'> {
   constructor(name: string, network: string, options?: CnmErrorOptions) {
-    super('ERR_CONTROLLER_ENDPOINT_EXISTS', 'forbidden', `endpoint with name ${name} already exists in network ${network}`, options)
+    super(
+      'ERR_CONTROLLER_ENDPOINT_EXISTS',
+      'forbidden',
+      `endpoint with name ${name} already exists in network ${network}`,
+      options,
+    )
   }
 }
 
 /** A second sandbox for the same container. */
 export class SandboxExistsError extends CnmError<'ERR_CONTROLLER_SANDBOX_EXISTS'> {
   constructor(containerId: string, sandboxId: string, options?: CnmErrorOptions) {
-    super('ERR_CONTROLLER_SANDBOX_EXISTS', 'forbidden', `container ${containerId} already has sandbox ${sandboxId}`, options)
+    super(
+      'ERR_CONTROLLER_SANDBOX_EXISTS',
+      'forbidden',
+      `container ${containerId} already has sandbox ${sandboxId}`,
+      options,
+    )
   }
 }
 
 /** Deleting a network that still has endpoints. */
 export class ActiveEndpointsError extends CnmError<'ERR_CONTROLLER_ACTIVE_ENDPOINTS'> {
   constructor(name: string, id: string, count: number, options?: CnmErrorOptions) {
-    super('ERR_CONTROLLER_ACTIVE_ENDPOINTS', 'forbidden', `network ${name} id ${id} has active endpoints (${count})`, options)
+    super(
+      'ERR_CONTROLLER_ACTIVE_ENDPOINTS',
+      'forbidden',
+      `network ${name} id ${id} has active endpoints (${count})`,
+      options,
+    )
   }
 }
 
@@ -86,7 +106,12 @@ export class ActiveContainerError extends CnmError<'ERR_CONTROLLER_ACTIVE_CONTAI
 /** Joining an endpoint that is already joined. */
 export class EndpointAttachedError extends CnmError<'ERR_CONTROLLER_ENDPOINT_ATTACHED'> {
   constructor(options?: CnmErrorOptions) {
-    super('ERR_CONTROLLER_ENDPOINT_ATTACHED', 'forbidden', 'another container is attached to the same network endpoint', options)
+    super(
+      'ERR_CONTROLLER_ENDPOINT_ATTACHED',
+      'forbidden',
+      'another container is attached to the same network endpoint',
+      options,
+    )
   }
 }
 
@@ -100,7 +125,12 @@ export class NotJoinedError extends CnmError<'ERR_CONTROLLER_NOT_JOINED'> {
 /** Registering a driver or IPAM type twice. */
 export class AlreadyRegisteredError extends CnmError<'ERR_CONTROLLER_ALREADY_REGISTERED'> {
   constructor(what: string, type: string, options?: CnmErrorOptions) {
-    super('ERR_CONTROLLER_ALREADY_REGISTERED', 'forbidden', `${what} ${JSON.stringify(type)} already registered`, options)
+    super(
+      'ERR_CONTROLLER_ALREADY_REGISTERED',
+      'forbidden',
+      `${what} ${JSON.stringify(type)} already registered`,
+      options,
+    )
   }
 }
 
@@ -121,7 +151,12 @@ export class SandboxInDeleteError extends CnmError<'ERR_CONTROLLER_SANDBOX_IN_DE
 /** The network's pools have no free address left. */
 export class NoAddressError extends CnmError<'ERR_CONTROLLER_NO_ADDRESS'> {
   constructor(version: 4 | 6, options?: CnmErrorOptions) {
-    super('ERR_CONTROLLER_NO_ADDRESS', 'unavailable', `no available IPv${version} addresses on this network's address pools`, options)
+    super(
+      'ERR_CONTROLLER_NO_ADDRESS',
+      'unavailable',
+      `no available IPv${version} addresses on this network's address pools`,
+      options,
+    )
   }
 }
 
@@ -164,5 +199,10 @@ export interface ApiError {
 /** Maps any thrown value to an API answer (README §10): CnmErrors by kind, anything else → 500. */
 export function toApiError(err: unknown): ApiError {
   if (isCnmError(err)) return { status: statusForKind(err.kind), kind: err.kind, code: err.code, message: err.message }
-  return { status: 500, kind: 'internal', code: 'ERR_INTERNAL', message: err instanceof Error ? err.message : String(err) }
+  return {
+    status: 500,
+    kind: 'internal',
+    code: 'ERR_INTERNAL',
+    message: err instanceof Error ? err.message : String(err),
+  }
 }

@@ -4,7 +4,12 @@
  */
 export { Controller, createController, DEFAULT_CONTROLLER_INIT, ipamInfoToJSON } from './controller.js'
 export { GW_BRIDGE_NETWORK } from './internal/order.js'
-export { parseCreateNetworkRequest, parseCreateEndpointRequest, parseCreateSandboxRequest, parseJoinOptions } from './parse.js'
+export {
+  parseCreateNetworkRequest,
+  parseCreateEndpointRequest,
+  parseCreateSandboxRequest,
+  parseJoinOptions,
+} from './parse.js'
 export { ROOT as STORE_ROOT, keys as storeKeys } from './internal/state-store.js'
 export type {
   NetworkScope,

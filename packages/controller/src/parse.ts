@@ -1,10 +1,4 @@
-import {
-  parseBoolOption,
-  parseIntOption,
-  parsePortBindings,
-  parseStringMap,
-  parseTransportPorts,
-} from '@cnm/driverapi'
+import { parseBoolOption, parseIntOption, parsePortBindings, parseStringMap, parseTransportPorts } from '@cnm/driverapi'
 import { InvalidArgumentError } from '@cnm/types'
 import type {
   CreateEndpointRequest,
@@ -28,7 +22,8 @@ function obj(raw: unknown, field: string): Obj {
 
 function str(raw: unknown, field: string): string | undefined {
   if (raw === undefined || raw === null) return undefined
-  if (typeof raw !== 'string') throw new InvalidArgumentError(`${field} must be a string`, { code: 'ERR_CONTROLLER_BAD_REQUEST' })
+  if (typeof raw !== 'string')
+    throw new InvalidArgumentError(`${field} must be a string`, { code: 'ERR_CONTROLLER_BAD_REQUEST' })
   return raw
 }
 
@@ -51,7 +46,8 @@ function defined<T extends object>(o: T): T {
 
 function ipamConfigs(raw: unknown, field: string): IpamConfig[] | undefined {
   if (raw === undefined || raw === null) return undefined
-  if (!Array.isArray(raw)) throw new InvalidArgumentError(`${field} must be a list`, { code: 'ERR_CONTROLLER_BAD_REQUEST' })
+  if (!Array.isArray(raw))
+    throw new InvalidArgumentError(`${field} must be a list`, { code: 'ERR_CONTROLLER_BAD_REQUEST' })
   return raw.map((c, i) => {
     const o = obj(c, `${field}[${i}]`)
     const aux = o.auxAddresses === undefined ? undefined : parseStringMap(o.auxAddresses, `${field}[${i}].auxAddresses`)
@@ -130,11 +126,13 @@ export function parseCreateSandboxRequest(raw: unknown): CreateSandboxRequest {
   const o = obj(raw, 'sandbox request')
   let extraHosts: ExtraHost[] | undefined
   if (o.extraHosts !== undefined && o.extraHosts !== null) {
-    if (!Array.isArray(o.extraHosts)) throw new InvalidArgumentError('extraHosts must be a list', { code: 'ERR_CONTROLLER_BAD_REQUEST' })
+    if (!Array.isArray(o.extraHosts))
+      throw new InvalidArgumentError('extraHosts must be a list', { code: 'ERR_CONTROLLER_BAD_REQUEST' })
     extraHosts = o.extraHosts.map((h, i) => {
       if (typeof h === 'string') {
         const k = h.indexOf(':')
-        if (k <= 0) throw new InvalidArgumentError(`extraHosts[${i}] must be "name:ip"`, { code: 'ERR_CONTROLLER_BAD_REQUEST' })
+        if (k <= 0)
+          throw new InvalidArgumentError(`extraHosts[${i}] must be "name:ip"`, { code: 'ERR_CONTROLLER_BAD_REQUEST' })
         return { name: h.slice(0, k), ip: h.slice(k + 1) }
       }
       const e = obj(h, `extraHosts[${i}]`)

@@ -9,7 +9,15 @@ import type {
   PoolId,
   SandboxId,
 } from '@cnm/types'
-import type { JoinVeth, MacAddress, NetworkDriver, PortBinding, Scope, StaticRoute, TransportPort } from '@cnm/driverapi'
+import type {
+  JoinVeth,
+  MacAddress,
+  NetworkDriver,
+  PortBinding,
+  Scope,
+  StaticRoute,
+  TransportPort,
+} from '@cnm/driverapi'
 import type { Ipam } from '@cnm/ipamapi'
 import type { Store } from '@cnm/storeapi'
 
@@ -333,7 +341,12 @@ export interface ResolvedName {
 }
 
 export type ControllerEvent =
-  | { readonly type: 'network-created' | 'network-deleted'; readonly networkId: NetworkId; readonly name: string; readonly driver: string }
+  | {
+      readonly type: 'network-created' | 'network-deleted'
+      readonly networkId: NetworkId
+      readonly name: string
+      readonly driver: string
+    }
   | {
       readonly type: 'endpoint-created' | 'endpoint-deleted'
       readonly networkId: NetworkId
@@ -347,7 +360,11 @@ export type ControllerEvent =
       readonly sandboxId: SandboxId
       readonly containerId: string
     }
-  | { readonly type: 'sandbox-created' | 'sandbox-deleted'; readonly sandboxId: SandboxId; readonly containerId: string }
+  | {
+      readonly type: 'sandbox-created' | 'sandbox-deleted'
+      readonly sandboxId: SandboxId
+      readonly containerId: string
+    }
   | { readonly type: 'gateway-changed'; readonly sandboxId: SandboxId; readonly endpointId?: EndpointId }
   /** The service records of this network changed (a joined endpoint appeared, left or was renamed). */
   | { readonly type: 'records-changed'; readonly networkId: NetworkId }

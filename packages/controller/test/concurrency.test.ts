@@ -6,7 +6,9 @@ describe('concurrency', () => {
   it('50 concurrent connects on one network never duplicate an address', async () => {
     const { ctl, store, driver, os } = await harness({ driverInit: { delayMs: 1 } })
     const n = await ctl.createNetwork({ name: 'n1', type: 'bridge', ipam: { v4: [{ pool: '10.40.0.0/24' }] } })
-    const sandboxes = await Promise.all(Array.from({ length: 50 }, (_, i) => ctl.createSandbox({ containerId: `c${i}` })))
+    const sandboxes = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => ctl.createSandbox({ containerId: `c${i}` })),
+    )
     const eps = await Promise.all(sandboxes.map((sb, i) => ctl.connect(sb.id, n.id, { name: `c${i}` })))
     const addrs = eps.map((e) => formatIp(e.address!.ip))
     expect(new Set(addrs).size).toBe(50)
@@ -22,7 +24,9 @@ describe('concurrency', () => {
 
   it('concurrent connects of one sandbox to many networks keep a consistent order and one gateway', async () => {
     const { ctl, os } = await harness({ driverInit: { delayMs: 1 } })
-    const nets = await Promise.all(Array.from({ length: 8 }, (_, i) => ctl.createNetwork({ name: `net${i}`, type: 'bridge' })))
+    const nets = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => ctl.createNetwork({ name: `net${i}`, type: 'bridge' })),
+    )
     const sb = await ctl.createSandbox({ containerId: 'c' })
     await Promise.all(nets.map((n, i) => ctl.connect(sb.id, n.id, { name: 'c' }, { priority: i })))
     const info = ctl.sandbox(sb.id)
@@ -47,7 +51,9 @@ describe('concurrency', () => {
   it('concurrent endpoint creation with the same name: exactly one wins', async () => {
     const { ctl } = await harness({ driverInit: { delayMs: 1 } })
     await ctl.createNetwork({ name: 'n1', type: 'bridge' })
-    const results = await Promise.allSettled(Array.from({ length: 5 }, () => ctl.createEndpoint('n1', { name: 'same' })))
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, () => ctl.createEndpoint('n1', { name: 'same' })),
+    )
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
     expect(ctl.endpoints()).toHaveLength(1)
   })

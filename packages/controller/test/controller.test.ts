@@ -31,14 +31,19 @@ describe('README §11 single-host cases', () => {
     expect(ctl.networks()).toHaveLength(1)
     expect(await storeKeys(store)).toEqual(before)
     // checkDuplicate makes a duplicate name a conflict too
-    await expect(ctl.createNetwork({ name: 'n1', type: 'bridge', checkDuplicate: true })).rejects.toMatchObject({ kind: 'conflict' })
+    await expect(ctl.createNetwork({ name: 'n1', type: 'bridge', checkDuplicate: true })).rejects.toMatchObject({
+      kind: 'conflict',
+    })
   })
 
   it('3: delete with an endpoint → forbidden; after deleting it the delete succeeds and the pool is free', async () => {
     const { ctl, store, driver } = await harness()
     const n = await ctl.createNetwork({ name: 'n1', type: 'bridge', ipam: { v4: [{ pool: '10.10.0.0/24' }] } })
     const ep = await ctl.createEndpoint(n.id, { name: 'e1' })
-    await expect(ctl.deleteNetwork(n.id)).rejects.toMatchObject({ code: 'ERR_CONTROLLER_ACTIVE_ENDPOINTS', kind: 'forbidden' })
+    await expect(ctl.deleteNetwork(n.id)).rejects.toMatchObject({
+      code: 'ERR_CONTROLLER_ACTIVE_ENDPOINTS',
+      kind: 'forbidden',
+    })
     expect(ctl.network(n.id).endpointCount).toBe(1)
     await ctl.deleteEndpoint(ep.id)
     await ctl.deleteNetwork(n.id)
@@ -53,7 +58,10 @@ describe('README §11 single-host cases', () => {
   it('4: create → join → leave → join keeps IPv4 and host ports; delete frees the address', async () => {
     const { ctl, driver } = await harness()
     await ctl.createNetwork({ name: 'n1', type: 'bridge' })
-    const sb = await ctl.createSandbox({ containerId: 'c1', portBindings: [tcp80, { proto: 'udp', containerPort: 53, hostPort: 0, hostPortEnd: 0 }] })
+    const sb = await ctl.createSandbox({
+      containerId: 'c1',
+      portBindings: [tcp80, { proto: 'udp', containerPort: 53, hostPort: 0, hostPortEnd: 0 }],
+    })
     const ep = await ctl.createEndpoint('n1', { name: 'e1' })
     await ctl.join(sb.id, ep.id)
     const ports1 = (await ctl.endpointOperInfo(ep.id)).portMappings
@@ -68,7 +76,9 @@ describe('README §11 single-host cases', () => {
     expect((await ctl.endpointOperInfo(ep.id)).portMappings).toEqual(ports1)
     await ctl.leave(sb.id, ep.id)
     await ctl.deleteEndpoint(ep.id)
-    expect([...driver.state.hostPorts].some((k) => ports1!.some((p) => k.endsWith(`:${p.hostPort}`) && k.includes(p.proto)))).toBe(false)
+    expect(
+      [...driver.state.hostPorts].some((k) => ports1!.some((p) => k.endsWith(`:${p.hostPort}`) && k.includes(p.proto))),
+    ).toBe(false)
     const next = await ctl.createEndpoint('n1', { name: 'e3' })
     expect(next.address).toEqual(ep.address)
   })
@@ -78,7 +88,11 @@ describe('README §11 single-host cases', () => {
     await ctl.createNetwork({ name: 'n1', type: 'bridge' })
     const sb = await ctl.createSandbox({ containerId: 'c1' })
     const ep = await ctl.connect(sb.id, 'n1', { name: 'e1' })
-    await expect(ctl.deleteEndpoint(ep.id)).rejects.toMatchObject({ code: 'ERR_CONTROLLER_ACTIVE_CONTAINER', kind: 'forbidden', message: expect.stringContaining('has active containers') })
+    await expect(ctl.deleteEndpoint(ep.id)).rejects.toMatchObject({
+      code: 'ERR_CONTROLLER_ACTIVE_CONTAINER',
+      kind: 'forbidden',
+      message: expect.stringContaining('has active containers'),
+    })
     await ctl.deleteEndpoint(ep.id, { force: true })
     expect(ctl.endpoints()).toEqual([])
     expect(ctl.sandbox(sb.id).endpoints).toEqual([])
@@ -91,7 +105,10 @@ describe('README §11 single-host cases', () => {
     const a = await ctl.createSandbox({ containerId: 'a' })
     const b = await ctl.createSandbox({ containerId: 'b' })
     const ep = await ctl.connect(a.id, 'n1', { name: 'e1' })
-    await expect(ctl.join(b.id, ep.id)).rejects.toMatchObject({ code: 'ERR_CONTROLLER_ENDPOINT_ATTACHED', kind: 'forbidden' })
+    await expect(ctl.join(b.id, ep.id)).rejects.toMatchObject({
+      code: 'ERR_CONTROLLER_ENDPOINT_ATTACHED',
+      kind: 'forbidden',
+    })
     await expect(ctl.join(a.id, ep.id)).rejects.toMatchObject({ kind: 'forbidden' })
     await expect(ctl.leave(b.id, ep.id)).rejects.toMatchObject({ code: 'ERR_CONTROLLER_NOT_JOINED', kind: 'forbidden' })
     expect(ctl.endpoint(ep.id).sandboxId).toBe(a.id)
@@ -114,7 +131,8 @@ describe('README §11 single-host cases', () => {
     expect(ctl.sandbox(sb.id).gatewayEndpoint).toBe(p3.id)
     expect(os.sandboxes.get(sb.key)!.gateway.ipv4).toEqual(nets[2]!.ipam.v4[0]!.gateway!.ip)
     expect([...os.sandboxes.get(sb.key)!.interfaces.keys()].sort()).toEqual(['eth0', 'eth1', 'eth2'])
-    const programmed = (eid: string): boolean => [...driver.state.networks.values()].some((n) => n.endpoints.get(eid)?.externalConnectivity === true)
+    const programmed = (eid: string): boolean =>
+      [...driver.state.networks.values()].some((n) => n.endpoints.get(eid)?.externalConnectivity === true)
     expect(programmed(p3.id)).toBe(true)
     expect(programmed(p2.id)).toBe(false)
 
@@ -139,7 +157,10 @@ describe('README §11 single-host cases', () => {
     await ctl.createNetwork({ name: 'n2', type: 'bridge' })
     await ctl.createEndpoint('n1', { name: 'web' })
     const before = await storeKeys(store)
-    await expect(ctl.createEndpoint('n1', { name: 'web' })).rejects.toMatchObject({ code: 'ERR_CONTROLLER_ENDPOINT_EXISTS', kind: 'forbidden' })
+    await expect(ctl.createEndpoint('n1', { name: 'web' })).rejects.toMatchObject({
+      code: 'ERR_CONTROLLER_ENDPOINT_EXISTS',
+      kind: 'forbidden',
+    })
     expect(await storeKeys(store)).toEqual(before)
     const other = await ctl.createEndpoint('n2', { name: 'web' })
     expect(other.networkName).toBe('n2')
@@ -150,16 +171,41 @@ describe('README §11 single-host cases', () => {
 describe('persistence (§9 keys and JSON)', () => {
   it('writes network, endpoint count, endpoint and sandbox objects under docker/network/v1.0/', async () => {
     const { ctl, store } = await harness()
-    const n = await ctl.createNetwork({ name: 'n1', type: 'bridge', labels: { a: 'b' }, driverOptions: { 'com.docker.network.bridge.name': 'br1' } })
+    const n = await ctl.createNetwork({
+      name: 'n1',
+      type: 'bridge',
+      labels: { a: 'b' },
+      driverOptions: { 'com.docker.network.bridge.name': 'br1' },
+    })
     const sb = await ctl.createSandbox({ containerId: 'c1', hostname: 'h1' })
     const ep = await ctl.connect(sb.id, n.id, { name: 'e1', aliases: ['web'] })
     const net = await readJson<Record<string, unknown>>(store, `docker/network/v1.0/network/${n.id}/`)
-    expect(net).toMatchObject({ name: 'n1', id: n.id, networkType: 'bridge', scope: 'local', labels: { a: 'b' }, generic: { 'com.docker.network.bridge.name': 'br1' }, inDelete: false, ipamType: 'default' })
+    expect(net).toMatchObject({
+      name: 'n1',
+      id: n.id,
+      networkType: 'bridge',
+      scope: 'local',
+      labels: { a: 'b' },
+      generic: { 'com.docker.network.bridge.name': 'br1' },
+      inDelete: false,
+      ipamType: 'default',
+    })
     expect((net as { ipamV4Info: Array<{ pool: string }> }).ipamV4Info[0]!.pool).toBe('172.17.0.0/16')
     expect(await readJson(store, `docker/network/v1.0/endpoint_count/${n.id}/`)).toEqual({ count: 1 })
     const epRec = await readJson<Record<string, unknown>>(store, `docker/network/v1.0/endpoint/${n.id}/${ep.id}/`)
-    expect(epRec).toMatchObject({ name: 'e1', id: ep.id, sandbox: sb.id, myAliases: ['web'], interface: { addr: '172.17.0.2/16', mac: '02:42:ac:11:00:02' } })
-    expect(await readJson(store, `docker/network/v1.0/sandbox/${sb.id}/`)).toMatchObject({ containerId: 'c1', hostname: 'h1', endpoints: [ep.id], gatewayEndpoint: ep.id })
+    expect(epRec).toMatchObject({
+      name: 'e1',
+      id: ep.id,
+      sandbox: sb.id,
+      myAliases: ['web'],
+      interface: { addr: '172.17.0.2/16', mac: '02:42:ac:11:00:02' },
+    })
+    expect(await readJson(store, `docker/network/v1.0/sandbox/${sb.id}/`)).toMatchObject({
+      containerId: 'c1',
+      hostname: 'h1',
+      endpoints: [ep.id],
+      gatewayEndpoint: ep.id,
+    })
   })
 
   it('persist:false networks never touch the store', async () => {
@@ -180,7 +226,14 @@ describe('network options and rules', () => {
       type: 'bridge',
       enableIPv6: true,
       ipam: {
-        v4: [{ pool: '10.20.0.0/16', subPool: '10.20.5.0/24', gateway: '10.20.0.254', auxAddresses: { router: '10.20.0.10' } }],
+        v4: [
+          {
+            pool: '10.20.0.0/16',
+            subPool: '10.20.5.0/24',
+            gateway: '10.20.0.254',
+            auxAddresses: { router: '10.20.0.10' },
+          },
+        ],
         v6: [{ pool: 'fd00:20::/64' }],
       },
     })
@@ -195,17 +248,32 @@ describe('network options and rules', () => {
     expect(formatIp(ep.addressIPv6!.ip)).toBe('fd00:20::2')
     const fixed = await ctl.createEndpoint(n.id, { name: 'f', ipv4Address: '10.20.9.9' })
     expect(formatIp(fixed.address!.ip)).toBe('10.20.9.9')
-    await expect(ctl.createEndpoint(n.id, { name: 'g', ipv4Address: '10.21.0.1' })).rejects.toMatchObject({ kind: 'invalid-argument', message: expect.stringContaining("does not belong to any of this network's subnets") })
-    await expect(ctl.createEndpoint(n.id, { name: 'h', ipv4Address: '10.20.9.9' })).rejects.toMatchObject({ kind: 'forbidden' })
+    await expect(ctl.createEndpoint(n.id, { name: 'g', ipv4Address: '10.21.0.1' })).rejects.toMatchObject({
+      kind: 'invalid-argument',
+      message: expect.stringContaining("does not belong to any of this network's subnets"),
+    })
+    await expect(ctl.createEndpoint(n.id, { name: 'h', ipv4Address: '10.20.9.9' })).rejects.toMatchObject({
+      kind: 'forbidden',
+    })
   })
 
   it('enforces scope rules, single host/null networks and config-only rules', async () => {
     const { ctl } = await harness()
     const global = (await import('@cnm/driverapi/testing')).MemoryDriver
-    ctl.registerDriver('overlay', new global({ type: 'overlay', capability: { dataScope: 'global', connectivityScope: 'global' } }))
-    await expect(ctl.createNetwork({ name: 'o', type: 'overlay', scope: 'local' })).rejects.toMatchObject({ kind: 'forbidden', message: expect.stringContaining('downgrade') })
-    await expect(ctl.createNetwork({ name: 'o', type: 'overlay', scope: 'swarm' })).rejects.toMatchObject({ kind: 'forbidden' })
-    await expect(ctl.createNetwork({ name: 'i', type: 'bridge', ingress: true })).rejects.toMatchObject({ kind: 'forbidden' })
+    ctl.registerDriver(
+      'overlay',
+      new global({ type: 'overlay', capability: { dataScope: 'global', connectivityScope: 'global' } }),
+    )
+    await expect(ctl.createNetwork({ name: 'o', type: 'overlay', scope: 'local' })).rejects.toMatchObject({
+      kind: 'forbidden',
+      message: expect.stringContaining('downgrade'),
+    })
+    await expect(ctl.createNetwork({ name: 'o', type: 'overlay', scope: 'swarm' })).rejects.toMatchObject({
+      kind: 'forbidden',
+    })
+    await expect(ctl.createNetwork({ name: 'i', type: 'bridge', ingress: true })).rejects.toMatchObject({
+      kind: 'forbidden',
+    })
     const none = await ctl.createNetwork({ name: 'none', type: 'null' })
     expect(none.ipam.v4).toEqual([])
     await expect(ctl.createNetwork({ name: 'none2', type: 'null' })).rejects.toMatchObject({ kind: 'forbidden' })
@@ -215,15 +283,28 @@ describe('network options and rules', () => {
     expect(ep.address).toBeUndefined()
     expect(ctl.sandbox(sb.id).gatewayEndpoint).toBeUndefined()
 
-    const cfg = await ctl.createNetwork({ name: 'cfg', type: 'ignored', configOnly: true, ipam: { v4: [{ pool: '10.30.0.0/24' }] }, driverOptions: { x: 'y' } })
+    const cfg = await ctl.createNetwork({
+      name: 'cfg',
+      type: 'ignored',
+      configOnly: true,
+      ipam: { v4: [{ pool: '10.30.0.0/24' }] },
+      driverOptions: { x: 'y' },
+    })
     expect(cfg.type).toBe('null')
     await expect(ctl.createEndpoint('cfg', { name: 'e' })).rejects.toMatchObject({ kind: 'forbidden' })
-    await expect(ctl.createNetwork({ name: 'bad', type: 'bridge', configOnly: true, internal: true })).rejects.toMatchObject({ kind: 'forbidden' })
+    await expect(
+      ctl.createNetwork({ name: 'bad', type: 'bridge', configOnly: true, internal: true }),
+    ).rejects.toMatchObject({ kind: 'forbidden' })
     const user = await ctl.createNetwork({ name: 'user', type: 'bridge', configFrom: 'cfg' })
     expect(formatPrefix(user.ipam.v4[0]!.pool)).toBe('10.30.0.0/24')
     expect(user.driverOptions).toEqual({ x: 'y' })
-    await expect(ctl.createNetwork({ name: 'u2', type: 'bridge', configFrom: 'cfg', labels: {} })).rejects.toMatchObject({ kind: 'forbidden' })
-    await expect(ctl.deleteNetwork('cfg')).rejects.toMatchObject({ kind: 'forbidden', message: expect.stringContaining('in use') })
+    await expect(
+      ctl.createNetwork({ name: 'u2', type: 'bridge', configFrom: 'cfg', labels: {} }),
+    ).rejects.toMatchObject({ kind: 'forbidden' })
+    await expect(ctl.deleteNetwork('cfg')).rejects.toMatchObject({
+      kind: 'forbidden',
+      message: expect.stringContaining('in use'),
+    })
     await ctl.deleteNetwork('user')
     await ctl.deleteNetwork('cfg')
   })
@@ -240,13 +321,21 @@ describe('network options and rules', () => {
 
   it('registries refuse re-registration and empty names; unknown drivers and IPAMs are not-found', async () => {
     const { ctl, driver, ipam } = await harness()
-    expect(() => ctl.registerDriver('bridge', driver)).toThrow(expect.objectContaining({ code: 'ERR_CONTROLLER_ALREADY_REGISTERED', kind: 'forbidden' }))
+    expect(() => ctl.registerDriver('bridge', driver)).toThrow(
+      expect.objectContaining({ code: 'ERR_CONTROLLER_ALREADY_REGISTERED', kind: 'forbidden' }),
+    )
     expect(() => ctl.registerDriver('null', driver)).toThrow(expect.objectContaining({ kind: 'forbidden' }))
     expect(() => ctl.registerDriver('', driver)).toThrow(expect.objectContaining({ kind: 'invalid-argument' }))
     expect(() => ctl.registerIpam('default', ipam)).toThrow(expect.objectContaining({ kind: 'forbidden' }))
     expect(ctl.driverTypes().sort()).toEqual(['bridge', 'host', 'null'])
-    await expect(ctl.createNetwork({ name: 'x', type: 'macvlan' })).rejects.toMatchObject({ code: 'ERR_CONTROLLER_DRIVER_NOT_FOUND', kind: 'not-found' })
-    await expect(ctl.createNetwork({ name: 'x', type: 'bridge', ipam: { driver: 'dhcp' } })).rejects.toMatchObject({ code: 'ERR_CONTROLLER_IPAM_NOT_FOUND', kind: 'not-found' })
+    await expect(ctl.createNetwork({ name: 'x', type: 'macvlan' })).rejects.toMatchObject({
+      code: 'ERR_CONTROLLER_DRIVER_NOT_FOUND',
+      kind: 'not-found',
+    })
+    await expect(ctl.createNetwork({ name: 'x', type: 'bridge', ipam: { driver: 'dhcp' } })).rejects.toMatchObject({
+      code: 'ERR_CONTROLLER_IPAM_NOT_FOUND',
+      kind: 'not-found',
+    })
   })
 })
 
@@ -258,7 +347,10 @@ describe('sandboxes', () => {
     const sb = await ctl.createSandbox({ containerId: 'c1' })
     expect(sb.key).toBe(`/var/run/docker/netns/${sb.id.slice(0, 12)}`)
     expect(os.sandboxes.has(sb.key)).toBe(true)
-    await expect(ctl.createSandbox({ containerId: 'c1' })).rejects.toMatchObject({ code: 'ERR_CONTROLLER_SANDBOX_EXISTS', kind: 'forbidden' })
+    await expect(ctl.createSandbox({ containerId: 'c1' })).rejects.toMatchObject({
+      code: 'ERR_CONTROLLER_SANDBOX_EXISTS',
+      kind: 'forbidden',
+    })
     await ctl.connect(sb.id, 'n1', { name: 'c1' })
     await ctl.deleteSandbox(sb.id)
     expect(os.sandboxes.has(sb.key)).toBe(false)
@@ -308,13 +400,18 @@ describe('sandboxes', () => {
 describe('lifecycle', () => {
   it('refuses calls before start and after stop; start and stop are idempotent', async () => {
     const h = await harness({ start: false })
-    await expect(h.ctl.createNetwork({ name: 'n', type: 'bridge' })).rejects.toMatchObject({ code: 'ERR_CONTROLLER_STOPPED' })
+    await expect(h.ctl.createNetwork({ name: 'n', type: 'bridge' })).rejects.toMatchObject({
+      code: 'ERR_CONTROLLER_STOPPED',
+    })
     await h.ctl.start()
     await h.ctl.start()
     await h.ctl.createNetwork({ name: 'n', type: 'bridge' })
     await h.ctl.stop()
     await h.ctl.stop()
-    await expect(h.ctl.createNetwork({ name: 'm', type: 'bridge' })).rejects.toMatchObject({ code: 'ERR_CONTROLLER_STOPPED', kind: 'unavailable' })
+    await expect(h.ctl.createNetwork({ name: 'm', type: 'bridge' })).rejects.toMatchObject({
+      code: 'ERR_CONTROLLER_STOPPED',
+      kind: 'unavailable',
+    })
   })
 
   it('an aborted signal rejects with AbortError and leaves nothing', async () => {
@@ -322,7 +419,9 @@ describe('lifecycle', () => {
     const before = await storeKeys(store)
     const ac = new AbortController()
     ac.abort()
-    await expect(ctl.createNetwork({ name: 'n', type: 'bridge' }, { signal: ac.signal })).rejects.toMatchObject({ code: 'ERR_ABORTED' })
+    await expect(ctl.createNetwork({ name: 'n', type: 'bridge' }, { signal: ac.signal })).rejects.toMatchObject({
+      code: 'ERR_ABORTED',
+    })
     expect(await storeKeys(store)).toEqual(before)
     expect(ctl.networks()).toEqual([])
   })
@@ -332,18 +431,25 @@ describe('host and null drivers come from the caller (drivers.md §1.6)', () => 
   it('registers no driver of its own; builtinDrivers: true is refused, false is accepted', async () => {
     const components = { logger: capturingLogger(), store: memoryStore(), osLayer: new FakeOsLayer() }
     expect(() => createController({ builtinDrivers: true as unknown as false })(components)).toThrow(
-      expect.objectContaining({ kind: 'invalid-argument', message: expect.stringContaining('hostDriver()/nullDriver()') }),
+      expect.objectContaining({
+        kind: 'invalid-argument',
+        message: expect.stringContaining('hostDriver()/nullDriver()'),
+      }),
     )
     const ctl = createController({ builtinDrivers: false })(components)
     expect(ctl.driverTypes()).toEqual([])
     await ctl.start()
-    await expect(ctl.createNetwork({ name: 'none', type: 'null' })).rejects.toMatchObject({ code: 'ERR_CONTROLLER_DRIVER_NOT_FOUND', kind: 'not-found' })
+    await expect(ctl.createNetwork({ name: 'none', type: 'null' })).rejects.toMatchObject({
+      code: 'ERR_CONTROLLER_DRIVER_NOT_FOUND',
+      kind: 'not-found',
+    })
     await ctl.stop()
   })
 
   it("applies the host/null rules by the registered driver's type, whatever key it is registered under", async () => {
     const { ctl, logger, store } = await harness()
-    const ipamData = async (): Promise<string[]> => (await store.list('docker/network/v1.0/ipam/default/data/')).map((kv) => kv.key)
+    const ipamData = async (): Promise<string[]> =>
+      (await store.list('docker/network/v1.0/ipam/default/data/')).map((kv) => kv.key)
     ctl.registerDriver('none-at-all', nullDriver()({ logger }))
     const n = await ctl.createNetwork({ name: 'isolated', type: 'none-at-all' })
     // no IPAM: no pool (the IPAM keeps no bitmap; a bridge network makes one), no address, never a gateway endpoint
@@ -356,7 +462,10 @@ describe('host and null drivers come from the caller (drivers.md §1.6)', () => 
     expect(ep.address).toBeUndefined()
     expect(ctl.sandbox(sb.id).gatewayEndpoint).toBeUndefined()
     // single instance (the controller's rule, before the driver is asked) and undeletable
-    await expect(ctl.createNetwork({ name: 'second', type: 'none-at-all' })).rejects.toMatchObject({ kind: 'forbidden', message: expect.stringContaining('only one instance') })
+    await expect(ctl.createNetwork({ name: 'second', type: 'none-at-all' })).rejects.toMatchObject({
+      kind: 'forbidden',
+      message: expect.stringContaining('only one instance'),
+    })
     await ctl.disconnect(sb.id, ep.id)
     await expect(ctl.deleteNetwork('isolated')).rejects.toMatchObject({ kind: 'forbidden' })
   })
@@ -368,7 +477,12 @@ describe('host and null drivers come from the caller (drivers.md §1.6)', () => 
     const sb = await h.ctl.createSandbox({ containerId: 'c1' })
     const ep = await h.ctl.connect(sb.id, 'none', { name: 'c1' })
     const h2 = await h.restart()
-    expect(h2.ctl.networks().map((n) => n.name).sort()).toEqual(['host', 'none'])
+    expect(
+      h2.ctl
+        .networks()
+        .map((n) => n.name)
+        .sort(),
+    ).toEqual(['host', 'none'])
     // the fresh driver instances learnt their networks and endpoints from restore()
     await h2.ctl.disconnect(sb.id, ep.id)
     expect(() => h2.ctl.endpoint(ep.id)).toThrow(expect.objectContaining({ kind: 'not-found' }))

@@ -16,9 +16,26 @@ describe('bad input is typed and leaves no state', () => {
       [ctl.createNetwork({ name: 'x', type: '' }), 'invalid-argument'],
       [ctl.createNetwork({ name: 'x', type: 'bridge', ipam: { v4: [{ pool: '10.0.0.0/33' }] } }), 'invalid-argument'],
       [ctl.createNetwork({ name: 'x', type: 'bridge', ipam: { v4: [{ pool: 'fd00::/64' }] } }), 'invalid-argument'],
-      [ctl.createNetwork({ name: 'x', type: 'bridge', ipam: { v4: [{ pool: '10.61.0.0/24', gateway: 'nope' }] } }), 'invalid-argument'],
-      [ctl.createNetwork({ name: 'x', type: 'bridge', ipam: { v4: [{ pool: '10.61.0.0/24', gateway: '10.62.0.1' }] } }), 'invalid-argument'],
-      [ctl.createNetwork({ name: 'x', type: 'bridge', ipam: { v4: [{ pool: '10.61.0.0/24', auxAddresses: { a: '10.62.0.1' } }] } }), 'forbidden'],
+      [
+        ctl.createNetwork({ name: 'x', type: 'bridge', ipam: { v4: [{ pool: '10.61.0.0/24', gateway: 'nope' }] } }),
+        'invalid-argument',
+      ],
+      [
+        ctl.createNetwork({
+          name: 'x',
+          type: 'bridge',
+          ipam: { v4: [{ pool: '10.61.0.0/24', gateway: '10.62.0.1' }] },
+        }),
+        'invalid-argument',
+      ],
+      [
+        ctl.createNetwork({
+          name: 'x',
+          type: 'bridge',
+          ipam: { v4: [{ pool: '10.61.0.0/24', auxAddresses: { a: '10.62.0.1' } }] },
+        }),
+        'forbidden',
+      ],
       [ctl.createNetwork({ name: 'x', type: 'bridge', ipam: { v4: [{ pool: '10.60.0.0/25' }] } }), 'forbidden'],
       [ctl.createEndpoint(n.id, { name: '' }), 'invalid-argument'],
       [ctl.createEndpoint(n.id, { name: 'e', ipv4Address: '300.1.1.1' }), 'invalid-argument'],
@@ -70,7 +87,12 @@ describe('bad input is typed and leaves no state', () => {
   })
 
   it('toApiError maps kinds to Docker API statuses', () => {
-    expect(toApiError(new NetworkNotFoundError('x'))).toEqual({ status: 404, kind: 'not-found', code: 'ERR_CONTROLLER_NETWORK_NOT_FOUND', message: 'network x not found' })
+    expect(toApiError(new NetworkNotFoundError('x'))).toEqual({
+      status: 404,
+      kind: 'not-found',
+      code: 'ERR_CONTROLLER_NETWORK_NOT_FOUND',
+      message: 'network x not found',
+    })
     expect(toApiError(new Error('boom'))).toMatchObject({ status: 500, kind: 'internal' })
     expect(statusForKind('forbidden')).toBe(403)
   })

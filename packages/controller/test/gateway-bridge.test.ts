@@ -6,7 +6,11 @@ import { GW_BRIDGE_NETWORK } from '../src/index.js'
 
 async function withOverlay() {
   const h = await harness()
-  const overlay = new MemoryDriver({ type: 'overlay', setGateway: false, capability: { dataScope: 'global', connectivityScope: 'global' } })
+  const overlay = new MemoryDriver({
+    type: 'overlay',
+    setGateway: false,
+    capability: { dataScope: 'global', connectivityScope: 'global' },
+  })
   h.ctl.registerDriver('overlay', overlay)
   return { ...h, overlay }
 }
@@ -26,10 +30,16 @@ describe('docker_gwbridge (§7.3, README §11 case 8)', () => {
     const ov = await ctl.createNetwork({ name: 'ov', type: 'overlay' })
     expect(ov.scope).toBe('global')
     expect(formatPrefix(ov.ipam.v4[0]!.pool)).toBe('10.0.0.0/24')
-    const sb = await ctl.createSandbox({ containerId: 'c1', portBindings: [{ proto: 'tcp', containerPort: 80, hostPort: 0, hostPortEnd: 0 }] })
+    const sb = await ctl.createSandbox({
+      containerId: 'c1',
+      portBindings: [{ proto: 'tcp', containerPort: 80, hostPort: 0, hostPortEnd: 0 }],
+    })
     const ovEp = await ctl.connect(sb.id, 'ov', { name: 'c1' })
     const gwNet = ctl.network(GW_BRIDGE_NETWORK)
-    expect(gwNet.driverOptions).toMatchObject({ 'com.docker.network.bridge.name': 'docker_gwbridge', 'com.docker.network.bridge.enable_icc': 'false' })
+    expect(gwNet.driverOptions).toMatchObject({
+      'com.docker.network.bridge.name': 'docker_gwbridge',
+      'com.docker.network.bridge.enable_icc': 'false',
+    })
     const gwEp = ctl.endpointByName(GW_BRIDGE_NETWORK, 'gateway_c1')!
     expect(gwEp.anonymous).toBe(true)
     expect(gwEp.sandboxId).toBe(sb.id)
@@ -81,7 +91,14 @@ describe('docker_gwbridge (§7.3, README §11 case 8)', () => {
       logger,
       store: memoryStore(),
       osLayer: new FakeOsLayer(),
-      drivers: { bridge: new MemoryDriver({ type: 'bridge' }), overlay: new MemoryDriver({ type: 'overlay', setGateway: false, capability: { dataScope: 'global', connectivityScope: 'global' } }) },
+      drivers: {
+        bridge: new MemoryDriver({ type: 'bridge' }),
+        overlay: new MemoryDriver({
+          type: 'overlay',
+          setGateway: false,
+          capability: { dataScope: 'global', connectivityScope: 'global' },
+        }),
+      },
       ipams: { default: defaultIpam()({ logger }) },
     })
     await ctl.start()

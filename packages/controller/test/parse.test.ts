@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import { parseIp } from '@cnm/types'
-import { parseCreateEndpointRequest, parseCreateNetworkRequest, parseCreateSandboxRequest, parseJoinOptions } from '../src/index.js'
+import {
+  parseCreateEndpointRequest,
+  parseCreateNetworkRequest,
+  parseCreateSandboxRequest,
+  parseJoinOptions,
+} from '../src/index.js'
 import { harness } from './fixtures/harness.js'
 
 describe('request parsers (untyped JSON at the API edge)', () => {
@@ -31,7 +36,13 @@ describe('request parsers (untyped JSON at the API edge)', () => {
       aliases: ['x'],
       portBindings: [{ proto: 'tcp', containerPort: 80, hostPort: 8080, hostPortEnd: 8080 }],
     })
-    expect(parseCreateSandboxRequest({ containerId: 'c', extraHosts: ['db:10.0.0.5', { name: 'h', ip: '::1' }], exposedPorts: ['53/udp'] })).toEqual({
+    expect(
+      parseCreateSandboxRequest({
+        containerId: 'c',
+        extraHosts: ['db:10.0.0.5', { name: 'h', ip: '::1' }],
+        exposedPorts: ['53/udp'],
+      }),
+    ).toEqual({
       containerId: 'c',
       extraHosts: [
         { name: 'db', ip: '10.0.0.5' },

@@ -21,13 +21,20 @@ describe('service-discovery records', () => {
     expect(ctl.resolveName(web.id, 'DB.')?.ipv4).toEqual([dbBack.address!.ip])
     expect(ctl.resolveName(db.id, 'web')?.ipv4).toEqual([webBack.address!.ip])
     expect(ctl.resolveName(db.id, 'www')).toBeUndefined() // alias lives on 'front'
-    expect(ctl.resolveName(web.id, 'web')?.ipv4.map(formatIp).sort()).toEqual([webFront.address!.ip, webBack.address!.ip].map(formatIp).sort())
+    expect(ctl.resolveName(web.id, 'web')?.ipv4.map(formatIp).sort()).toEqual(
+      [webFront.address!.ip, webBack.address!.ip].map(formatIp).sort(),
+    )
     expect(ctl.resolveName(web.id, 'anon')).toBeUndefined()
     expect(ctl.resolveName(web.id, 'shy')?.ipv4).toHaveLength(1)
     expect(ctl.resolveName(web.id, 'idle')).toBeUndefined()
     expect(ctl.resolveName(other.id, 'db')).toBeUndefined()
     expect(ctl.resolveAddress(web.id, formatIp(dbBack.address!.ip))).toEqual(['db', 'postgres'])
-    expect(ctl.sandboxRecords(db.id).map((r) => r.names[0]).sort()).toEqual(['db', 'web'])
+    expect(
+      ctl
+        .sandboxRecords(db.id)
+        .map((r) => r.names[0])
+        .sort(),
+    ).toEqual(['db', 'web'])
 
     await ctl.leave(db.id, dbBack.id)
     expect(ctl.resolveName(web.id, 'db')).toBeUndefined()
@@ -71,7 +78,13 @@ describe('events', () => {
       'sandbox-deleted',
     ])
     expect(iterated).toEqual([...types, 'network-deleted'])
-    expect(seen[3]).toMatchObject({ type: 'endpoint-joined', networkId: n.id, endpointId: ep.id, sandboxId: sb.id, containerId: 'c' })
+    expect(seen[3]).toMatchObject({
+      type: 'endpoint-joined',
+      networkId: n.id,
+      endpointId: ep.id,
+      sandboxId: sb.id,
+      containerId: 'c',
+    })
   })
 
   it('a throwing listener is logged and does not break the operation; stop ends iterators', async () => {

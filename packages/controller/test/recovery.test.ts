@@ -42,13 +42,18 @@ describe.each(['store', 'replay'] as const)('restart with the IPAM in %s mode', 
 describe('recovery', () => {
   it('finishes a half-deleted network (driver refused with forbidden) at the next start', async () => {
     let refuse = true
-    const h1 = await harness({ driverInit: { fail: (c) => (refuse && c.method === 'deleteNetwork' ? new ForbiddenError('busy') : undefined) } })
+    const h1 = await harness({
+      driverInit: { fail: (c) => (refuse && c.method === 'deleteNetwork' ? new ForbiddenError('busy') : undefined) },
+    })
     const n = await h1.ctl.createNetwork({ name: 'n1', type: 'bridge', ipam: { v4: [{ pool: '10.77.0.0/24' }] } })
     await expect(h1.ctl.deleteNetwork(n.id)).rejects.toMatchObject({ kind: 'forbidden' })
     // Hidden while half-deleted, marked in the store.
     expect(h1.ctl.networks()).toEqual([])
     expect(() => h1.ctl.network(n.id)).toThrow(expect.objectContaining({ kind: 'not-found' }))
-    expect(await readJson(h1.store, `docker/network/v1.0/network/${n.id}/`)).toMatchObject({ inDelete: true, ipamReleased: true })
+    expect(await readJson(h1.store, `docker/network/v1.0/network/${n.id}/`)).toMatchObject({
+      inDelete: true,
+      ipamReleased: true,
+    })
     refuse = false
     const h2 = await h1.restart()
     expect(await storeKeys(h2.store)).toEqual([])
@@ -66,10 +71,33 @@ describe('recovery', () => {
     // Leaks from a crashed previous run: a namespace and a driver network with an endpoint and a host port.
     await h1.os.createSandbox('/var/run/docker/netns/deadbeef0000')
     const ghost = generateId() as NetworkId
-    await h1.driver.createNetwork(ghost, { name: 'ghost', driverOptions: {}, labels: {}, enableIPv6: false, internal: false, attachable: false, ingress: false }, [testIpamData('10.66.0.0/24')], [])
+    await h1.driver.createNetwork(
+      ghost,
+      {
+        name: 'ghost',
+        driverOptions: {},
+        labels: {},
+        enableIPv6: false,
+        internal: false,
+        attachable: false,
+        ingress: false,
+      },
+      [testIpamData('10.66.0.0/24')],
+      [],
+    )
     const gEp = generateId()
-    await h1.driver.createEndpoint(ghost, gEp as never, new EndpointInterface(), { name: 'g', driverOptions: {}, exposedPorts: [], portBindings: [], dnsServers: [] })
-    await h1.driver.programExternalConnectivity(ghost, gEp as never, { labels: {}, exposedPorts: [], portBindings: [{ proto: 'tcp', containerPort: 1, hostPort: 9999, hostPortEnd: 9999 }] })
+    await h1.driver.createEndpoint(ghost, gEp as never, new EndpointInterface(), {
+      name: 'g',
+      driverOptions: {},
+      exposedPorts: [],
+      portBindings: [],
+      dnsServers: [],
+    })
+    await h1.driver.programExternalConnectivity(ghost, gEp as never, {
+      labels: {},
+      exposedPorts: [],
+      portBindings: [{ proto: 'tcp', containerPort: 1, hostPort: 9999, hostPortEnd: 9999 }],
+    })
 
     const h2 = await h1.restart()
     expect([...h2.os.sandboxes.keys()]).toEqual([sb.key])
@@ -91,7 +119,9 @@ describe('recovery', () => {
     expect(kept.address).toEqual(ep.address)
     expect(kept.containerId).toBe('c1')
     expect(h2.driver.state.networks.get(ep.networkId)!.endpoints.get(ep.id)!.sandboxKey).toBeUndefined()
-    expect(await readJson(h2.store, `docker/network/v1.0/endpoint/${ep.networkId}/${ep.id}/`)).not.toHaveProperty('sandbox')
+    expect(await readJson(h2.store, `docker/network/v1.0/endpoint/${ep.networkId}/${ep.id}/`)).not.toHaveProperty(
+      'sandbox',
+    )
     // the container starts again: new sandbox, same endpoint, same address
     const sb2 = await h2.ctl.createSandbox({ containerId: 'c1' })
     expect((await h2.ctl.join(sb2.id, ep.id)).address).toEqual(ep.address)
@@ -102,12 +132,25 @@ describe('recovery', () => {
     const n = await h1.ctl.createNetwork({ name: 'n1', type: 'bridge' })
     await h1.ctl.createEndpoint(n.id, { name: 'a' })
     const enc = new TextEncoder()
-    await h1.store.put(`docker/network/v1.0/endpoint/${'f'.repeat(64)}/${'e'.repeat(64)}/`, enc.encode(JSON.stringify({ id: 'e'.repeat(64), name: 'x', network: 'f'.repeat(64), created: '', interface: { llAddrs: [] } })))
+    await h1.store.put(
+      `docker/network/v1.0/endpoint/${'f'.repeat(64)}/${'e'.repeat(64)}/`,
+      enc.encode(
+        JSON.stringify({
+          id: 'e'.repeat(64),
+          name: 'x',
+          network: 'f'.repeat(64),
+          created: '',
+          interface: { llAddrs: [] },
+        }),
+      ),
+    )
     await h1.store.put(`docker/network/v1.0/endpoint_count/${n.id}/`, enc.encode(JSON.stringify({ count: 7 })))
     await h1.store.put('docker/network/v1.0/network/garbage/', enc.encode('{not json'))
     const h2 = await h1.restart()
     expect(h2.ctl.endpoints().map((e) => e.name)).toEqual(['a'])
     expect(await readJson(h2.store, `docker/network/v1.0/endpoint_count/${n.id}/`)).toEqual({ count: 1 })
-    expect(h2.logger.lines.some((l) => l.level === 'error' && l.message.includes('unreadable network record'))).toBe(true)
+    expect(h2.logger.lines.some((l) => l.level === 'error' && l.message.includes('unreadable network record'))).toBe(
+      true,
+    )
   })
 })

@@ -28,23 +28,38 @@ describe('README §11 case 13: a failure mid-creation leaves nothing behind', ()
     const e1 = await ctl.createEndpoint(n.id, { name: 'e1' })
     expect(formatCidr(e1.address!)).toBe('10.99.0.2/30')
     const before = await storeKeys(store)
-    await expect(ctl.createEndpoint(n.id, { name: 'e2' })).rejects.toMatchObject({ code: 'ERR_CONTROLLER_NO_ADDRESS', kind: 'unavailable' })
+    await expect(ctl.createEndpoint(n.id, { name: 'e2' })).rejects.toMatchObject({
+      code: 'ERR_CONTROLLER_NO_ADDRESS',
+      kind: 'unavailable',
+    })
     expect(await storeKeys(store)).toEqual(before)
     expect(driver.state.networks.get(n.id)!.endpoints.size).toBe(1)
     expect(ctl.network(n.id).endpointCount).toBe(1)
   })
 
   it('driver createNetwork error: pool, gateway and aux released, nothing stored', async () => {
-    const { ctl, store, driver } = await harness({ driverInit: { fail: (c) => (c.method === 'createNetwork' ? new Error('kernel says no') : undefined) } })
+    const { ctl, store, driver } = await harness({
+      driverInit: { fail: (c) => (c.method === 'createNetwork' ? new Error('kernel says no') : undefined) },
+    })
     const before = await storeKeys(store)
-    const err = await ctl.createNetwork({ name: 'n', type: 'bridge', ipam: { v4: [{ pool: '10.50.0.0/24', auxAddresses: { r: '10.50.0.9' } }] } }).catch((e: unknown) => e)
+    const err = await ctl
+      .createNetwork({
+        name: 'n',
+        type: 'bridge',
+        ipam: { v4: [{ pool: '10.50.0.0/24', auxAddresses: { r: '10.50.0.9' } }] },
+      })
+      .catch((e: unknown) => e)
     expect(err).toMatchObject({ code: 'ERR_CONTROLLER_INTERNAL', kind: 'internal' })
     expect(await storeKeys(store)).toEqual(before)
     expect(driver.state.networks.size).toBe(0)
     expect(ctl.networks()).toEqual([])
     // the pool is free: the same explicit pool, gateway and aux address can be requested again
     const h2 = await harness({ store })
-    const ok = await h2.ctl.createNetwork({ name: 'n', type: 'bridge', ipam: { v4: [{ pool: '10.50.0.0/24', auxAddresses: { r: '10.50.0.9' } }] } })
+    const ok = await h2.ctl.createNetwork({
+      name: 'n',
+      type: 'bridge',
+      ipam: { v4: [{ pool: '10.50.0.0/24', auxAddresses: { r: '10.50.0.9' } }] },
+    })
     expect(formatPrefix(ok.ipam.v4[0]!.pool)).toBe('10.50.0.0/24')
   })
 
@@ -52,7 +67,9 @@ describe('README §11 case 13: a failure mid-creation leaves nothing behind', ()
     const inner = memoryStore()
     const store = failingStore(inner, (k) => k.includes('/network/') && !k.includes('/ipam/'))
     const { ctl, driver, ipam } = await harness({ store })
-    await expect(ctl.createNetwork({ name: 'n', type: 'bridge', ipam: { v4: [{ pool: '10.51.0.0/24' }] } })).rejects.toMatchObject({ kind: 'internal' })
+    await expect(
+      ctl.createNetwork({ name: 'n', type: 'bridge', ipam: { v4: [{ pool: '10.51.0.0/24' }] } }),
+    ).rejects.toMatchObject({ kind: 'internal' })
     expect(driver.state.networks.size).toBe(0)
     expect(await storeKeys(inner, 'docker/network/v1.0/network/')).toEqual([])
     expect(await storeKeys(inner, 'docker/network/v1.0/endpoint_count/')).toEqual([])
@@ -109,7 +126,9 @@ describe('README §11 case 13: a failure mid-creation leaves nothing behind', ()
   })
 
   it('join failure while programming external connectivity: everything rolled back', async () => {
-    const { ctl, os, driver } = await harness({ driverInit: { fail: (c) => (c.method === 'programExternalConnectivity' ? new Error('nat failed') : undefined) } })
+    const { ctl, os, driver } = await harness({
+      driverInit: { fail: (c) => (c.method === 'programExternalConnectivity' ? new Error('nat failed') : undefined) },
+    })
     await ctl.createNetwork({ name: 'n', type: 'bridge' })
     const sb = await ctl.createSandbox({ containerId: 'c' })
     const ep = await ctl.createEndpoint('n', { name: 'e' })

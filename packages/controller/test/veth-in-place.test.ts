@@ -11,10 +11,18 @@ import { FakeOsLayer } from './fixtures/harness.js'
 /** A driver that asks for a veth made in place whenever the sandbox layer offers it. */
 class VethDriver extends MemoryDriver {
   offered: boolean[] = []
-  override async join(nid: NetworkId, eid: EndpointId, key: string, ji: JoinInfo, cfg: SandboxDriverConfig, options?: AbortOptions): Promise<void> {
+  override async join(
+    nid: NetworkId,
+    eid: EndpointId,
+    key: string,
+    ji: JoinInfo,
+    cfg: SandboxDriverConfig,
+    options?: AbortOptions,
+  ): Promise<void> {
     await super.join(nid, eid, key, ji, cfg, options)
     this.offered.push(ji.canCreateVeth === true)
-    if (ji.canCreateVeth === true) ji.setVeth?.({ hostName: `vh${eid.slice(0, 7)}`, master: 'br0', mtu: 1400, hairpin: true }, 'eth')
+    if (ji.canCreateVeth === true)
+      ji.setVeth?.({ hostName: `vh${eid.slice(0, 7)}`, master: 'br0', mtu: 1400, hairpin: true }, 'eth')
   }
 }
 
@@ -29,7 +37,13 @@ async function setup(vethInPlace: boolean) {
   const store = memoryStore()
   const os = new VethOs(vethInPlace)
   const driver = new VethDriver({ type: 'bridge', state: new MemoryDriverState() })
-  const ctl = createController()({ logger, store, osLayer: os, drivers: { bridge: driver }, ipams: { default: defaultIpam()({ store, logger }) } })
+  const ctl = createController()({
+    logger,
+    store,
+    osLayer: os,
+    drivers: { bridge: driver },
+    ipams: { default: defaultIpam()({ store, logger }) },
+  })
   await ctl.start()
   return { ctl, os, driver }
 }

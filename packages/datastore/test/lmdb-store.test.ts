@@ -39,9 +39,11 @@ function walFiles(dir: string): string[] {
 function capturingLogger(): ComponentLogger & { lines: string[] } {
   const lines: string[] = []
   const make = (component: string): Logger => {
-    const line = (level: string) => (f: string, ...a: unknown[]) => {
-      lines.push(`${component} ${level}: ${format(f, ...a)}`)
-    }
+    const line =
+      (level: string) =>
+      (f: string, ...a: unknown[]) => {
+        lines.push(`${component} ${level}: ${format(f, ...a)}`)
+      }
     return Object.assign(line('info'), {
       error: line('error'),
       trace: line('trace'),

@@ -1,8 +1,4 @@
-import {
-  CnmError,
-  InvalidArgumentError,
-  type CnmErrorOptions,
-} from '@cnm/types'
+import { CnmError, InvalidArgumentError, type CnmErrorOptions } from '@cnm/types'
 
 /** The driver has no network with this id. Maskable when returned from `deleteNetwork`. */
 export class NetworkNotFoundError extends CnmError<'ERR_DRIVER_NETWORK_NOT_FOUND'> {
@@ -42,7 +38,12 @@ export class ActiveEndpointsError extends CnmError<'ERR_DRIVER_ACTIVE_ENDPOINTS'
 /** A setter of InterfaceInfo was called on a field that is already set ("present … cannot be modified"). */
 export class InterfaceFieldSetError extends CnmError<'ERR_DRIVER_INTERFACE_FIELD_SET'> {
   constructor(field: string, current: string, options?: CnmErrorOptions) {
-    super('ERR_DRIVER_INTERFACE_FIELD_SET', 'forbidden', `endpoint interface ${field} present (${current}), cannot be modified`, options)
+    super(
+      'ERR_DRIVER_INTERFACE_FIELD_SET',
+      'forbidden',
+      `endpoint interface ${field} present (${current}), cannot be modified`,
+      options,
+    )
   }
 }
 
@@ -94,6 +95,11 @@ export class AddressInUseError extends CnmError<'ERR_DRIVER_ADDRESS_IN_USE'> {
 /** A host port requested by a port binding is taken ("Bind for ip:port failed: port is already allocated"). */
 export class PortAllocatedError extends CnmError<'ERR_DRIVER_PORT_ALLOCATED'> {
   constructor(hostIp: string, port: number, options?: CnmErrorOptions) {
-    super('ERR_DRIVER_PORT_ALLOCATED', 'forbidden', `Bind for ${hostIp}:${port} failed: port is already allocated`, options)
+    super(
+      'ERR_DRIVER_PORT_ALLOCATED',
+      'forbidden',
+      `Bind for ${hostIp}:${port} failed: port is already allocated`,
+      options,
+    )
   }
 }

@@ -37,11 +37,13 @@ export class EndpointInterface implements InterfaceInfo {
 
   constructor(init: InterfaceSnapshot = {}) {
     if (init.address !== undefined) {
-      if (validCidr(init.address).ip.version !== 4) throw new InvalidArgumentError('address must be IPv4', { code: 'ERR_DRIVER_BAD_REQUEST' })
+      if (validCidr(init.address).ip.version !== 4)
+        throw new InvalidArgumentError('address must be IPv4', { code: 'ERR_DRIVER_BAD_REQUEST' })
       this.#address = init.address
     }
     if (init.addressIPv6 !== undefined) {
-      if (validCidr(init.addressIPv6).ip.version !== 6) throw new InvalidArgumentError('addressIPv6 must be IPv6', { code: 'ERR_DRIVER_BAD_REQUEST' })
+      if (validCidr(init.addressIPv6).ip.version !== 6)
+        throw new InvalidArgumentError('addressIPv6 must be IPv6', { code: 'ERR_DRIVER_BAD_REQUEST' })
       this.#addressIPv6 = init.addressIPv6
     }
     if (init.macAddress !== undefined) this.#mac = parseMac(init.macAddress)
@@ -70,7 +72,8 @@ export class EndpointInterface implements InterfaceInfo {
       if (this.#address !== undefined) throw new InterfaceFieldSetError('IPv4 address', formatCidr(this.#address))
       this.#address = c
     } else {
-      if (this.#addressIPv6 !== undefined) throw new InterfaceFieldSetError('IPv6 address', formatCidr(this.#addressIPv6))
+      if (this.#addressIPv6 !== undefined)
+        throw new InterfaceFieldSetError('IPv6 address', formatCidr(this.#addressIPv6))
       this.#addressIPv6 = c
     }
   }
@@ -115,15 +118,25 @@ export class JoinInfoRecorder implements JoinInfo {
   }
 
   setVeth(veth: JoinVeth, dstPrefix: string): void {
-    if (!this.canCreateVeth) throw new InvalidArgumentError('this sandbox layer cannot create veth pairs at join', { code: 'ERR_DRIVER_BAD_REQUEST' })
-    if (typeof veth?.hostName !== 'string' || !IFNAME.test(veth.hostName) || typeof veth.master !== 'string' || !IFNAME.test(veth.master)) {
+    if (!this.canCreateVeth)
+      throw new InvalidArgumentError('this sandbox layer cannot create veth pairs at join', {
+        code: 'ERR_DRIVER_BAD_REQUEST',
+      })
+    if (
+      typeof veth?.hostName !== 'string' ||
+      !IFNAME.test(veth.hostName) ||
+      typeof veth.master !== 'string' ||
+      !IFNAME.test(veth.master)
+    ) {
       throw new InvalidArgumentError(`invalid veth: ${JSON.stringify(veth)}`, { code: 'ERR_DRIVER_BAD_REQUEST' })
     }
     if (veth.mtu !== undefined && (!Number.isInteger(veth.mtu) || veth.mtu < 0)) {
       throw new InvalidArgumentError(`invalid veth MTU: ${String(veth.mtu)}`, { code: 'ERR_DRIVER_BAD_REQUEST' })
     }
     if (typeof dstPrefix !== 'string' || !/^[^\s/:]{1,12}$/.test(dstPrefix)) {
-      throw new InvalidArgumentError(`invalid interface prefix: ${JSON.stringify(dstPrefix)}`, { code: 'ERR_DRIVER_BAD_REQUEST' })
+      throw new InvalidArgumentError(`invalid interface prefix: ${JSON.stringify(dstPrefix)}`, {
+        code: 'ERR_DRIVER_BAD_REQUEST',
+      })
     }
     this.#veth = { spec: { ...veth }, dstPrefix }
     this.#interfaceName = undefined
@@ -131,22 +144,28 @@ export class JoinInfoRecorder implements JoinInfo {
 
   setInterfaceName(srcName: string, dstPrefix: string): void {
     if (typeof srcName !== 'string' || !IFNAME.test(srcName)) {
-      throw new InvalidArgumentError(`invalid interface name: ${JSON.stringify(srcName)}`, { code: 'ERR_DRIVER_BAD_REQUEST' })
+      throw new InvalidArgumentError(`invalid interface name: ${JSON.stringify(srcName)}`, {
+        code: 'ERR_DRIVER_BAD_REQUEST',
+      })
     }
     if (typeof dstPrefix !== 'string' || !/^[^\s/:]{1,12}$/.test(dstPrefix)) {
-      throw new InvalidArgumentError(`invalid interface prefix: ${JSON.stringify(dstPrefix)}`, { code: 'ERR_DRIVER_BAD_REQUEST' })
+      throw new InvalidArgumentError(`invalid interface prefix: ${JSON.stringify(dstPrefix)}`, {
+        code: 'ERR_DRIVER_BAD_REQUEST',
+      })
     }
     this.#interfaceName = { srcName, dstPrefix }
     this.#veth = undefined
   }
 
   setGateway(ip: IpAddr): void {
-    if (ip?.version !== 4) throw new InvalidArgumentError('IPv4 gateway must be an IPv4 address', { code: 'ERR_DRIVER_BAD_REQUEST' })
+    if (ip?.version !== 4)
+      throw new InvalidArgumentError('IPv4 gateway must be an IPv4 address', { code: 'ERR_DRIVER_BAD_REQUEST' })
     this.#gateway = ip
   }
 
   setGatewayIPv6(ip: IpAddr): void {
-    if (ip?.version !== 6) throw new InvalidArgumentError('IPv6 gateway must be an IPv6 address', { code: 'ERR_DRIVER_BAD_REQUEST' })
+    if (ip?.version !== 6)
+      throw new InvalidArgumentError('IPv6 gateway must be an IPv6 address', { code: 'ERR_DRIVER_BAD_REQUEST' })
     this.#gatewayIPv6 = ip
   }
 
@@ -155,11 +174,14 @@ export class JoinInfoRecorder implements JoinInfo {
       throw new InvalidArgumentError('static route needs a destination prefix', { code: 'ERR_DRIVER_BAD_REQUEST' })
     }
     if (routeType === 'next-hop') {
-      if (nextHop === undefined) throw new InvalidArgumentError('next-hop route needs a next hop', { code: 'ERR_DRIVER_BAD_REQUEST' })
-      if (nextHop.version !== destination.version) throw new InvalidArgumentError('next hop family differs from destination', { code: 'ERR_DRIVER_BAD_REQUEST' })
+      if (nextHop === undefined)
+        throw new InvalidArgumentError('next-hop route needs a next hop', { code: 'ERR_DRIVER_BAD_REQUEST' })
+      if (nextHop.version !== destination.version)
+        throw new InvalidArgumentError('next hop family differs from destination', { code: 'ERR_DRIVER_BAD_REQUEST' })
       this.#routes.push({ destination, routeType, nextHop })
     } else if (routeType === 'connected') {
-      if (nextHop !== undefined) throw new InvalidArgumentError('connected route takes no next hop', { code: 'ERR_DRIVER_BAD_REQUEST' })
+      if (nextHop !== undefined)
+        throw new InvalidArgumentError('connected route takes no next hop', { code: 'ERR_DRIVER_BAD_REQUEST' })
       this.#routes.push({ destination, routeType })
     } else {
       throw new InvalidArgumentError(`invalid route type: ${String(routeType)}`, { code: 'ERR_DRIVER_BAD_REQUEST' })
@@ -171,7 +193,13 @@ export class JoinInfoRecorder implements JoinInfo {
   }
 
   addTableEntry(table: string, key: string, value: Uint8Array): void {
-    if (typeof table !== 'string' || table === '' || typeof key !== 'string' || key === '' || !(value instanceof Uint8Array)) {
+    if (
+      typeof table !== 'string' ||
+      table === '' ||
+      typeof key !== 'string' ||
+      key === '' ||
+      !(value instanceof Uint8Array)
+    ) {
       throw new InvalidArgumentError('table entry needs table, key and bytes', { code: 'ERR_DRIVER_BAD_REQUEST' })
     }
     this.#entries.push({ table, key, value: value.slice() })

@@ -20,7 +20,8 @@ export function macBytes(mac: MacAddress): Uint8Array {
 
 /** Formats six bytes as a canonical MAC. */
 export function macFromBytes(bytes: ArrayLike<number>): MacAddress {
-  if (bytes.length !== 6) throw new InvalidArgumentError(`a MAC address has 6 bytes, got ${bytes.length}`, { code: 'ERR_INVALID_MAC' })
+  if (bytes.length !== 6)
+    throw new InvalidArgumentError(`a MAC address has 6 bytes, got ${bytes.length}`, { code: 'ERR_INVALID_MAC' })
   return Array.from(bytes, (b) => (b & 0xff).toString(16).padStart(2, '0')).join(':') as MacAddress
 }
 

@@ -1,4 +1,13 @@
-import { formatCidr, formatPrefix, parseCidr, parseIp, parsePrefix, type IpAddr, type IpCidr, type IpPrefix } from '@cnm/types'
+import {
+  formatCidr,
+  formatPrefix,
+  parseCidr,
+  parseIp,
+  parsePrefix,
+  type IpAddr,
+  type IpCidr,
+  type IpPrefix,
+} from '@cnm/types'
 import type { IpamData, PortBinding, Protocol, TransportPort } from './driver.js'
 import { InvalidDriverOptionError } from './errors.js'
 
@@ -38,7 +47,8 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  */
 export function parseStringMap(raw: unknown, field = 'options'): Record<string, string> {
   if (raw === undefined || raw === null) return {}
-  if (!isPlainObject(raw)) throw new InvalidDriverOptionError(field, `expected an object of strings, got ${describe(raw)}`)
+  if (!isPlainObject(raw))
+    throw new InvalidDriverOptionError(field, `expected an object of strings, got ${describe(raw)}`)
   const out: Record<string, string> = {}
   for (const [k, v] of Object.entries(raw)) {
     if (k === '') throw new InvalidDriverOptionError(field, 'empty key')
@@ -57,7 +67,8 @@ export function parseLabels(raw: unknown, field = 'labels'): Record<string, stri
   if (Array.isArray(raw)) {
     const out: Record<string, string> = {}
     for (const item of raw) {
-      if (typeof item !== 'string') throw new InvalidDriverOptionError(field, `expected "key=value", got ${describe(item)}`)
+      if (typeof item !== 'string')
+        throw new InvalidDriverOptionError(field, `expected "key=value", got ${describe(item)}`)
       const i = item.indexOf('=')
       const k = i < 0 ? item : item.slice(0, i)
       if (k.trim() === '') throw new InvalidDriverOptionError(field, `empty label key in ${describe(item)}`)
@@ -135,7 +146,8 @@ const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp']
 
 function parseProto(raw: unknown, field: string): Protocol {
   const p = (raw ?? 'tcp') as string
-  if (typeof p === 'string' && (PROTOCOLS as readonly string[]).includes(p.toLowerCase())) return p.toLowerCase() as Protocol
+  if (typeof p === 'string' && (PROTOCOLS as readonly string[]).includes(p.toLowerCase()))
+    return p.toLowerCase() as Protocol
   throw new InvalidDriverOptionError(field, `unknown protocol ${describe(raw)}`)
 }
 
@@ -200,7 +212,8 @@ export function parsePortBindings(raw: unknown, field = 'portBindings'): PortBin
     } else {
       throw new InvalidDriverOptionError(f, `expected a port binding, got ${describe(item)}`)
     }
-    if (hostPortEnd !== 0 && hostPortEnd < hostPort) throw new InvalidDriverOptionError(f, 'host port range end is below its start')
+    if (hostPortEnd !== 0 && hostPortEnd < hostPort)
+      throw new InvalidDriverOptionError(f, 'host port range end is below its start')
     if (hostPort === 0 && hostPortEnd !== 0) throw new InvalidDriverOptionError(f, 'host port range needs a start')
     return { proto, containerPort, ...(hostIp !== undefined && { hostIp }), hostPort, hostPortEnd }
   })
@@ -233,7 +246,8 @@ export function parseIpamData(raw: unknown, field = 'ipamData'): IpamData {
   const pool = parsePrefixOption(raw.Pool ?? raw.pool, `${field}.Pool`)
   if (pool === undefined) throw new InvalidDriverOptionError(`${field}.Pool`, 'a pool is required')
   const gateway = parseCidrOption(raw.Gateway ?? raw.gateway, `${field}.Gateway`)
-  if (gateway !== undefined && gateway.ip.version !== pool.version) throw new InvalidDriverOptionError(`${field}.Gateway`, 'gateway and pool IP versions differ')
+  if (gateway !== undefined && gateway.ip.version !== pool.version)
+    throw new InvalidDriverOptionError(`${field}.Gateway`, 'gateway and pool IP versions differ')
   const auxRaw = parseStringMap(raw.AuxAddresses ?? raw.auxAddresses, `${field}.AuxAddresses`)
   const auxAddresses: Record<string, IpCidr> = {}
   for (const [k, v] of Object.entries(auxRaw)) {

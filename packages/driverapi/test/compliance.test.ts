@@ -25,7 +25,15 @@ driverComplianceTests({
 })
 
 describe('MemoryDriver specifics', () => {
-  const cfg = { name: 'n', driverOptions: {}, labels: {}, enableIPv6: false, internal: false, attachable: false, ingress: false }
+  const cfg = {
+    name: 'n',
+    driverOptions: {},
+    labels: {},
+    enableIPv6: false,
+    internal: false,
+    attachable: false,
+    ingress: false,
+  }
   const epCfg = { name: 'e', driverOptions: {}, exposedPorts: [], portBindings: [], dnsServers: [] }
 
   it('restore on a new instance with the same state removes networks the controller no longer knows', async () => {
@@ -37,7 +45,11 @@ describe('MemoryDriver specifics', () => {
     await d1.createNetwork(drop, cfg, [testIpamData('10.2.0.0/24')], [])
     const eid = generateId() as EndpointId
     await d1.createEndpoint(drop, eid, new EndpointInterface({ address: parseCidr('10.2.0.9/24') }), epCfg)
-    await d1.programExternalConnectivity(drop, eid, { labels: {}, exposedPorts: [], portBindings: [{ proto: 'tcp', containerPort: 80, hostPort: 8080, hostPortEnd: 8080 }] })
+    await d1.programExternalConnectivity(drop, eid, {
+      labels: {},
+      exposedPorts: [],
+      portBindings: [{ proto: 'tcp', containerPort: 80, hostPort: 8080, hostPortEnd: 8080 }],
+    })
     expect(state.hostPorts.size).toBe(1)
 
     const d2 = new MemoryDriver({ state })
@@ -53,9 +65,16 @@ describe('MemoryDriver specifics', () => {
     const [a, b] = [generateId() as EndpointId, generateId() as EndpointId]
     await d.createEndpoint(nid, a, new EndpointInterface(), epCfg)
     await d.createEndpoint(nid, b, new EndpointInterface(), epCfg)
-    const sb = { labels: {}, exposedPorts: [], portBindings: [{ proto: 'tcp' as const, containerPort: 80, hostPort: 8080, hostPortEnd: 8080 }] }
+    const sb = {
+      labels: {},
+      exposedPorts: [],
+      portBindings: [{ proto: 'tcp' as const, containerPort: 80, hostPort: 8080, hostPortEnd: 8080 }],
+    }
     await d.programExternalConnectivity(nid, a, sb)
-    await expect(d.programExternalConnectivity(nid, b, sb)).rejects.toMatchObject({ code: 'ERR_DRIVER_PORT_ALLOCATED', kind: 'forbidden' })
+    await expect(d.programExternalConnectivity(nid, b, sb)).rejects.toMatchObject({
+      code: 'ERR_DRIVER_PORT_ALLOCATED',
+      kind: 'forbidden',
+    })
     await d.deleteEndpoint(nid, a)
     await d.programExternalConnectivity(nid, b, sb)
     expect((await d.endpointOperInfo(nid, b)).portMappings?.[0]?.hostPort).toBe(8080)

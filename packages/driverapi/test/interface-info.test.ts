@@ -4,7 +4,10 @@ import { EndpointInterface, JoinInfoRecorder, parseMac } from '../src/index.js'
 
 describe('EndpointInterface', () => {
   it('keeps pre-assigned values and refuses to replace them (forbidden)', () => {
-    const iface = new EndpointInterface({ address: parseCidr('10.0.0.2/24'), macAddress: parseMac('02:42:0A:00:00:02') })
+    const iface = new EndpointInterface({
+      address: parseCidr('10.0.0.2/24'),
+      macAddress: parseMac('02:42:0A:00:00:02'),
+    })
     expect(iface.macAddress).toBe('02:42:0a:00:00:02')
     expect(() => iface.setIpAddress(parseCidr('10.0.0.3/24'))).toThrow(/present/)
     try {
@@ -79,7 +82,10 @@ describe('JoinInfoRecorder.setVeth', () => {
     ji.setInterfaceName('vethc', 'eth')
     ji.setVeth({ hostName: 'veth1', master: 'br0', mtu: 1400, hairpin: true }, 'eth')
     expect(ji.result().interfaceName).toBeUndefined()
-    expect(ji.result().veth).toEqual({ spec: { hostName: 'veth1', master: 'br0', mtu: 1400, hairpin: true }, dstPrefix: 'eth' })
+    expect(ji.result().veth).toEqual({
+      spec: { hostName: 'veth1', master: 'br0', mtu: 1400, hairpin: true },
+      dstPrefix: 'eth',
+    })
     expect(() => ji.setVeth({ hostName: 'a/b', master: 'br0' }, 'eth')).toThrow(/invalid veth/)
     expect(() => ji.setVeth({ hostName: 'veth1', master: 'br0', mtu: -1 }, 'eth')).toThrow(/MTU/)
   })

@@ -22,7 +22,9 @@ describe('option parsing', () => {
     expect(parseStringMap({ a: 'x', b: 1, c: true })).toEqual({ a: 'x', b: '1', c: 'true' })
     expect(parseStringMap(undefined)).toEqual({})
     expect(() => parseStringMap({ a: {} }, 'opts')).toThrow(InvalidArgumentError)
-    expect(() => parseStringMap('x')).toThrow(expect.objectContaining({ code: 'ERR_DRIVER_INVALID_OPTION', field: 'options' }))
+    expect(() => parseStringMap('x')).toThrow(
+      expect.objectContaining({ code: 'ERR_DRIVER_INVALID_OPTION', field: 'options' }),
+    )
     expect(parseLabels(['a=b=c', 'flag', 'e='])).toEqual({ a: 'b=c', flag: '', e: '' })
     expect(() => parseLabels(['=x'])).toThrow(/empty label key/)
   })
@@ -59,10 +61,20 @@ describe('option parsing', () => {
   })
 
   it('round-trips Docker IPAMData JSON', () => {
-    const d = parseIpamData({ AddressSpace: 'LocalDefault', Pool: '172.18.0.0/16', Gateway: '172.18.0.1/16', AuxAddresses: { r: '172.18.0.9/16' } })
+    const d = parseIpamData({
+      AddressSpace: 'LocalDefault',
+      Pool: '172.18.0.0/16',
+      Gateway: '172.18.0.1/16',
+      AuxAddresses: { r: '172.18.0.9/16' },
+    })
     expect(formatPrefix(d.pool)).toBe('172.18.0.0/16')
     expect(d.gateway && formatCidr(d.gateway)).toBe('172.18.0.1/16')
-    expect(ipamDataToJSON(d)).toEqual({ AddressSpace: 'LocalDefault', Pool: '172.18.0.0/16', Gateway: '172.18.0.1/16', AuxAddresses: { r: '172.18.0.9/16' } })
+    expect(ipamDataToJSON(d)).toEqual({
+      AddressSpace: 'LocalDefault',
+      Pool: '172.18.0.0/16',
+      Gateway: '172.18.0.1/16',
+      AuxAddresses: { r: '172.18.0.9/16' },
+    })
     expect(() => parseIpamData({ AddressSpace: 'x', Pool: '10.0.0.0/8', Gateway: 'fd00::1/64' })).toThrow(/versions/)
     expect(() => parseIpamData({ AddressSpace: 'x' })).toThrow(/pool is required/)
   })

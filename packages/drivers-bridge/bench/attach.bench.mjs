@@ -25,7 +25,6 @@ function stats(xs) {
   return { n: s.length, medianMs: r(at(0.5)), p95Ms: r(at(0.95)), minMs: r(s[0]), maxMs: r(s[s.length - 1]) }
 }
 
-
 async function countRules(fw) {
   const ipt = await fw.iptables(4)
   const text = await ipt.save()
@@ -42,13 +41,26 @@ async function runSize(n, round) {
   const firewall = new BridgeFirewall({ netns: hostKey, ipv6: false }, { logger })
   const sandboxes = []
   try {
-    const driver = bridgeDriver({ hostNetns: hostKey, enableIp6tables: false })({ logger, store: memoryStore(), osl: o, firewall })
+    const driver = bridgeDriver({ hostNetns: hostKey, enableIp6tables: false })({
+      logger,
+      store: memoryStore(),
+      osl: o,
+      firewall,
+    })
     await driver.restore([])
     const nid = generateId()
     const pool = parsePrefix('198.18.0.0/16')
     await driver.createNetwork(
       nid,
-      { name: 'bench', driverOptions: {}, labels: {}, enableIPv6: false, internal: false, attachable: false, ingress: false },
+      {
+        name: 'bench',
+        driverOptions: {},
+        labels: {},
+        enableIPv6: false,
+        internal: false,
+        attachable: false,
+        ingress: false,
+      },
       [{ addressSpace: 'LocalDefault', pool, gateway: { ip: addressAt(pool, 1n), prefix: pool }, auxAddresses: {} }],
       [],
     )
@@ -63,7 +75,11 @@ async function runSize(n, round) {
     const saves0 = v4.stats.saves
     const restores0 = v4.stats.restores
     const residentRestores0 = v4.stats.residentRestores
-    const publish = { labels: {}, exposedPorts: [{ proto: 'tcp', port: 80 }], portBindings: [{ proto: 'tcp', containerPort: 80, hostPort: 0, hostPortEnd: 0 }] }
+    const publish = {
+      labels: {},
+      exposedPorts: [{ proto: 'tcp', port: 80 }],
+      portBindings: [{ proto: 'tcp', containerPort: 80, hostPort: 0, hostPortEnd: 0 }],
+    }
     for (let i = 0; i < n; i++) {
       const sb = sandboxes[i]
       const address = { ip: addressAt(pool, BigInt(i + 2)), prefix: pool }
@@ -72,14 +88,24 @@ async function runSize(n, round) {
       const o0 = o.stats.launches
       const i0 = firewall.stats.commands
       const t0 = performance.now()
-      await driver.createEndpoint(nid, eid, new EndpointInterface({ address }), { name: `c${i}`, driverOptions: {}, exposedPorts: [], portBindings: [], dnsServers: [] })
+      await driver.createEndpoint(nid, eid, new EndpointInterface({ address }), {
+        name: `c${i}`,
+        driverOptions: {},
+        exposedPorts: [],
+        portBindings: [],
+        dnsServers: [],
+      })
       const t1 = performance.now()
       const ji = new JoinInfoRecorder()
       await driver.join(nid, eid, sb.path, ji, publish)
       const r = ji.result()
       const tx = o.transaction()
       const plan = tx.on(sb)
-      plan.addInterface({ srcName: r.interfaceName.srcName, dstPrefix: r.interfaceName.dstPrefix, addresses: [formatCidr(address)] })
+      plan.addInterface({
+        srcName: r.interfaceName.srcName,
+        dstPrefix: r.interfaceName.dstPrefix,
+        addresses: [formatCidr(address)],
+      })
       plan.setGateway(formatIp(r.gateway))
       await tx.commit()
       const t2 = performance.now()
@@ -127,7 +153,9 @@ const results = []
 let round = 0
 for (const n of SIZES) {
   const r = await runSize(n, round++)
-  process.stderr.write(`N=${n}: median ${r.attach.medianMs} ms, p95 ${r.attach.p95Ms} ms, ${r.launchesPerAttach} launches, ${r.rulesPerContainer} rules/container\n`)
+  process.stderr.write(
+    `N=${n}: median ${r.attach.medianMs} ms, p95 ${r.attach.p95Ms} ms, ${r.launchesPerAttach} launches, ${r.rulesPerContainer} rules/container\n`,
+  )
   results.push(r)
 }
 const byN = (f) => Object.fromEntries(results.map((r) => [String(r.containers), f(r)]))

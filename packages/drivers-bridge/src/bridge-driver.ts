@@ -138,27 +138,48 @@ export function resolveBridgeDriverConfig(init: BridgeDriverInit = {}): BridgeDr
     if (!known.has(k)) throw new InvalidBridgeConfigError(k, `unknown bridge driver option "${k}"`)
   }
   const merged = { ...DEFAULT_BRIDGE_DRIVER_INIT, ...stripUndefined(init) }
-  if (merged.hostNetns !== undefined && (typeof merged.hostNetns !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(merged.hostNetns) || merged.hostNetns.startsWith('.'))) {
+  if (
+    merged.hostNetns !== undefined &&
+    (typeof merged.hostNetns !== 'string' ||
+      !/^[A-Za-z0-9_.-]{1,64}$/.test(merged.hostNetns) ||
+      merged.hostNetns.startsWith('.'))
+  ) {
     throw new InvalidBridgeConfigError('hostNetns', `invalid namespace name ${JSON.stringify(merged.hostNetns)}`)
   }
   for (const f of ['enableIptables', 'enableIp6tables', 'enableIpForwarding', 'holdHostPorts'] as const) {
     if (typeof merged[f] !== 'boolean') throw new InvalidBridgeConfigError(f, `${f} must be a boolean`)
   }
   if (merged.userlandProxy !== false) {
-    throw new InvalidBridgeConfigError('userlandProxy', 'the userland proxy is not supported; use userlandProxy: false (hairpin NAT)')
+    throw new InvalidBridgeConfigError(
+      'userlandProxy',
+      'the userland proxy is not supported; use userlandProxy: false (hairpin NAT)',
+    )
   }
   let defaultBindIp: IpAddr
   try {
     defaultBindIp = parseIp(String(merged.defaultBindIp))
   } catch (cause) {
-    throw new InvalidBridgeConfigError('defaultBindIp', `defaultBindIp is not an IP address: ${String(merged.defaultBindIp)}`, { cause })
+    throw new InvalidBridgeConfigError(
+      'defaultBindIp',
+      `defaultBindIp is not an IP address: ${String(merged.defaultBindIp)}`,
+      { cause },
+    )
   }
   if (typeof merged.chainPrefix !== 'string' || !/^[A-Z][A-Z0-9_-]{0,9}$/.test(merged.chainPrefix)) {
-    throw new InvalidBridgeConfigError('chainPrefix', 'chainPrefix must be 1-10 upper-case letters, digits, "_" or "-", starting with a letter')
+    throw new InvalidBridgeConfigError(
+      'chainPrefix',
+      'chainPrefix must be 1-10 upper-case letters, digits, "_" or "-", starting with a letter',
+    )
   }
   const pr = merged.portRange as { start: number; end: number } | undefined
   if (pr !== undefined) {
-    if (!Number.isInteger(pr.start) || !Number.isInteger(pr.end) || pr.start < 1 || pr.end > 65535 || pr.end < pr.start) {
+    if (
+      !Number.isInteger(pr.start) ||
+      !Number.isInteger(pr.end) ||
+      pr.start < 1 ||
+      pr.end > 65535 ||
+      pr.end < pr.start
+    ) {
       throw new InvalidBridgeConfigError('portRange', 'portRange must be {start, end} with 1 <= start <= end <= 65535')
     }
   }
@@ -227,7 +248,11 @@ export class BridgeDriver implements NetworkDriver {
   private readonly epLock = new KeyedMutex()
   private forwardingDone: { v4: boolean; v6: boolean } = { v4: false, v6: false }
 
-  constructor(config: BridgeDriverConfig, components: { logger: ComponentLogger; store?: Store | undefined }, kernel: BridgeKernel) {
+  constructor(
+    config: BridgeDriverConfig,
+    components: { logger: ComponentLogger; store?: Store | undefined },
+    kernel: BridgeKernel,
+  ) {
     this.config = config
     this.log = components.logger.forComponent('cnm:drivers-bridge')
     this.kernel = kernel
@@ -249,10 +274,18 @@ export class BridgeDriver implements NetworkDriver {
     await this.netLock.run('networks', async () => {
       throwIfAborted(options?.signal)
       if (this.networks.has(nid)) throw new NetworkExistsError(nid)
-      const conflict = findNetworkConflict(rec, [...this.networks.values()].map((n) => n.rec))
+      const conflict = findNetworkConflict(
+        rec,
+        [...this.networks.values()].map((n) => n.rec),
+      )
       if (conflict !== undefined) {
         const other = this.networks.get(conflict.other.id)
-        if (other !== undefined && conflict.other.options.defaultBridge && opts.defaultBridge && other.endpoints.size === 0) {
+        if (
+          other !== undefined &&
+          conflict.other.options.defaultBridge &&
+          opts.defaultBridge &&
+          other.endpoints.size === 0
+        ) {
           this.log('replacing stale default bridge network %s with %s', conflict.other.id, nid)
           await this.teardownNetwork(other, options)
         } else {
@@ -264,10 +297,16 @@ export class BridgeDriver implements NetworkDriver {
       try {
         const existing = await this.kernelCall('inspect bridge', () => this.kernel.getLink(rec.bridgeName, options))
         if (existing !== undefined && existing.kind !== 'bridge') {
-          throw new BridgeDeviceError('ERR_BRIDGE_NOT_A_BRIDGE', `device ${rec.bridgeName} exists and is not a bridge (${existing.kind ?? 'unknown kind'})`)
+          throw new BridgeDeviceError(
+            'ERR_BRIDGE_NOT_A_BRIDGE',
+            `device ${rec.bridgeName} exists and is not a bridge (${existing.kind ?? 'unknown kind'})`,
+          )
         }
         if (existing === undefined && opts.defaultBridge && rec.bridgeName !== DEFAULT_BRIDGE_NAME) {
-          throw new BridgeDeviceError('ERR_BRIDGE_DEVICE_MISSING', `default bridge device ${rec.bridgeName} does not exist`)
+          throw new BridgeDeviceError(
+            'ERR_BRIDGE_DEVICE_MISSING',
+            `default bridge device ${rec.bridgeName} does not exist`,
+          )
         }
         const final: BridgeNetworkRecord = { ...rec, userCreatedBridge: existing !== undefined }
         await this.setupNetworkKernel(final, existing !== undefined, undo, options)
@@ -298,7 +337,9 @@ export class BridgeDriver implements NetworkDriver {
     const rec = net.rec
     for (const ep of [...net.endpoints.values()]) await this.teardownEndpoint(net, ep, options)
     if (this.config.enableIptables) {
-      await this.kernelCall('remove network firewall', () => this.kernel.removeNetworkFirewall(this.firewallSpec(rec), options))
+      await this.kernelCall('remove network firewall', () =>
+        this.kernel.removeNetworkFirewall(this.firewallSpec(rec), options),
+      )
     }
     if (!rec.userCreatedBridge && !rec.options.defaultBridge) {
       await this.kernelCall('delete bridge', () => this.kernel.deleteLink(rec.bridgeName, options))
@@ -355,13 +396,19 @@ export class BridgeDriver implements NetworkDriver {
     let gw = d.gateway
     if (gw !== undefined) {
       if (!prefixContains(pool, gw.ip)) {
-        throw new InvalidIpamDataError('ERR_BRIDGE_INVALID_GATEWAY', `gateway ${formatIp(gw.ip)} is outside ${formatPrefix(pool)}`)
+        throw new InvalidIpamDataError(
+          'ERR_BRIDGE_INVALID_GATEWAY',
+          `gateway ${formatIp(gw.ip)} is outside ${formatPrefix(pool)}`,
+        )
       }
       gw = { ip: gw.ip, prefix: pool }
     }
     const aux = d.auxAddresses[auxKey]
     if (aux !== undefined && !prefixContains(pool, aux.ip)) {
-      throw new InvalidIpamDataError('ERR_BRIDGE_INVALID_GATEWAY', `${auxKey} ${formatIp(aux.ip)} is outside ${formatPrefix(pool)}`)
+      throw new InvalidIpamDataError(
+        'ERR_BRIDGE_INVALID_GATEWAY',
+        `${auxKey} ${formatIp(aux.ip)} is outside ${formatPrefix(pool)}`,
+      )
     }
     const gateway = aux?.ip ?? gw?.ip
     return {
@@ -386,7 +433,12 @@ export class BridgeDriver implements NetworkDriver {
   }
 
   /** Bridge device, forwarding and firewall for a network; pushes undo steps. */
-  private async setupNetworkKernel(rec: BridgeNetworkRecord, existing: boolean, undo: UndoStack, options?: AbortOptions): Promise<void> {
+  private async setupNetworkKernel(
+    rec: BridgeNetworkRecord,
+    existing: boolean,
+    undo: UndoStack,
+    options?: AbortOptions,
+  ): Promise<void> {
     await this.kernelCall('set up bridge', () =>
       this.kernel.setupBridge(
         {
@@ -443,7 +495,9 @@ export class BridgeDriver implements NetworkDriver {
       net.log.trace('created endpoint %s (%s, %s)', eid.slice(0, 12), rec.ipv4, rec.hostIfName)
     } catch (err) {
       await undo.rollback()
-      await this.state.deleteEndpoint(eid).catch((e: unknown) => net.log.error('drop endpoint record %s: %s', eid, describeErr(e)))
+      await this.state
+        .deleteEndpoint(eid)
+        .catch((e: unknown) => net.log.error('drop endpoint record %s: %s', eid, describeErr(e)))
       this.endpointIndex.delete(eid)
       throw this.abortAware(err, options)
     } finally {
@@ -452,18 +506,32 @@ export class BridgeDriver implements NetworkDriver {
   }
 
   /** Validates the interface and options and chooses names, MAC and IPv6 (drivers.md §3.4). No side effects. */
-  private endpointRecord(net: NetState, eid: EndpointId, iface: InterfaceInfo, config: EndpointDriverConfig): BridgeEndpointRecord {
+  private endpointRecord(
+    net: NetState,
+    eid: EndpointId,
+    iface: InterfaceInfo,
+    config: EndpointDriverConfig,
+  ): BridgeEndpointRecord {
     const addr = iface.address
     if (addr === undefined) {
-      throw new EndpointAddressError('ERR_BRIDGE_NO_ADDRESS', `endpoint ${eid} has no IPv4 address and the bridge driver cannot assign one`)
+      throw new EndpointAddressError(
+        'ERR_BRIDGE_NO_ADDRESS',
+        `endpoint ${eid} has no IPv4 address and the bridge driver cannot assign one`,
+      )
     }
     const subnet = parsePrefix(net.rec.ipv4.subnet)
     if (addr.ip.version !== 4 || !prefixContains(subnet, addr.ip)) {
-      throw new EndpointAddressError('ERR_BRIDGE_ADDRESS_OUTSIDE_SUBNET', `address ${formatCidr(addr)} is outside ${net.rec.ipv4.subnet}`)
+      throw new EndpointAddressError(
+        'ERR_BRIDGE_ADDRESS_OUTSIDE_SUBNET',
+        `address ${formatCidr(addr)} is outside ${net.rec.ipv4.subnet}`,
+      )
     }
     const gw = net.rec.ipv4.bridgeAddress === undefined ? undefined : parseCidr(net.rec.ipv4.bridgeAddress).ip
     if (gw !== undefined && ipEquals(gw, addr.ip)) {
-      throw new EndpointAddressError('ERR_BRIDGE_ADDRESS_OUTSIDE_SUBNET', `address ${formatCidr(addr)} is the bridge's own address`)
+      throw new EndpointAddressError(
+        'ERR_BRIDGE_ADDRESS_OUTSIDE_SUBNET',
+        `address ${formatCidr(addr)} is the bridge's own address`,
+      )
     }
     let mac: string | undefined = iface.macAddress
     if (mac === undefined) {
@@ -472,7 +540,11 @@ export class BridgeDriver implements NetworkDriver {
         try {
           mac = parseMac(opt)
         } catch (cause) {
-          throw new InvalidBridgeOptionError(NETLABEL.MAC_ADDRESS, `failed to parse ${NETLABEL.MAC_ADDRESS} value ${opt}`, { cause })
+          throw new InvalidBridgeOptionError(
+            NETLABEL.MAC_ADDRESS,
+            `failed to parse ${NETLABEL.MAC_ADDRESS} value ${opt}`,
+            { cause },
+          )
         }
       }
     }
@@ -517,7 +589,9 @@ export class BridgeDriver implements NetworkDriver {
   private async teardownEndpoint(net: NetState, ep: EpState, options?: AbortOptions): Promise<void> {
     const rec = ep.rec
     if (rec.externalConnectivity && rec.portMappings.length > 0) {
-      await this.kernelCall('unpublish ports', () => this.kernel.unpublishPorts(rec.id, this.published(net, rec, rec.portMappings), options))
+      await this.kernelCall('unpublish ports', () =>
+        this.kernel.unpublishPorts(rec.id, this.published(net, rec, rec.portMappings), options),
+      )
     }
     await this.kernelCall('release ports', () => this.kernel.releasePorts(rec.id, options))
     if (ep.pair !== 'none') {
@@ -565,7 +639,10 @@ export class BridgeDriver implements NetworkDriver {
     await this.epLock.run(eid, async () => {
       const ep = this.requireEndpoint(nid, eid).ep
       if (ep.rec.sandboxKey !== undefined && ep.rec.sandboxKey !== sandboxKey) {
-        throw new EndpointStateError('ERR_BRIDGE_ENDPOINT_JOINED', `endpoint ${eid} is already joined to ${ep.rec.sandboxKey}`)
+        throw new EndpointStateError(
+          'ERR_BRIDGE_ENDPOINT_JOINED',
+          `endpoint ${eid} is already joined to ${ep.rec.sandboxKey}`,
+        )
       }
       const rec = ep.rec
       let pair = ep.pair
@@ -573,13 +650,23 @@ export class BridgeDriver implements NetworkDriver {
       const prefix = net.rec.options.containerIfacePrefix
       let created = false
       if (pair === 'none' && joinInfo.canCreateVeth === true && joinInfo.setVeth !== undefined) {
-        joinInfo.setVeth({ hostName: rec.hostIfName, master: net.rec.bridgeName, mtu: net.rec.options.mtu, hairpin: true }, prefix)
+        joinInfo.setVeth(
+          { hostName: rec.hostIfName, master: net.rec.bridgeName, mtu: net.rec.options.mtu, hairpin: true },
+          prefix,
+        )
         pair = 'sandbox'
       } else {
         if (pair === 'none') {
           await this.kernelCall('create veth', () =>
             this.kernel.createVeth(
-              { host: rec.hostIfName, peer: rec.containerIfName, bridge: net.rec.bridgeName, mtu: net.rec.options.mtu, hairpin: true, peerMac: rec.macAddress },
+              {
+                host: rec.hostIfName,
+                peer: rec.containerIfName,
+                bridge: net.rec.bridgeName,
+                mtu: net.rec.options.mtu,
+                hairpin: true,
+                peerMac: rec.macAddress,
+              },
               options,
             ),
           )
@@ -596,7 +683,10 @@ export class BridgeDriver implements NetworkDriver {
       try {
         await this.state.saveEndpoint(next, options)
       } catch (err) {
-        if (created) await this.kernel.deleteLink(rec.hostIfName).catch((e: unknown) => net.log.error('delete veth %s: %s', rec.hostIfName, describeErr(e)))
+        if (created)
+          await this.kernel
+            .deleteLink(rec.hostIfName)
+            .catch((e: unknown) => net.log.error('delete veth %s: %s', rec.hostIfName, describeErr(e)))
         ep.pair = created ? 'none' : ep.pair
         throw err
       }
@@ -615,7 +705,9 @@ export class BridgeDriver implements NetworkDriver {
       let next: BridgeEndpointRecord = { ...ep.rec, sandboxKey: undefined }
       if (ep.rec.externalConnectivity) {
         // The controller normally revokes first; do it here so leave never leaves rules behind.
-        await this.kernelCall('unpublish ports', () => this.kernel.unpublishPorts(eid, this.published(net, ep.rec, ep.rec.portMappings), options))
+        await this.kernelCall('unpublish ports', () =>
+          this.kernel.unpublishPorts(eid, this.published(net, ep.rec, ep.rec.portMappings), options),
+        )
         next = { ...next, externalConnectivity: false }
       }
       await this.state.saveEndpoint(next, options)
@@ -639,8 +731,12 @@ export class BridgeDriver implements NetworkDriver {
     await this.epLock.run(eid, async () => {
       const ep = this.requireEndpoint(nid, eid).ep
       const rec = ep.rec
-      const bindings = (config.portBindings?.length ?? 0) > 0 ? config.portBindings.map(bindingRecord) : rec.portBindings
-      const exposed = (config.exposedPorts?.length ?? 0) > 0 ? config.exposedPorts.map((p) => ({ proto: p.proto, port: p.port })) : rec.exposedPorts
+      const bindings =
+        (config.portBindings?.length ?? 0) > 0 ? config.portBindings.map(bindingRecord) : rec.portBindings
+      const exposed =
+        (config.exposedPorts?.length ?? 0) > 0
+          ? config.exposedPorts.map((p) => ({ proto: p.proto, port: p.port }))
+          : rec.exposedPorts
       if (net.rec.options.internal || !this.config.enableIptables) {
         const next = { ...rec, exposedPorts: exposed, portBindings: bindings }
         await this.state.saveEndpoint(next, options)
@@ -649,7 +745,9 @@ export class BridgeDriver implements NetworkDriver {
       }
       if (rec.externalConnectivity) {
         // Re-programming: drop the current rules first; reservations stay.
-        await this.kernelCall('unpublish ports', () => this.kernel.unpublishPorts(eid, this.published(net, rec, rec.portMappings), options))
+        await this.kernelCall('unpublish ports', () =>
+          this.kernel.unpublishPorts(eid, this.published(net, rec, rec.portMappings), options),
+        )
       }
       const undo = new UndoStack(net.log)
       const reserved = [...rec.portMappings]
@@ -718,7 +816,9 @@ export class BridgeDriver implements NetworkDriver {
     await this.epLock.run(eid, async () => {
       const ep = this.requireEndpoint(nid, eid).ep
       if (!ep.rec.externalConnectivity) return
-      await this.kernelCall('unpublish ports', () => this.kernel.unpublishPorts(eid, this.published(net, ep.rec, ep.rec.portMappings), options))
+      await this.kernelCall('unpublish ports', () =>
+        this.kernel.unpublishPorts(eid, this.published(net, ep.rec, ep.rec.portMappings), options),
+      )
       const next = { ...ep.rec, externalConnectivity: false }
       await this.state.saveEndpoint(next, options)
       ep.rec = next
@@ -746,13 +846,26 @@ export class BridgeDriver implements NetworkDriver {
   private published(net: NetState, rec: BridgeEndpointRecord, mappings: readonly PortMappingRecord[]): PublishedPort[] {
     return mappings.map((m) => {
       const hostIp = parseIp(m.hostIp)
-      return { proto: m.proto, hostIp, hostPort: m.hostPort, containerIp: this.containerIpFor(rec, hostIp), containerPort: m.containerPort, bridge: net.rec.bridgeName }
+      return {
+        proto: m.proto,
+        hostIp,
+        hostPort: m.hostPort,
+        containerIp: this.containerIpFor(rec, hostIp),
+        containerPort: m.containerPort,
+        bridge: net.rec.bridgeName,
+      }
     })
   }
 
   private portMapping(net: NetState, rec: BridgeEndpointRecord, m: PortMappingRecord): PortMapping {
     const p = this.published(net, rec, [m])[0] as PublishedPort
-    return { proto: m.proto, containerIp: p.containerIp, containerPort: m.containerPort, hostIp: p.hostIp, hostPort: m.hostPort }
+    return {
+      proto: m.proto,
+      containerIp: p.containerIp,
+      containerPort: m.containerPort,
+      hostIp: p.hostIp,
+      hostPort: m.hostPort,
+    }
   }
 
   // ---------------------------------------------------------------- restore
@@ -767,7 +880,8 @@ export class BridgeDriver implements NetworkDriver {
   async restore(networks?: readonly RestoredNetwork[], options?: AbortOptions): Promise<void> {
     throwIfAborted(options?.signal)
     await this.netLock.run('networks', async () => {
-      if (this.kernel.init !== undefined) await this.kernelCall('initialise', () => this.kernel.init?.(options) ?? Promise.resolve())
+      if (this.kernel.init !== undefined)
+        await this.kernelCall('initialise', () => this.kernel.init?.(options) ?? Promise.resolve())
       const loaded = this.state.persistent
         ? await this.state.load(options)
         : {
@@ -777,12 +891,19 @@ export class BridgeDriver implements NetworkDriver {
       this.networks.clear()
       this.endpointIndex.clear()
       const wanted = networks === undefined ? undefined : new Map(networks.map((n) => [n.id as string, n]))
-      const links = new Map((await this.kernelCall('list links', () => this.kernel.listLinks(options))).map((l) => [l.name, l]))
+      const links = new Map(
+        (await this.kernelCall('list links', () => this.kernel.listLinks(options))).map((l) => [l.name, l]),
+      )
 
       const keepNets: BridgeNetworkRecord[] = []
       for (const rec of loaded.networks) {
         if (wanted !== undefined && !wanted.has(rec.id)) {
-          await this.dropOrphanNetwork(rec, loaded.endpoints.filter((e) => e.networkId === rec.id), links, options)
+          await this.dropOrphanNetwork(
+            rec,
+            loaded.endpoints.filter((e) => e.networkId === rec.id),
+            links,
+            options,
+          )
         } else keepNets.push(rec)
       }
       for (const rec of keepNets) await this.reconcileNetwork(rec, links, options)
@@ -812,7 +933,9 @@ export class BridgeDriver implements NetworkDriver {
       }
       // Veths on our bridges that belong to no endpoint are leftovers of a crash mid-create.
       const ours = new Set([...this.networks.values()].map((n) => n.rec.bridgeName))
-      const hostEnds = new Set([...this.networks.values()].flatMap((n) => [...n.endpoints.values()].map((e) => e.rec.hostIfName)))
+      const hostEnds = new Set(
+        [...this.networks.values()].flatMap((n) => [...n.endpoints.values()].map((e) => e.rec.hostIfName)),
+      )
       for (const l of links.values()) {
         if (l.kind === 'veth' && l.master !== undefined && ours.has(l.master) && !hostEnds.has(l.name)) {
           this.log('restore: deleting orphan veth %s on %s', l.name, l.master)
@@ -828,7 +951,8 @@ export class BridgeDriver implements NetworkDriver {
     const rec = this.networkRecord(n.id, opts, n.ipv4Data, n.ipv6Data)
     const existing = await this.kernelCall('inspect bridge', () => this.kernel.getLink(rec.bridgeName, options))
     // A device named like ours (br-<nid>) was made by a previous run; anything else pre-existed.
-    const userCreated = existing !== undefined && rec.bridgeName !== bridgeNameFor(n.id) && rec.bridgeName !== DEFAULT_BRIDGE_NAME
+    const userCreated =
+      existing !== undefined && rec.bridgeName !== bridgeNameFor(n.id) && rec.bridgeName !== DEFAULT_BRIDGE_NAME
     const final = { ...rec, userCreatedBridge: userCreated }
     const undo = new UndoStack(this.log)
     try {
@@ -838,10 +962,19 @@ export class BridgeDriver implements NetworkDriver {
       await undo.rollback()
       throw err
     }
-    this.networks.set(n.id, { rec: final, endpoints: new Map(), pending: new Set(), log: this.log.child(n.id.slice(0, 12)) })
+    this.networks.set(n.id, {
+      rec: final,
+      endpoints: new Map(),
+      pending: new Set(),
+      log: this.log.child(n.id.slice(0, 12)),
+    })
   }
 
-  private async reconcileNetwork(rec: BridgeNetworkRecord, links: Map<string, HostLink>, options?: AbortOptions): Promise<void> {
+  private async reconcileNetwork(
+    rec: BridgeNetworkRecord,
+    links: Map<string, HostLink>,
+    options?: AbortOptions,
+  ): Promise<void> {
     const log = this.log.child(rec.id.slice(0, 12))
     const link = links.get(rec.bridgeName)
     if (link !== undefined && link.kind !== 'bridge') {
@@ -873,13 +1006,16 @@ export class BridgeDriver implements NetworkDriver {
     let pair: PairState = 'unknown'
     if (!links.has(rec.hostIfName)) {
       // No pair: the next join makes one (a missing pair is not in any sandbox).
-      if (rec.sandboxKey !== undefined) net.log('restore: veth %s of endpoint %s missing; made again at join', rec.hostIfName, rec.id)
+      if (rec.sandboxKey !== undefined)
+        net.log('restore: veth %s of endpoint %s missing; made again at join', rec.hostIfName, rec.id)
       rec = { ...rec, sandboxKey: undefined }
       pair = 'none'
     } else if (links.get(rec.hostIfName)?.master !== net.rec.bridgeName) {
       // The bridge was re-created (or the port released): enslave the host end again.
       net.log('restore: re-attaching veth %s of endpoint %s to %s', rec.hostIfName, rec.id, net.rec.bridgeName)
-      await this.kernelCall('attach veth', () => this.kernel.attachVeth(rec.hostIfName, net.rec.bridgeName, true, options))
+      await this.kernelCall('attach veth', () =>
+        this.kernel.attachVeth(rec.hostIfName, net.rec.bridgeName, true, options),
+      )
     }
     // joined with a pair made inside the sandbox: a leave destroys it, there is nothing to move back
     if (links.has(rec.hostIfName) && rec.sandboxKey !== undefined && rec.vethInPlace === true) pair = 'sandbox'
@@ -903,12 +1039,21 @@ export class BridgeDriver implements NetworkDriver {
         kept.push(m)
       } catch (err) {
         if (isCnmError(err, 'ERR_ABORTED')) throw err
-        net.log.error('restore: endpoint %s lost host port %s:%d/%s: %s', rec.id, m.hostIp, m.hostPort, m.proto, describeErr(err))
+        net.log.error(
+          'restore: endpoint %s lost host port %s:%d/%s: %s',
+          rec.id,
+          m.hostIp,
+          m.hostPort,
+          m.proto,
+          describeErr(err),
+        )
       }
     }
     rec = { ...rec, portMappings: kept }
     if (rec.externalConnectivity && kept.length > 0 && this.config.enableIptables) {
-      await this.kernelCall('publish ports', () => this.kernel.publishPorts(rec.id, this.published(net, rec, kept), options))
+      await this.kernelCall('publish ports', () =>
+        this.kernel.publishPorts(rec.id, this.published(net, rec, kept), options),
+      )
     }
     await this.state.saveEndpoint(rec, options)
     net.endpoints.set(rec.id, { rec, pair })
@@ -962,7 +1107,9 @@ export class BridgeDriver implements NetworkDriver {
     this.log('restore: removing orphan network %s (%s)', rec.id, rec.bridgeName)
     for (const ep of endpoints) await this.dropOrphanEndpoint(ep, options)
     if (this.config.enableIptables) {
-      await this.kernelCall('remove network firewall', () => this.kernel.removeNetworkFirewall(this.firewallSpec(rec), options))
+      await this.kernelCall('remove network firewall', () =>
+        this.kernel.removeNetworkFirewall(this.firewallSpec(rec), options),
+      )
     }
     if (!rec.userCreatedBridge && !rec.options.defaultBridge && links.has(rec.bridgeName)) {
       await this.kernelCall('delete bridge', () => this.kernel.deleteLink(rec.bridgeName, options))
@@ -981,7 +1128,15 @@ export class BridgeDriver implements NetworkDriver {
           const hostIp = parseIp(m.hostIp)
           await this.kernel.reservePort(
             rec.id,
-            { proto: m.proto, hostIp, hostPort: m.hostPort, hostPortEnd: m.hostPort, bridge: net.rec.bridgeName, containerIp: this.containerIpFor(rec, hostIp), containerPort: m.containerPort },
+            {
+              proto: m.proto,
+              hostIp,
+              hostPort: m.hostPort,
+              hostPortEnd: m.hostPort,
+              bridge: net.rec.bridgeName,
+              containerIp: this.containerIpFor(rec, hostIp),
+              containerPort: m.containerPort,
+            },
             options,
           )
         }
@@ -1057,4 +1212,3 @@ function bindingRecord(b: PortBinding | PortBindingRecord): PortBindingRecord {
     hostPortEnd: b.hostPortEnd === undefined || b.hostPortEnd === 0 ? undefined : b.hostPortEnd,
   }
 }
-

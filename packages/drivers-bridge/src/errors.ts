@@ -59,21 +59,34 @@ export class InvalidIpamDataError extends BridgeError {
 export class NetworkConflictError extends BridgeError {
   readonly conflictingNetwork: string
   constructor(nid: string, other: string, reason: string, options?: CnmErrorOptions) {
-    super('ERR_BRIDGE_NETWORK_CONFLICT', 'forbidden', `network ${nid} conflicts with network ${other}: ${reason}`, options)
+    super(
+      'ERR_BRIDGE_NETWORK_CONFLICT',
+      'forbidden',
+      `network ${nid} conflicts with network ${other}: ${reason}`,
+      options,
+    )
     this.conflictingNetwork = other
   }
 }
 
 /** A device with the requested bridge name exists but is not a bridge, or a required device is missing. */
 export class BridgeDeviceError extends BridgeError {
-  constructor(code: 'ERR_BRIDGE_NOT_A_BRIDGE' | 'ERR_BRIDGE_DEVICE_MISSING', message: string, options?: CnmErrorOptions) {
+  constructor(
+    code: 'ERR_BRIDGE_NOT_A_BRIDGE' | 'ERR_BRIDGE_DEVICE_MISSING',
+    message: string,
+    options?: CnmErrorOptions,
+  ) {
     super(code, code === 'ERR_BRIDGE_NOT_A_BRIDGE' ? 'forbidden' : 'not-found', message, options)
   }
 }
 
 /** join on an endpoint that is already joined, or leave on one that is not. */
 export class EndpointStateError extends BridgeError {
-  constructor(code: 'ERR_BRIDGE_ENDPOINT_JOINED' | 'ERR_BRIDGE_ENDPOINT_NOT_JOINED', message: string, options?: CnmErrorOptions) {
+  constructor(
+    code: 'ERR_BRIDGE_ENDPOINT_JOINED' | 'ERR_BRIDGE_ENDPOINT_NOT_JOINED',
+    message: string,
+    options?: CnmErrorOptions,
+  ) {
     super(code, 'forbidden', message, options)
   }
 }

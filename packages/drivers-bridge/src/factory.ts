@@ -2,7 +2,12 @@ import type { ComponentLogger } from '@cnm/types'
 import type { Store } from '@cnm/storeapi'
 import { netnsPath, type Osl } from '@cnm/osl'
 import { BridgeFirewall, PortAllocator, type PortHolder } from '@cnm/iptables'
-import { BridgeDriver, resolveBridgeDriverConfig, type BridgeDriverConfig, type BridgeDriverInit } from './bridge-driver.js'
+import {
+  BridgeDriver,
+  resolveBridgeDriverConfig,
+  type BridgeDriverConfig,
+  type BridgeDriverInit,
+} from './bridge-driver.js'
 import { InvalidBridgeConfigError } from './errors.js'
 import { OslBridgeKernel } from './internal/kernel-osl.js'
 
@@ -59,15 +64,25 @@ function createBridgeDriver(config: BridgeDriverConfig, components: BridgeDriver
         { logger },
       )
     } else if (firewall.netns !== config.hostNetns) {
-      throw new InvalidBridgeConfigError('firewall', `components.firewall manages ${firewall.netns ?? 'this process'}'s namespace, not hostNetns`)
+      throw new InvalidBridgeConfigError(
+        'firewall',
+        `components.firewall manages ${firewall.netns ?? 'this process'}'s namespace, not hostNetns`,
+      )
     }
   }
-  const allocator = components.portAllocator ?? new PortAllocator(config.portRange === undefined ? {} : { ephemeralRange: config.portRange })
+  const allocator =
+    components.portAllocator ??
+    new PortAllocator(config.portRange === undefined ? {} : { ephemeralRange: config.portRange })
   const holdPort: PortHolder | undefined = config.holdHostPorts
     ? async (_netns, spec) => {
         if (spec.type === 'sctp') return {}
         const v6 = spec.address.includes(':')
-        const s = await osl.host.openSocket({ type: `${spec.type}${v6 ? '6' : '4'}`, address: spec.address, port: spec.port, reuseAddr: true })
+        const s = await osl.host.openSocket({
+          type: `${spec.type}${v6 ? '6' : '4'}`,
+          address: spec.address,
+          port: spec.port,
+          reuseAddr: true,
+        })
         return { fd: s.fd, port: s.port }
       }
     : undefined
@@ -83,5 +98,9 @@ function createBridgeDriver(config: BridgeDriverConfig, components: BridgeDriver
     holdPort,
     ownsFirewall,
   })
-  return new BridgeDriver(config, { logger, ...(components.store !== undefined && { store: components.store }) }, kernel)
+  return new BridgeDriver(
+    config,
+    { logger, ...(components.store !== undefined && { store: components.store }) },
+    kernel,
+  )
 }

@@ -93,13 +93,7 @@ function fail(key: string, value: unknown, why?: string, cause?: unknown): Inval
 
 /** Linux interface name rules (dev_valid_name): 1..15 bytes, not `.`/`..`, no `/`, `:` or whitespace. */
 export function isValidIfName(name: string): boolean {
-  return (
-    name.length > 0 &&
-    Buffer.byteLength(name) <= 15 &&
-    name !== '.' &&
-    name !== '..' &&
-    !/[/:\s]/.test(name)
-  )
+  return name.length > 0 && Buffer.byteLength(name) <= 15 && name !== '.' && name !== '..' && !/[/:\s]/.test(name)
 }
 
 function parseValue(key: string, kind: Kind, value: unknown): boolean | number | string {
@@ -210,11 +204,7 @@ export function parseBridgeNetworkOptions(raw: unknown): BridgeNetworkOptions {
   // The bag's own top-level flags (enable_ipv6, internal) are applied last so they win over labels.
   const top = entriesOf(raw, 'options')
   const flags = top.filter(([k]) => k === BRIDGE_LABELS.enableIpv6 || k === BRIDGE_LABELS.internal)
-  apply(
-    new Map(top.filter(([k]) => k !== BRIDGE_LABELS.enableIpv6 && k !== BRIDGE_LABELS.internal)),
-    'options',
-    true,
-  )
+  apply(new Map(top.filter(([k]) => k !== BRIDGE_LABELS.enableIpv6 && k !== BRIDGE_LABELS.internal)), 'options', true)
   for (const [key, value] of flags) {
     if (value === undefined || value === null) continue
     const spec = LABEL_TO_FIELD.get(key)

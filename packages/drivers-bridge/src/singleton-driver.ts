@@ -1,4 +1,11 @@
-import { throwIfAborted, type AbortOptions, type ComponentLogger, type EndpointId, type Logger, type NetworkId } from '@cnm/types'
+import {
+  throwIfAborted,
+  type AbortOptions,
+  type ComponentLogger,
+  type EndpointId,
+  type Logger,
+  type NetworkId,
+} from '@cnm/types'
 import {
   EndpointExistsError,
   EndpointNotFoundError,
@@ -61,7 +68,10 @@ abstract class SingletonDriver implements NetworkDriver {
   async deleteNetwork(nid: NetworkId, options?: AbortOptions): Promise<void> {
     throwIfAborted(options?.signal)
     this.requireNetwork(nid, true)
-    throw new SingletonNetworkError('ERR_BRIDGE_UNDELETABLE_NETWORK', `network of type "${this.type}" cannot be deleted`)
+    throw new SingletonNetworkError(
+      'ERR_BRIDGE_UNDELETABLE_NETWORK',
+      `network of type "${this.type}" cannot be deleted`,
+    )
   }
 
   async createEndpoint(

@@ -137,7 +137,10 @@ function decodeFamily(v: unknown, what: string): BridgeFamilyRecord {
 export function decodeNetworkRecord(bytes: Uint8Array): BridgeNetworkRecord {
   const v: unknown = JSON.parse(dec.decode(bytes))
   if (!isObj(v)) throw new Error('network record must be an object')
-  const options = parseBridgeNetworkOptions({ ...DEFAULT_BRIDGE_NETWORK_OPTIONS, ...(isObj(v['options']) ? v['options'] : {}) })
+  const options = parseBridgeNetworkOptions({
+    ...DEFAULT_BRIDGE_NETWORK_OPTIONS,
+    ...(isObj(v['options']) ? v['options'] : {}),
+  })
   return {
     id: str(v['id'], 'id'),
     bridgeName: str(v['bridgeName'], 'bridgeName'),
@@ -189,7 +192,8 @@ export function decodeEndpointRecord(bytes: Uint8Array): BridgeEndpointRecord {
         containerPort: port(b['containerPort'], `portBindings[${i}].containerPort`),
         hostIp: optStr(b['hostIp'], `portBindings[${i}].hostIp`),
         hostPort: port(b['hostPort'], `portBindings[${i}].hostPort`, true),
-        hostPortEnd: b['hostPortEnd'] === undefined ? undefined : port(b['hostPortEnd'], `portBindings[${i}].hostPortEnd`, true),
+        hostPortEnd:
+          b['hostPortEnd'] === undefined ? undefined : port(b['hostPortEnd'], `portBindings[${i}].hostPortEnd`, true),
       }
     }),
     portMappings: list(v['portMappings'], 'portMappings').map((m, i) => {
@@ -323,7 +327,8 @@ export class BridgeStateStore {
       throwIfAborted(options?.signal)
       const known = this.indexes.get(key)
       try {
-        const idx = known === undefined ? await store.create(key, value, options) : await store.update(key, value, known, options)
+        const idx =
+          known === undefined ? await store.create(key, value, options) : await store.update(key, value, known, options)
         this.indexes.set(key, idx)
         return
       } catch (err) {

@@ -2,7 +2,16 @@ import { close } from 'node:fs'
 import type net from 'node:net'
 import { promisify } from 'node:util'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { addressAt, formatIp, isCnmError, noopLogger, parsePrefix, type EndpointId, type IpCidr, type NetworkId } from '@cnm/types'
+import {
+  addressAt,
+  formatIp,
+  isCnmError,
+  noopLogger,
+  parsePrefix,
+  type EndpointId,
+  type IpCidr,
+  type NetworkId,
+} from '@cnm/types'
 import { EndpointInterface, generateId, type NetworkDriverConfig } from '@cnm/driverapi'
 import { testIpamData } from '@cnm/driverapi/testing'
 import { osl as makeOsl, type Osl, type Sandbox } from '@cnm/osl'
@@ -124,7 +133,9 @@ describe.skipIf(!netnsAvailable())('bridge driver on the kernel (host played by 
     const ja = await plug(o, d, nid, ea, a, addr(0, 2), ia.addressIPv6)
     await plug(o, d, nid, eb, b, addr(0, 3), ib.addressIPv6)
     expect(ja.gatewayIPv6).toBeDefined()
-    const v6a = (await run('ip', ['-n', a.label, '-6', '-o', 'addr', 'show', 'dev', 'eth0'])).match(/inet6 (fd00:\S+)\/64/)?.[1]
+    const v6a = (await run('ip', ['-n', a.label, '-6', '-o', 'addr', 'show', 'dev', 'eth0'])).match(
+      /inet6 (fd00:\S+)\/64/,
+    )?.[1]
     expect(v6a).toBe(formatIp((ia.addressIPv6 as IpCidr).ip))
     servers.push(await greeter(o, a.label, 8080, 'hello over v6', 6))
     expect(await tcpFrom(b.label, v6a ?? '', 8080)).toBe('hello over v6')
@@ -232,7 +243,12 @@ describe.skipIf(!netnsAvailable())('bridge driver on the kernel (host played by 
     const links0 = await linkNames(host)
     const rules0 = await rules(host)
     const nid = generateId() as NetworkId
-    await d.createNetwork(nid, cfg({ driverOptions: { 'com.docker.network.bridge.enable_icc': 'false' } }), [testIpamData(subnet(0))], [])
+    await d.createNetwork(
+      nid,
+      cfg({ driverOptions: { 'com.docker.network.bridge.enable_icc': 'false' } }),
+      [testIpamData(subnet(0))],
+      [],
+    )
     const a = await sandbox('a')
     const ea = await endpoint(d, nid, addr(0, 2))
     const eb = await endpoint(d, nid, addr(0, 3))
@@ -256,9 +272,24 @@ describe.skipIf(!netnsAvailable())('bridge driver on the kernel (host played by 
     const links0 = await linkNames(host)
     const rules0 = await rules(host)
     const bad = [
-      d.createNetwork(generateId() as NetworkId, cfg({ driverOptions: { 'com.docker.network.driver.mtu': '-2' } }), [testIpamData(subnet(0))], []),
-      d.createNetwork(generateId() as NetworkId, cfg({ driverOptions: { 'com.docker.network.bridge.name': 'way-too-long-name' } }), [testIpamData(subnet(0))], []),
-      d.createNetwork(generateId() as NetworkId, cfg(), [testIpamData(subnet(0), { DefaultGatewayIPv4: '10.0.0.1' })], []),
+      d.createNetwork(
+        generateId() as NetworkId,
+        cfg({ driverOptions: { 'com.docker.network.driver.mtu': '-2' } }),
+        [testIpamData(subnet(0))],
+        [],
+      ),
+      d.createNetwork(
+        generateId() as NetworkId,
+        cfg({ driverOptions: { 'com.docker.network.bridge.name': 'way-too-long-name' } }),
+        [testIpamData(subnet(0))],
+        [],
+      ),
+      d.createNetwork(
+        generateId() as NetworkId,
+        cfg(),
+        [testIpamData(subnet(0), { DefaultGatewayIPv4: '10.0.0.1' })],
+        [],
+      ),
     ]
     for (const p of bad) {
       const err = await p.catch((e: unknown) => e)
@@ -268,7 +299,9 @@ describe.skipIf(!netnsAvailable())('bridge driver on the kernel (host played by 
     const nid = generateId() as NetworkId
     await d.createNetwork(nid, cfg(), [testIpamData(subnet(0))], [])
     const links1 = await linkNames(host)
-    const noAddr = await d.createEndpoint(nid, generateId() as EndpointId, new EndpointInterface(), epCfg).catch((e: unknown) => e)
+    const noAddr = await d
+      .createEndpoint(nid, generateId() as EndpointId, new EndpointInterface(), epCfg)
+      .catch((e: unknown) => e)
     expect(isCnmError(noAddr, 'ERR_BRIDGE_NO_ADDRESS')).toBe(true)
     expect(await linkNames(host)).toEqual(links1)
     await d.deleteNetwork(nid)
@@ -353,7 +386,9 @@ describe.skipIf(!netnsAvailable())('bridge driver on the kernel (host played by 
     await d2.restore([restored])
     expect((await d2.endpointOperInfo(nid, ea)).portMappings?.[0]?.hostPort).toBe(hostPort)
     expect(await rules(host)).toEqual(rules1)
-    const clash = await o.openSocket(host, { type: 'tcp4', address: '0.0.0.0', port: hostPort }).catch((e: unknown) => e)
+    const clash = await o
+      .openSocket(host, { type: 'tcp4', address: '0.0.0.0', port: hostPort })
+      .catch((e: unknown) => e)
     expect(isCnmError(clash, 'ERR_OSL_ADDRESS_IN_USE')).toBe(true)
     // leave and join again with the original (ephemeral) binding: the same port ([S3])
     await d2.revokeExternalConnectivity(nid, ea)

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import { formatCidr, isCnmError, noopLogger, parseCidr, parseIp, type EndpointId, type NetworkId } from '@cnm/types'
-import { EndpointInterface, JoinInfoRecorder, generateId, parseMac, type IpamData, type NetworkDriverConfig } from '@cnm/driverapi'
+import {
+  EndpointInterface,
+  JoinInfoRecorder,
+  generateId,
+  parseMac,
+  type IpamData,
+  type NetworkDriverConfig,
+} from '@cnm/driverapi'
 import { testIpamData } from '@cnm/driverapi/testing'
 import { capturingLogger } from '@cnm/test-utils'
 import {
@@ -25,10 +32,17 @@ const cfg = (over: Partial<NetworkDriverConfig> = {}): NetworkDriverConfig => ({
   ...over,
 })
 const epCfg = { name: 'e', driverOptions: {}, exposedPorts: [], portBindings: [], dnsServers: [] }
-const sb = (bindings: Array<{ containerPort: number; hostPort?: number; hostPortEnd?: number; proto?: 'tcp' | 'udp' }> = []) => ({
+const sb = (
+  bindings: Array<{ containerPort: number; hostPort?: number; hostPortEnd?: number; proto?: 'tcp' | 'udp' }> = [],
+) => ({
   labels: {},
   exposedPorts: [],
-  portBindings: bindings.map((b) => ({ proto: b.proto ?? ('tcp' as const), containerPort: b.containerPort, hostPort: b.hostPort ?? 0, hostPortEnd: b.hostPortEnd ?? b.hostPort ?? 0 })),
+  portBindings: bindings.map((b) => ({
+    proto: b.proto ?? ('tcp' as const),
+    containerPort: b.containerPort,
+    hostPort: b.hostPort ?? 0,
+    hostPortEnd: b.hostPortEnd ?? b.hostPort ?? 0,
+  })),
 })
 
 function v6Data(pool: string): IpamData {
@@ -41,7 +55,9 @@ function setup(init: BridgeDriverInit = {}, kernel = new FakeKernel(), store = n
   return { driver, kernel, store, logger }
 }
 
-async function failure(p: Promise<unknown>): Promise<{ code: string; kind: string; maskable: boolean; message: string }> {
+async function failure(
+  p: Promise<unknown>,
+): Promise<{ code: string; kind: string; maskable: boolean; message: string }> {
   const err = await p.then(
     () => undefined,
     (e: unknown) => e,
@@ -60,7 +76,13 @@ describe('resolveBridgeDriverConfig', () => {
     const init = {}
     const c = resolveBridgeDriverConfig(init)
     expect(init).toEqual({})
-    expect(c).toMatchObject({ enableIptables: true, enableIp6tables: false, enableIpForwarding: true, userlandProxy: false, chainPrefix: 'CNM' })
+    expect(c).toMatchObject({
+      enableIptables: true,
+      enableIp6tables: false,
+      enableIpForwarding: true,
+      userlandProxy: false,
+      chainPrefix: 'CNM',
+    })
     expect(c.defaultBindIp).toEqual(parseIp('0.0.0.0'))
     expect(Object.isFrozen(DEFAULT_BRIDGE_DRIVER_INIT)).toBe(true)
   })
@@ -95,7 +117,11 @@ describe('BridgeDriver networks', () => {
     expect(br?.up).toBe(true)
     expect(br?.addresses.map(formatCidr)).toEqual(['10.10.0.1/24'])
     expect(kernel.forwarding.v4).toBe(true)
-    expect(kernel.firewalls.get(`br-${id.slice(0, 12)}`)).toMatchObject({ enableIcc: true, enableIpMasquerade: true, internal: false })
+    expect(kernel.firewalls.get(`br-${id.slice(0, 12)}`)).toMatchObject({
+      enableIcc: true,
+      enableIpMasquerade: true,
+      internal: false,
+    })
     expect(store.json(networkKey(id))).toMatchObject({
       id,
       bridgeName: `br-${id.slice(0, 12)}`,
@@ -123,7 +149,11 @@ describe('BridgeDriver networks', () => {
     )
     expect(kernel.links.get('cnmtest0')?.mtu).toBe(1400)
     expect(kernel.links.get('cnmtest0')?.addresses).toEqual([])
-    expect(kernel.firewalls.get('cnmtest0')).toMatchObject({ enableIcc: false, enableIpMasquerade: false, internal: true })
+    expect(kernel.firewalls.get('cnmtest0')).toMatchObject({
+      enableIcc: false,
+      enableIpMasquerade: false,
+      internal: true,
+    })
   })
 
   it('skips the firewall and forwarding when disabled', async () => {
@@ -159,7 +189,10 @@ describe('BridgeDriver networks', () => {
     const { driver, kernel } = setup()
     const id = nid()
     await driver.createNetwork(id, cfg({ enableIPv6: true }), [testIpamData('10.14.0.0/24')], [v6Data('fd00:14::/64')])
-    expect(kernel.links.get(`br-${id.slice(0, 12)}`)?.addresses.map(formatCidr)).toEqual(['10.14.0.1/24', 'fd00:14::1/64'])
+    expect(kernel.links.get(`br-${id.slice(0, 12)}`)?.addresses.map(formatCidr)).toEqual([
+      '10.14.0.1/24',
+      'fd00:14::1/64',
+    ])
     expect(kernel.forwarding.v6).toBe(true)
     const e = eid()
     const i = iface('10.14.0.2/24')
@@ -174,9 +207,27 @@ describe('BridgeDriver networks', () => {
   it.each([
     ['no IPv4 data', [], [], 'ERR_BRIDGE_IPV4_POOL_EMPTY', 'invalid-argument'],
     ['0.0.0.0/0', [testIpamData('0.0.0.0/0')], [], 'ERR_BRIDGE_IPV4_POOL_EMPTY', 'invalid-argument'],
-    ['two v4 pools', [testIpamData('10.1.0.0/24'), testIpamData('10.2.0.0/24')], [], 'ERR_BRIDGE_MULTIPLE_SUBNETS', 'forbidden'],
-    ['gateway outside', [testIpamData('10.3.0.0/24', { DefaultGatewayIPv4: '10.9.9.9' })], [], 'ERR_BRIDGE_INVALID_GATEWAY', 'invalid-argument'],
-    ['v6 gateway without v6 subnet', [testIpamData('10.4.0.0/24', { DefaultGatewayIPv6: '10.4.0.9' })], [], 'ERR_BRIDGE_INVALID_GATEWAY', 'invalid-argument'],
+    [
+      'two v4 pools',
+      [testIpamData('10.1.0.0/24'), testIpamData('10.2.0.0/24')],
+      [],
+      'ERR_BRIDGE_MULTIPLE_SUBNETS',
+      'forbidden',
+    ],
+    [
+      'gateway outside',
+      [testIpamData('10.3.0.0/24', { DefaultGatewayIPv4: '10.9.9.9' })],
+      [],
+      'ERR_BRIDGE_INVALID_GATEWAY',
+      'invalid-argument',
+    ],
+    [
+      'v6 gateway without v6 subnet',
+      [testIpamData('10.4.0.0/24', { DefaultGatewayIPv6: '10.4.0.9' })],
+      [],
+      'ERR_BRIDGE_INVALID_GATEWAY',
+      'invalid-argument',
+    ],
   ] as const)('rejects %s with a typed error and creates nothing', async (_what, v4, v6, code, kind) => {
     const { driver, kernel, store } = setup()
     const err = await failure(driver.createNetwork(nid(), cfg(), v4 as readonly IpamData[], v6 as readonly IpamData[]))
@@ -188,7 +239,14 @@ describe('BridgeDriver networks', () => {
 
   it('rejects invalid options (MTU -2) before touching the kernel or the store', async () => {
     const { driver, kernel, store } = setup()
-    const err = await failure(driver.createNetwork(nid(), cfg({ driverOptions: { 'com.docker.network.driver.mtu': '-2' } }), [testIpamData('10.5.0.0/24')], []))
+    const err = await failure(
+      driver.createNetwork(
+        nid(),
+        cfg({ driverOptions: { 'com.docker.network.driver.mtu': '-2' } }),
+        [testIpamData('10.5.0.0/24')],
+        [],
+      ),
+    )
     expect(err.code).toBe('ERR_DRIVER_INVALID_OPTION')
     expect(err.kind).toBe('invalid-argument')
     expect(kernel.calls).toEqual([])
@@ -197,9 +255,21 @@ describe('BridgeDriver networks', () => {
 
   it('forbids a second network on the same bridge or an overlapping subnet', async () => {
     const { driver, kernel } = setup()
-    await driver.createNetwork(nid(), cfg({ driverOptions: { 'com.docker.network.bridge.name': 'brA' } }), [testIpamData('10.20.0.0/16')], [])
+    await driver.createNetwork(
+      nid(),
+      cfg({ driverOptions: { 'com.docker.network.bridge.name': 'brA' } }),
+      [testIpamData('10.20.0.0/16')],
+      [],
+    )
     const calls = kernel.calls.length
-    const sameName = await failure(driver.createNetwork(nid(), cfg({ driverOptions: { 'com.docker.network.bridge.name': 'brA' } }), [testIpamData('10.30.0.0/16')], []))
+    const sameName = await failure(
+      driver.createNetwork(
+        nid(),
+        cfg({ driverOptions: { 'com.docker.network.bridge.name': 'brA' } }),
+        [testIpamData('10.30.0.0/16')],
+        [],
+      ),
+    )
     expect(sameName.code).toBe('ERR_BRIDGE_NETWORK_CONFLICT')
     expect(sameName.kind).toBe('forbidden')
     const overlap = await failure(driver.createNetwork(nid(), cfg(), [testIpamData('10.20.5.0/24')], []))
@@ -228,8 +298,20 @@ describe('BridgeDriver networks', () => {
     kernel.addDevice('userbr', 'bridge')
     kernel.addDevice('dummy0', 'dummy')
     const id = nid()
-    await driver.createNetwork(id, cfg({ driverOptions: { 'com.docker.network.bridge.name': 'userbr' } }), [testIpamData('10.40.0.0/24')], [])
-    const err = await failure(driver.createNetwork(nid(), cfg({ driverOptions: { 'com.docker.network.bridge.name': 'dummy0' } }), [testIpamData('10.41.0.0/24')], []))
+    await driver.createNetwork(
+      id,
+      cfg({ driverOptions: { 'com.docker.network.bridge.name': 'userbr' } }),
+      [testIpamData('10.40.0.0/24')],
+      [],
+    )
+    const err = await failure(
+      driver.createNetwork(
+        nid(),
+        cfg({ driverOptions: { 'com.docker.network.bridge.name': 'dummy0' } }),
+        [testIpamData('10.41.0.0/24')],
+        [],
+      ),
+    )
     expect(err.code).toBe('ERR_BRIDGE_NOT_A_BRIDGE')
     await driver.deleteNetwork(id)
     expect(kernel.links.has('userbr')).toBe(true)
@@ -239,7 +321,17 @@ describe('BridgeDriver networks', () => {
   it('fails for a default bridge whose custom device does not exist', async () => {
     const { driver } = setup()
     const err = await failure(
-      driver.createNetwork(nid(), cfg({ driverOptions: { 'com.docker.network.bridge.default_bridge': 'true', 'com.docker.network.bridge.name': 'mybr' } }), [testIpamData('10.42.0.0/24')], []),
+      driver.createNetwork(
+        nid(),
+        cfg({
+          driverOptions: {
+            'com.docker.network.bridge.default_bridge': 'true',
+            'com.docker.network.bridge.name': 'mybr',
+          },
+        }),
+        [testIpamData('10.42.0.0/24')],
+        [],
+      ),
     )
     expect(err.code).toBe('ERR_BRIDGE_DEVICE_MISSING')
   })
@@ -319,7 +411,10 @@ describe('BridgeDriver endpoints', () => {
     const ji = new JoinInfoRecorder({ canCreateVeth: true })
     await driver.join(id, e, '/var/run/docker/netns/abc', ji, sb())
     expect(ji.result().interfaceName).toBeUndefined()
-    expect(ji.result().veth).toEqual({ spec: { hostName: rec.hostIfName, master: `br-${id.slice(0, 12)}`, mtu: 1400, hairpin: true }, dstPrefix: 'eth' })
+    expect(ji.result().veth).toEqual({
+      spec: { hostName: rec.hostIfName, master: `br-${id.slice(0, 12)}`, mtu: 1400, hairpin: true },
+      dstPrefix: 'eth',
+    })
     expect(kernel.links.has(rec.hostIfName)).toBe(false)
     await driver.leave(id, e)
     const again = new JoinInfoRecorder({ canCreateVeth: true })
@@ -333,9 +428,17 @@ describe('BridgeDriver endpoints', () => {
     await driver.createEndpoint(id, eid(), given, epCfg)
     expect(given.macAddress).toBe('02:00:00:00:00:66')
     const opt = iface('10.70.0.7/24')
-    await driver.createEndpoint(id, eid(), opt, { ...epCfg, driverOptions: { 'com.docker.network.endpoint.macaddress': '02:00:00:00:00:77' } })
+    await driver.createEndpoint(id, eid(), opt, {
+      ...epCfg,
+      driverOptions: { 'com.docker.network.endpoint.macaddress': '02:00:00:00:00:77' },
+    })
     expect(opt.macAddress).toBe('02:00:00:00:00:77')
-    const bad = await failure(driver.createEndpoint(id, eid(), iface('10.70.0.8/24'), { ...epCfg, driverOptions: { 'com.docker.network.endpoint.macaddress': 'zz' } }))
+    const bad = await failure(
+      driver.createEndpoint(id, eid(), iface('10.70.0.8/24'), {
+        ...epCfg,
+        driverOptions: { 'com.docker.network.endpoint.macaddress': 'zz' },
+      }),
+    )
     expect(bad.code).toBe('ERR_DRIVER_INVALID_OPTION')
   })
 
@@ -385,9 +488,14 @@ describe('BridgeDriver endpoints', () => {
     const ji = new JoinInfoRecorder()
     await driver.join(id, e, '/var/run/docker/netns/abc', ji, sb())
     const rec = store.json(endpointKey(e)) as { containerIfName: string; sandboxKey: string }
-    expect(ji.result()).toMatchObject({ interfaceName: { srcName: rec.containerIfName, dstPrefix: 'net' }, gateway: parseIp('10.70.0.1') })
+    expect(ji.result()).toMatchObject({
+      interfaceName: { srcName: rec.containerIfName, dstPrefix: 'net' },
+      gateway: parseIp('10.70.0.1'),
+    })
     expect(rec.sandboxKey).toBe('/var/run/docker/netns/abc')
-    expect((await failure(driver.join(id, e, '/var/run/docker/netns/other', new JoinInfoRecorder(), sb()))).code).toBe('ERR_BRIDGE_ENDPOINT_JOINED')
+    expect((await failure(driver.join(id, e, '/var/run/docker/netns/other', new JoinInfoRecorder(), sb()))).code).toBe(
+      'ERR_BRIDGE_ENDPOINT_JOINED',
+    )
     await driver.leave(id, e)
     expect((store.json(endpointKey(e)) as { sandboxKey?: string }).sandboxKey).toBeUndefined()
 
@@ -414,7 +522,11 @@ describe('BridgeDriver endpoints', () => {
     const e = eid()
     await driver.createEndpoint(id, e, iface('10.70.0.21/24'), epCfg)
     await driver.join(id, e, 'k2', new JoinInfoRecorder(), sb())
-    await driver.programExternalConnectivity(id, e, sb([{ containerPort: 80 }, { containerPort: 53, proto: 'udp', hostPort: 5353 }]))
+    await driver.programExternalConnectivity(
+      id,
+      e,
+      sb([{ containerPort: 80 }, { containerPort: 53, proto: 'udp', hostPort: 5353 }]),
+    )
     const first = (await driver.endpointOperInfo(id, e)).portMappings
     expect(first?.map((m) => `${m.proto}/${m.hostPort}->${m.containerPort}`)).toEqual(['tcp/49153->80', 'udp/5353->53'])
     expect(first?.[0]?.containerIp).toEqual(parseIp('10.70.0.21'))
@@ -429,11 +541,17 @@ describe('BridgeDriver endpoints', () => {
     await driver.createEndpoint(id, other, iface('10.70.0.22/24'), epCfg)
     await driver.programExternalConnectivity(id, other, sb([{ containerPort: 80 }]))
     expect((await driver.endpointOperInfo(id, other)).portMappings?.[0]?.hostPort).toBe(49154)
-    const taken = await failure(driver.programExternalConnectivity(id, other, sb([{ containerPort: 53, proto: 'udp', hostPort: 5353 }])))
+    const taken = await failure(
+      driver.programExternalConnectivity(id, other, sb([{ containerPort: 53, proto: 'udp', hostPort: 5353 }])),
+    )
     expect(taken.code).toBe('ERR_BRIDGE_KERNEL')
 
     await driver.join(id, e, 'k3', new JoinInfoRecorder(), sb())
-    await driver.programExternalConnectivity(id, e, sb([{ containerPort: 80 }, { containerPort: 53, proto: 'udp', hostPort: 5353 }]))
+    await driver.programExternalConnectivity(
+      id,
+      e,
+      sb([{ containerPort: 80 }, { containerPort: 53, proto: 'udp', hostPort: 5353 }]),
+    )
     expect((await driver.endpointOperInfo(id, e)).portMappings).toEqual(first)
 
     await driver.deleteEndpoint(id, e)
@@ -480,7 +598,9 @@ describe('BridgeDriver endpoints', () => {
     await driver.programExternalConnectivity(id, e, sb([{ containerPort: 80 }]))
     await driver.revokeExternalConnectivity(id, e)
     kernel.failNext('publishPorts')
-    await expect(driver.programExternalConnectivity(id, e, sb([{ containerPort: 80 }, { containerPort: 81 }]))).rejects.toThrow()
+    await expect(
+      driver.programExternalConnectivity(id, e, sb([{ containerPort: 80 }, { containerPort: 81 }])),
+    ).rejects.toThrow()
     expect([...kernel.reservations.keys()]).toEqual(['tcp/0.0.0.0/49153'])
     expect(kernel.published.size).toBe(0)
   })
@@ -505,7 +625,10 @@ describe('BridgeDriver endpoints', () => {
   it('reports operational info', async () => {
     const { driver, id } = await withNet()
     const e = eid()
-    await driver.createEndpoint(id, e, iface('10.70.0.50/24'), { ...epCfg, exposedPorts: [{ proto: 'tcp', port: 8000 }] })
+    await driver.createEndpoint(id, e, iface('10.70.0.50/24'), {
+      ...epCfg,
+      exposedPorts: [{ proto: 'tcp', port: 8000 }],
+    })
     const info = await driver.endpointOperInfo(id, e)
     expect(info.macAddress).toBe('02:42:0a:46:00:32')
     expect(info.exposedPorts).toEqual([{ proto: 'tcp', port: 8000 }])
@@ -554,10 +677,25 @@ describe('BridgeDriver restore', () => {
     await a.driver.createEndpoint(keep, e2, iface('10.81.0.3/24'), epCfg)
     await a.driver.createEndpoint(gone, e3, iface('10.82.0.2/24'), epCfg)
     await a.driver.programExternalConnectivity(keep, e2, sb([{ containerPort: 80 }]))
-    kernel.links.set('vethdeadbee', { name: 'vethdeadbee', kind: 'veth', master: `br-${keep.slice(0, 12)}`, up: true, mtu: 1500, addresses: [] })
+    kernel.links.set('vethdeadbee', {
+      name: 'vethdeadbee',
+      kind: 'veth',
+      master: `br-${keep.slice(0, 12)}`,
+      up: true,
+      mtu: 1500,
+      addresses: [],
+    })
 
     const b = setup({}, kernel, store)
-    await b.driver.restore([{ id: keep, config: cfg(), ipv4Data: [testIpamData('10.81.0.0/24')], ipv6Data: [], endpoints: [{ id: e1, config: epCfg, address: parseCidr('10.81.0.2/24') }] }])
+    await b.driver.restore([
+      {
+        id: keep,
+        config: cfg(),
+        ipv4Data: [testIpamData('10.81.0.0/24')],
+        ipv6Data: [],
+        endpoints: [{ id: e1, config: epCfg, address: parseCidr('10.81.0.2/24') }],
+      },
+    ])
     await b.driver.endpointOperInfo(keep, e1)
     expect((await failure(b.driver.endpointOperInfo(keep, e2))).kind).toBe('not-found')
     expect((await failure(b.driver.deleteNetwork(gone))).kind).toBe('not-found')
@@ -574,7 +712,15 @@ describe('BridgeDriver restore', () => {
     const { driver, kernel, store } = setup()
     const id = nid()
     const e = eid()
-    await driver.restore([{ id, config: cfg(), ipv4Data: [testIpamData('10.83.0.0/24')], ipv6Data: [], endpoints: [{ id: e, config: epCfg, address: parseCidr('10.83.0.7/24') }] }])
+    await driver.restore([
+      {
+        id,
+        config: cfg(),
+        ipv4Data: [testIpamData('10.83.0.0/24')],
+        ipv6Data: [],
+        endpoints: [{ id: e, config: epCfg, address: parseCidr('10.83.0.7/24') }],
+      },
+    ])
     expect(kernel.links.get(`br-${id.slice(0, 12)}`)?.kind).toBe('bridge')
     expect((await driver.endpointOperInfo(id, e)).macAddress).toBe('02:42:0a:53:00:07')
     expect(store.data.has(networkKey(id))).toBe(true)
@@ -591,7 +737,15 @@ describe('BridgeDriver restore', () => {
     await a.driver.createEndpoint(id, e, iface('10.84.0.2/24'), epCfg)
     await a.driver.programExternalConnectivity(id, e, sb([{ containerPort: 80, hostPort: 8080 }]))
     const fresh = new FakeKernel()
-    await fresh.reservePort('someone-else', { proto: 'tcp', hostIp: parseIp('0.0.0.0'), hostPort: 8080, hostPortEnd: 8080, bridge: 'br-other', containerIp: parseIp('10.84.0.9'), containerPort: 80 })
+    await fresh.reservePort('someone-else', {
+      proto: 'tcp',
+      hostIp: parseIp('0.0.0.0'),
+      hostPort: 8080,
+      hostPortEnd: 8080,
+      bridge: 'br-other',
+      containerIp: parseIp('10.84.0.9'),
+      containerPort: 80,
+    })
     const b = setup({}, fresh, store)
     await b.driver.restore()
     expect((await b.driver.endpointOperInfo(id, e)).portMappings).toEqual([])

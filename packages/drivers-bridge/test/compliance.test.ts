@@ -8,7 +8,12 @@ import { MemoryStore } from './fixtures/memory-store.js'
 // compliance.netns.test.ts).
 driverComplianceTests({
   name: 'bridge driver compliance (fake kernel)',
-  setup: () => new BridgeDriver(resolveBridgeDriverConfig({}), { logger: noopLogger(), store: new MemoryStore() }, new FakeKernel()),
+  setup: () =>
+    new BridgeDriver(
+      resolveBridgeDriverConfig({}),
+      { logger: noopLogger(), store: new MemoryStore() },
+      new FakeKernel(),
+    ),
   requiresAddress: true,
   implementsRestore: true,
   sandboxConfig: () => ({

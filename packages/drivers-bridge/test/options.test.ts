@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import { isCnmError } from '@cnm/types'
 import { InvalidDriverOptionError } from '@cnm/driverapi'
-import { BRIDGE_LABELS, DEFAULT_BRIDGE_NETWORK_OPTIONS, InvalidBridgeOptionError, parseBridgeNetworkOptions } from '../src/index.js'
+import {
+  BRIDGE_LABELS,
+  DEFAULT_BRIDGE_NETWORK_OPTIONS,
+  InvalidBridgeOptionError,
+  parseBridgeNetworkOptions,
+} from '../src/index.js'
 
 describe('parseBridgeNetworkOptions', () => {
   it('returns the documented defaults for undefined, null and an empty map', () => {

@@ -5,7 +5,15 @@ import { testIpamData } from '@cnm/driverapi/testing'
 import { capturingLogger } from '@cnm/test-utils'
 import { hostDriver, nullDriver, type HostDriver, type NullDriver } from '../src/index.js'
 
-const config = { name: 'n', driverOptions: {}, labels: {}, enableIPv6: false, internal: false, attachable: false, ingress: false }
+const config = {
+  name: 'n',
+  driverOptions: {},
+  labels: {},
+  enableIPv6: false,
+  internal: false,
+  attachable: false,
+  ingress: false,
+}
 const epConfig = { name: 'e', driverOptions: {}, exposedPorts: [], portBindings: [], dnsServers: [] }
 const sbConfig = { labels: {}, exposedPorts: [], portBindings: [] }
 
@@ -37,7 +45,9 @@ for (const [type, make] of [
       await d.createNetwork(nid, config, [], [])
       const dup = await failure(d.createNetwork(nid, config, [], []))
       expect(dup.kind).toBe('forbidden')
-      const second = await failure(d.createNetwork(generateId() as NetworkId, config, [testIpamData('10.1.0.0/24')], []))
+      const second = await failure(
+        d.createNetwork(generateId() as NetworkId, config, [testIpamData('10.1.0.0/24')], []),
+      )
       expect(second.kind).toBe('forbidden')
       expect(second.code).toBe('ERR_BRIDGE_SINGLE_NETWORK')
     })

@@ -152,7 +152,10 @@ describe('findNetworkConflict', () => {
 
   it('finds overlapping IPv4 subnets in both directions', () => {
     for (const subnet of ['172.18.5.0/24', '172.0.0.0/8', '172.18.0.0/16']) {
-      const c = findNetworkConflict(net({ id: 'c'.repeat(64), bridgeName: 'br-c', ipv4: { subnet, bridgeAddress: undefined, gateway: undefined } }), [a])
+      const c = findNetworkConflict(
+        net({ id: 'c'.repeat(64), bridgeName: 'br-c', ipv4: { subnet, bridgeAddress: undefined, gateway: undefined } }),
+        [a],
+      )
       expect(c?.reason).toContain('overlaps')
     }
   })
@@ -160,15 +163,25 @@ describe('findNetworkConflict', () => {
   it('finds overlapping IPv6 subnets only when both have one', () => {
     const v6 = { subnet: 'fd00::/64', bridgeAddress: 'fd00::1/64', gateway: 'fd00::1' }
     const other = net({ ipv6: v6 })
-    const base = { id: 'c'.repeat(64), bridgeName: 'br-c', ipv4: { subnet: '10.0.0.0/24', bridgeAddress: undefined, gateway: undefined } }
-    expect(findNetworkConflict(net({ ...base, ipv6: { ...v6, subnet: 'fd00::/48' } }), [other])?.reason).toContain('IPv6')
+    const base = {
+      id: 'c'.repeat(64),
+      bridgeName: 'br-c',
+      ipv4: { subnet: '10.0.0.0/24', bridgeAddress: undefined, gateway: undefined },
+    }
+    expect(findNetworkConflict(net({ ...base, ipv6: { ...v6, subnet: 'fd00::/48' } }), [other])?.reason).toContain(
+      'IPv6',
+    )
     expect(findNetworkConflict(net({ ...base, ipv6: { ...v6, subnet: 'fd01::/64' } }), [other])).toBeUndefined()
     expect(findNetworkConflict(net({ ...base, ipv6: undefined }), [other])).toBeUndefined()
   })
 
   it('ignores the network itself and accepts disjoint networks', () => {
     expect(findNetworkConflict(a, [a])).toBeUndefined()
-    const b = net({ id: 'c'.repeat(64), bridgeName: 'br-c', ipv4: { subnet: '172.19.0.0/16', bridgeAddress: undefined, gateway: undefined } })
+    const b = net({
+      id: 'c'.repeat(64),
+      bridgeName: 'br-c',
+      ipv4: { subnet: '172.19.0.0/16', bridgeAddress: undefined, gateway: undefined },
+    })
     expect(findNetworkConflict(b, [a])).toBeUndefined()
   })
 })

@@ -29,7 +29,11 @@ export interface CliResult {
 }
 
 /** Runs a command to its end, never rejecting: code, stdout, stderr. */
-export async function exec(cmd: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+export async function exec(
+  cmd: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CliResult> {
   return await new Promise((resolve, reject) => {
     const child = spawn(cmd, [...args], { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
@@ -155,7 +159,10 @@ export interface DigResult {
 export function parseDig(r: CliResult): DigResult {
   const out = r.stdout
   const status = /status: ([A-Z]+)/.exec(out)?.[1] ?? ''
-  const flags = (/;; flags: ([a-z ]+);/.exec(out)?.[1] ?? '').trim().split(/\s+/).filter((f) => f !== '')
+  const flags = (/;; flags: ([a-z ]+);/.exec(out)?.[1] ?? '')
+    .trim()
+    .split(/\s+/)
+    .filter((f) => f !== '')
   const section = (name: string): Array<[string, string, string]> => {
     const m = new RegExp(`;; ${name} SECTION:\\n([\\s\\S]*?)(?:\\n\\n|$)`).exec(out)
     if (m === null) return []
@@ -168,7 +175,15 @@ export function parseDig(r: CliResult): DigResult {
       })
   }
   const t = /Query time: (\d+) msec/.exec(out)
-  return { code: r.code, status, flags, answers: section('ANSWER'), additional: section('ADDITIONAL'), queryTimeMs: t === null ? -1 : Number(t[1]), output: out + r.stderr }
+  return {
+    code: r.code,
+    status,
+    flags,
+    answers: section('ANSWER'),
+    additional: section('ADDITIONAL'),
+    queryTimeMs: t === null ? -1 : Number(t[1]),
+    output: out + r.stderr,
+  }
 }
 
 export interface HarnessOptions {
@@ -221,8 +236,21 @@ export class CnmHarness {
     if (this.daemon !== undefined && this.daemon.exitCode === null && this.daemon.signalCode === null) {
       throw new Error('the daemon is already running')
     }
-    const args = [this.#bin, 'daemon', '--root', this.root, '--exec-root', this.execRoot, '--host-netns', this.hostNetns, ...(this.#options.daemonArgs ?? [])]
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBUG: process.env['CNM_IT_DEBUG'] ?? '' } })
+    const args = [
+      this.#bin,
+      'daemon',
+      '--root',
+      this.root,
+      '--exec-root',
+      this.execRoot,
+      '--host-netns',
+      this.hostNetns,
+      ...(this.#options.daemonArgs ?? []),
+    ]
+    const child = spawn(process.execPath, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, DEBUG: process.env['CNM_IT_DEBUG'] ?? '' },
+    })
     this.daemon = child
     child.stdout?.on('data', (d: Buffer) => (this.daemonLog += d.toString()))
     child.stderr?.on('data', (d: Buffer) => (this.daemonLog += d.toString()))
@@ -230,7 +258,8 @@ export class CnmHarness {
     try {
       const deadline = Date.now() + 20_000
       for (;;) {
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the daemon exited at start:\n${this.daemonLog}`)
+        if (child.exitCode !== null || child.signalCode !== null)
+          throw new Error(`the daemon exited at start:\n${this.daemonLog}`)
         try {
           await client.ping()
           return
@@ -269,12 +298,17 @@ export class CnmHarness {
    * Starts `cnm ARGS` in the background (e.g. a `cnm run` server); resolves once a stdout line matches
    * `ready`. The process is killed (SIGTERM, by PID) at cleanup if still running.
    */
-  async background(args: readonly string[], ready: RegExp): Promise<{ child: ChildProcess; output: () => string; exit: Promise<number> }> {
+  async background(
+    args: readonly string[],
+    ready: RegExp,
+  ): Promise<{ child: ChildProcess; output: () => string; exit: Promise<number> }> {
     const child = spawn(process.execPath, [this.#bin, ...args], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] })
     this.#spawned.add(child)
     let out = ''
     let err = ''
-    const exit = new Promise<number>((resolve) => child.once('exit', (code, sig) => resolve(code ?? (sig === 'SIGKILL' ? 137 : 143))))
+    const exit = new Promise<number>((resolve) =>
+      child.once('exit', (code, sig) => resolve(code ?? (sig === 'SIGKILL' ? 137 : 143))),
+    )
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`not ready within 20 s: ${out}\n${err}`)), 20_000)
       child.stdout?.on('data', (d: Buffer) => {
@@ -308,7 +342,10 @@ export class CnmHarness {
    * (`hostIp` on the host side, `upstreamIp` in the server's namespace, /24): the sandboxes' forwarded
    * queries travel sandbox → bridge → host namespace → upstream. Stopped (by PID) at cleanup.
    */
-  async upstreamDns(names: Record<string, string>, opts: { hostIp?: string; upstreamIp?: string } = {}): Promise<{ netns: string; queries: () => string[] }> {
+  async upstreamDns(
+    names: Record<string, string>,
+    opts: { hostIp?: string; upstreamIp?: string } = {},
+  ): Promise<{ netns: string; queries: () => string[] }> {
     const hostIp = opts.hostIp ?? '10.99.0.1'
     const upIp = opts.upstreamIp ?? '10.99.0.2'
     const ns = await this.fixture.add('up')
@@ -321,7 +358,9 @@ export class CnmHarness {
     await ipIn(this.hostNetns, ['link', 'set', `up${tag}`, 'up'])
     await ipIn(ns, ['addr', 'add', `${upIp}/24`, 'dev', 'eth0'])
     await ipIn(ns, ['link', 'set', 'eth0', 'up'])
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', UPSTREAM_DNS, JSON.stringify(names)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', UPSTREAM_DNS, JSON.stringify(names)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     this.#spawned.add(child)
     let out = ''
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()))

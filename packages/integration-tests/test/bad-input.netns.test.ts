@@ -32,14 +32,32 @@ describe.skipIf(!netnsAvailable())('bad input is rejected without a state change
     }
   }
 
-  async function raw(method: string, path: string, body?: string, contentType = 'application/json'): Promise<{ status: number; json: { message: string; code: string; kind: string } }> {
+  async function raw(
+    method: string,
+    path: string,
+    body?: string,
+    contentType = 'application/json',
+  ): Promise<{ status: number; json: { message: string; code: string; kind: string } }> {
     const http = await import('node:http')
     return await new Promise((resolve, reject) => {
-      const req = http.request({ socketPath: h.socket, method, path, headers: body === undefined ? {} : { 'content-type': contentType, 'content-length': Buffer.byteLength(body) } }, (res) => {
-        let t = ''
-        res.on('data', (d: Buffer) => (t += d.toString()))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(t) as { message: string; code: string; kind: string } }))
-      })
+      const req = http.request(
+        {
+          socketPath: h.socket,
+          method,
+          path,
+          headers: body === undefined ? {} : { 'content-type': contentType, 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          let t = ''
+          res.on('data', (d: Buffer) => (t += d.toString()))
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              json: JSON.parse(t) as { message: string; code: string; kind: string },
+            }),
+          )
+        },
+      )
       req.on('error', reject)
       req.end(body)
     })
@@ -49,26 +67,131 @@ describe.skipIf(!netnsAvailable())('bad input is rejected without a state change
     ['unknown network (inspect)', 'GET', '/networks/nope', undefined, 404, /network nope not found/],
     ['unknown network (delete)', 'DELETE', '/networks/nope', undefined, 404, /not found/],
     ['unknown network (connect)', 'POST', '/networks/nope/connect', { sandbox: 'sb2' }, 404, /network nope not found/],
-    ['unknown network (sandbox create)', 'POST', '/sandboxes', { name: 'x1', networks: [{ network: 'nope' }] }, 404, /network nope not found/],
-    ['unknown sandbox (connect)', 'POST', '/networks/good/connect', { sandbox: 'ghost' }, 404, /no such sandbox: ghost/],
+    [
+      'unknown network (sandbox create)',
+      'POST',
+      '/sandboxes',
+      { name: 'x1', networks: [{ network: 'nope' }] },
+      404,
+      /network nope not found/,
+    ],
+    [
+      'unknown sandbox (connect)',
+      'POST',
+      '/networks/good/connect',
+      { sandbox: 'ghost' },
+      404,
+      /no such sandbox: ghost/,
+    ],
     ['unknown sandbox (delete)', 'DELETE', '/sandboxes/ghost', undefined, 404, /no such sandbox/],
     ['not connected (disconnect)', 'POST', '/networks/good/disconnect', { sandbox: 'sb2' }, 404, /not connected/],
-    ['overlapping subnet', 'POST', '/networks', { name: 'ov', ipam: { config: [{ subnet: '10.125.0.128/25' }] } }, 403, /overlaps/],
-    ['bad CIDR', 'POST', '/networks', { name: 'bad', ipam: { config: [{ subnet: '10.125.300.0/24' }] } }, 400, /not a valid CIDR/],
-    ['bad prefix length', 'POST', '/networks', { name: 'bad', ipam: { config: [{ subnet: '10.1.0.0/33' }] } }, 400, /not a valid CIDR/],
-    ['gateway outside subnet', 'POST', '/networks', { name: 'gw', ipam: { config: [{ subnet: '10.126.0.0/24', gateway: '10.127.0.1' }] } }, 400, /gateway|subnet|pool/i],
+    [
+      'overlapping subnet',
+      'POST',
+      '/networks',
+      { name: 'ov', ipam: { config: [{ subnet: '10.125.0.128/25' }] } },
+      403,
+      /overlaps/,
+    ],
+    [
+      'bad CIDR',
+      'POST',
+      '/networks',
+      { name: 'bad', ipam: { config: [{ subnet: '10.125.300.0/24' }] } },
+      400,
+      /not a valid CIDR/,
+    ],
+    [
+      'bad prefix length',
+      'POST',
+      '/networks',
+      { name: 'bad', ipam: { config: [{ subnet: '10.1.0.0/33' }] } },
+      400,
+      /not a valid CIDR/,
+    ],
+    [
+      'gateway outside subnet',
+      'POST',
+      '/networks',
+      { name: 'gw', ipam: { config: [{ subnet: '10.126.0.0/24', gateway: '10.127.0.1' }] } },
+      400,
+      /gateway|subnet|pool/i,
+    ],
     ['duplicate network name', 'POST', '/networks', { name: 'good' }, 409, /already exists/],
     ['unknown driver', 'POST', '/networks', { name: 'dd', driver: 'warp' }, 404, /driver/],
-    ['duplicate endpoint name', 'POST', '/networks/good/connect', { sandbox: 'sb2', name: 'sb1' }, 403, /already exists/],
-    ['address in use', 'POST', '/networks/good/connect', { sandbox: 'sb2', ipv4Address: '10.125.0.2' }, 403, /in use|allocated|unavailable/i],
-    ['address outside the subnet', 'POST', '/networks/good/connect', { sandbox: 'sb2', ipv4Address: '10.99.0.2' }, 400, /./],
-    ['busy host port', 'POST', '/networks/good/connect', { sandbox: 'sb2', portBindings: ['19000:80'] }, 409, /already allocated/],
-    ['busy host port (sandbox create)', 'POST', '/sandboxes', { name: 'x2', networks: [{ network: 'good', portBindings: ['19000:81'] }] }, 409, /already allocated/],
-    ['bad port binding', 'POST', '/networks/good/connect', { sandbox: 'sb2', portBindings: ['99999:80'] }, 400, /port binding/],
+    [
+      'duplicate endpoint name',
+      'POST',
+      '/networks/good/connect',
+      { sandbox: 'sb2', name: 'sb1' },
+      403,
+      /already exists/,
+    ],
+    [
+      'address in use',
+      'POST',
+      '/networks/good/connect',
+      { sandbox: 'sb2', ipv4Address: '10.125.0.2' },
+      403,
+      /in use|allocated|unavailable/i,
+    ],
+    [
+      'address outside the subnet',
+      'POST',
+      '/networks/good/connect',
+      { sandbox: 'sb2', ipv4Address: '10.99.0.2' },
+      400,
+      /./,
+    ],
+    [
+      'busy host port',
+      'POST',
+      '/networks/good/connect',
+      { sandbox: 'sb2', portBindings: ['19000:80'] },
+      409,
+      /already allocated/,
+    ],
+    [
+      'busy host port (sandbox create)',
+      'POST',
+      '/sandboxes',
+      { name: 'x2', networks: [{ network: 'good', portBindings: ['19000:81'] }] },
+      409,
+      /already allocated/,
+    ],
+    [
+      'bad port binding',
+      'POST',
+      '/networks/good/connect',
+      { sandbox: 'sb2', portBindings: ['99999:80'] },
+      400,
+      /port binding/,
+    ],
     ['unknown field (network)', 'POST', '/networks', { name: 'uf', colour: 'red' }, 400, /unknown field "colour"/],
-    ['unknown nested field', 'POST', '/networks', { name: 'uf', ipam: { config: [{ subnet: '10.128.0.0/24', size: 3 }] } }, 400, /unknown field "ipam.config.0.size"/],
-    ['unknown field (connect)', 'POST', '/networks/good/connect', { sandbox: 'sb2', mtu: 9000 }, 400, /unknown field "mtu"/],
-    ['unknown field (sandbox)', 'POST', '/sandboxes', { name: 'x3', privileged: true }, 400, /unknown field "privileged"/],
+    [
+      'unknown nested field',
+      'POST',
+      '/networks',
+      { name: 'uf', ipam: { config: [{ subnet: '10.128.0.0/24', size: 3 }] } },
+      400,
+      /unknown field "ipam.config.0.size"/,
+    ],
+    [
+      'unknown field (connect)',
+      'POST',
+      '/networks/good/connect',
+      { sandbox: 'sb2', mtu: 9000 },
+      400,
+      /unknown field "mtu"/,
+    ],
+    [
+      'unknown field (sandbox)',
+      'POST',
+      '/sandboxes',
+      { name: 'x3', privileged: true },
+      400,
+      /unknown field "privileged"/,
+    ],
     ['wrong type', 'POST', '/networks', { name: 'wt', internal: 'yes' }, 400, /internal/],
     ['missing name', 'POST', '/networks', {}, 400, /name/],
     ['bad name', 'POST', '/networks', { name: 'a b' }, 400, /network name/],
@@ -115,7 +238,11 @@ describe.skipIf(!netnsAvailable())('bad input is rejected without a state change
   it('CLI commands reject bad input with a message and a stable exit code, and change nothing', async () => {
     const before = await snapshot()
     const cli: Array<[args: string[], code: number, stderr: RegExp]> = [
-      [['network', 'inspect', 'nope'], 1, /Error response from daemon: network nope not found \[ERR_CONTROLLER_NETWORK_NOT_FOUND\]/],
+      [
+        ['network', 'inspect', 'nope'],
+        1,
+        /Error response from daemon: network nope not found \[ERR_CONTROLLER_NETWORK_NOT_FOUND\]/,
+      ],
       [['network', 'rm', 'nope'], 1, /not found/],
       [['network', 'create', '--subnet', '10.125.0.0/25', 'ov'], 1, /overlaps/],
       [['network', 'create', '--subnet', '300.0.0.0/8', 'bad'], 1, /not a valid CIDR/],
@@ -124,7 +251,11 @@ describe.skipIf(!netnsAvailable())('bad input is rejected without a state change
       [['network', 'create'], 2, /missing required argument/],
       [['network', 'ls', '--format', 'yaml'], 2, /Allowed choices are table, json/],
       [['network', 'connect', 'good', 'ghost'], 1, /no such sandbox/],
-      [['network', 'connect', '--alias', 'sb1', '--ip', '10.125.0.2', 'good', 'sb2'], 1, /in use|allocated|unavailable/i],
+      [
+        ['network', 'connect', '--alias', 'sb1', '--ip', '10.125.0.2', 'good', 'sb2'],
+        1,
+        /in use|allocated|unavailable/i,
+      ],
       [['network', 'connect', '-p', '19000:80', 'good', 'sb2'], 1, /already allocated/],
       [['network', 'disconnect', 'good', 'sb2'], 1, /not connected/],
       [['sandbox', 'inspect', 'ghost'], 1, /no such sandbox/],

@@ -16,7 +16,10 @@ describe.skipIf(!netnsAvailable())('cnm daemon + CLI end to end', () => {
 
   const node = process.execPath
   const server = (net: string, name: string, ip: string, extra: string[] = []) =>
-    h.background(['run', '--network', net, '--name', name, '--ip', ip, ...extra, '--', node, '-e', TCP_SERVER, '8080'], /listening/)
+    h.background(
+      ['run', '--network', net, '--name', name, '--ip', ip, ...extra, '--', node, '-e', TCP_SERVER, '8080'],
+      /listening/,
+    )
   const clientRun = (net: string, target: string, port = '8080', ms = '3000') =>
     h.cli(['run', '--network', net, '--', node, '-e', TCP_CLIENT, target, port, ms])
 
@@ -35,7 +38,15 @@ describe.skipIf(!netnsAvailable())('cnm daemon + CLI end to end', () => {
     expect(r.stdout).toBe('hello from web\necho ping\n')
 
     // the embedded resolver answers the server's name and alias, through the bind-mounted resolv.conf too
-    const dns = await h.cli(['run', '--network', 'front', '--', 'sh', '-c', 'dig +short +time=2 +tries=1 @127.0.0.11 web; getent hosts web'])
+    const dns = await h.cli([
+      'run',
+      '--network',
+      'front',
+      '--',
+      'sh',
+      '-c',
+      'dig +short +time=2 +tries=1 @127.0.0.11 web; getent hosts web',
+    ])
     expect(dns.code, dns.stderr).toBe(0)
     expect(dns.stdout).toMatch(/^10\.123\.1\.10\n10\.123\.1\.10\s+web/)
 
@@ -51,8 +62,17 @@ describe.skipIf(!netnsAvailable())('cnm daemon + CLI end to end', () => {
   it('cnm run returns the command exit code and sets up hosts, resolv.conf, hostname and routes', async () => {
     await h.cli(['network', 'create', '--subnet', '10.123.2.0/24', 'n'])
     const r = await h.cli([
-      'run', '--network', 'n', '--name', 'probe', '--ip', '10.123.2.7', '--',
-      'sh', '-c', 'hostname; ip -4 -o addr show dev eth0; ip route show default; grep probe /etc/hosts; cat /etc/resolv.conf; exit 7',
+      'run',
+      '--network',
+      'n',
+      '--name',
+      'probe',
+      '--ip',
+      '10.123.2.7',
+      '--',
+      'sh',
+      '-c',
+      'hostname; ip -4 -o addr show dev eth0; ip route show default; grep probe /etc/hosts; cat /etc/resolv.conf; exit 7',
     ])
     expect(r.code, r.stderr).toBe(7)
     expect(r.stdout).toContain('probe\n')
@@ -84,7 +104,15 @@ describe.skipIf(!netnsAvailable())('cnm daemon + CLI end to end', () => {
     const inspect = JSON.parse((await h.cli(['network', 'inspect', 'vault'])).stdout) as Array<{ internal: boolean }>
     expect(inspect[0]?.internal).toBe(true)
     await server('outside', 'outsrv', '10.123.5.10')
-    const routes = await h.cli(['run', '--network', 'vault', '--', 'sh', '-c', 'ip route; ip route get 10.123.5.10 || echo unreachable'])
+    const routes = await h.cli([
+      'run',
+      '--network',
+      'vault',
+      '--',
+      'sh',
+      '-c',
+      'ip route; ip route get 10.123.5.10 || echo unreachable',
+    ])
     expect(routes.code, routes.stderr).toBe(0)
     expect(routes.stdout).not.toContain('default')
     expect(routes.stdout).toContain('unreachable')
@@ -106,8 +134,12 @@ describe.skipIf(!netnsAvailable())('cnm daemon + CLI end to end', () => {
     const rules = await h.hostRules()
     expect(rules.length).toBeGreaterThan(base.length)
     expect(rules.join('\n')).toContain('--to-destination 10.123.7.10:8080')
-    const insp = JSON.parse((await h.cli(['sandbox', 'inspect', 'web'])).stdout) as Array<{ endpoints: Array<{ ports: unknown[] }> }>
-    expect(insp[0]?.endpoints[0]?.ports).toEqual([{ proto: 'tcp', containerPort: 8080, hostIp: '0.0.0.0', hostPort: 18080 }])
+    const insp = JSON.parse((await h.cli(['sandbox', 'inspect', 'web'])).stdout) as Array<{
+      endpoints: Array<{ ports: unknown[] }>
+    }>
+    expect(insp[0]?.endpoints[0]?.ports).toEqual([
+      { proto: 'tcp', containerPort: 8080, hostIp: '0.0.0.0', hostPort: 18080 },
+    ])
     const viaLoopback = await h.inHost(process.execPath, ['-e', TCP_CLIENT, '127.0.0.1', '18080'])
     expect(viaLoopback.code, viaLoopback.stderr).toBe(0)
     expect(viaLoopback.stdout).toBe('hello from web\necho ping\n')
@@ -142,7 +174,8 @@ describe.skipIf(!netnsAvailable())('cnm daemon + CLI end to end', () => {
       expect(['10.123.8.10', '10.123.8.20']).not.toContain(fresh.stdout.trim())
     }
     // a pair made in place by the previous process is destroyed on leave, not moved back to the host
-    const veths = async (): Promise<number> => (await h.inHost('ip', ['-o', 'link', 'show', 'type', 'veth'])).stdout.split('\n').filter(Boolean).length
+    const veths = async (): Promise<number> =>
+      (await h.inHost('ip', ['-o', 'link', 'show', 'type', 'veth'])).stdout.split('\n').filter(Boolean).length
     const joined = await veths()
     const stop = await h.cli(['sandbox', 'stop', 'idle'])
     expect(stop.code, stop.stderr).toBe(0)

@@ -72,7 +72,9 @@ describe.skipIf(!netnsAvailable())('cnm daemon killed with SIGKILL during 50 con
     for (let i = 0; i < 11; i++) await c2.createSandbox({ name: `extra${i}`, networks: [{ network: 'crashnet' }] })
     const full = await checkConsistent(h, c2)
     expect(full.flatMap((s) => s.endpoints)).toHaveLength(61)
-    const err = await c2.createSandbox({ name: 'one-too-many', networks: [{ network: 'crashnet' }] }).catch((e: unknown) => e)
+    const err = await c2
+      .createSandbox({ name: 'one-too-many', networks: [{ network: 'crashnet' }] })
+      .catch((e: unknown) => e)
     expect(err).toBeInstanceOf(ApiResponseError)
     expect((err as ApiResponseError).status).toBe(503)
     expect((await c2.listSandboxes()).map((s) => s.name)).not.toContain('one-too-many')

@@ -43,7 +43,20 @@ describe.skipIf(!netnsAvailable())('embedded DNS and sandbox files through the d
     await c.upstreamDns({ 'outside.test': '198.51.100.7' })
     await ok(['network', 'create', '--ipv6', '--subnet', '10.126.1.0/24', '--subnet', 'fd00:126:1::/64', 'dual'])
     await ok(['network', 'create', '--subnet', '10.126.2.0/24', 'v4only'])
-    const web = await sandbox(['--name', 'web', '--network', 'dual', '--ip', '10.126.1.10', '--alias', 'www', '-p', '18100:8080/tcp', '-p', '0:5353/udp'])
+    const web = await sandbox([
+      '--name',
+      'web',
+      '--network',
+      'dual',
+      '--ip',
+      '10.126.1.10',
+      '--alias',
+      'www',
+      '-p',
+      '18100:8080/tcp',
+      '-p',
+      '0:5353/udp',
+    ])
     const v6 = (web.endpoints[0]?.ipv6Address ?? '').replace(/\/\d+$/, '')
     expect(v6).toMatch(/^fd00:126:1::/)
     const client = await sandbox(['--name', 'client', '--network', 'dual'])
@@ -100,7 +113,14 @@ describe.skipIf(!netnsAvailable())('embedded DNS and sandbox files through the d
     expect(nx2.status).toBe('NXDOMAIN')
 
     // the same lookups through the sandbox's own resolv.conf (no @server), as a program would
-    const viaConf = await c.cli(['exec', 'client', '--', 'sh', '-c', 'dig +short web; dig +short +tcp www; getent ahostsv4 web | head -1; getent ahostsv6 web | head -1'])
+    const viaConf = await c.cli([
+      'exec',
+      'client',
+      '--',
+      'sh',
+      '-c',
+      'dig +short web; dig +short +tcp www; getent ahostsv4 web | head -1; getent ahostsv6 web | head -1',
+    ])
     expect(viaConf.code, viaConf.stderr).toBe(0)
     const lines = viaConf.stdout.split('\n')
     expect(lines.slice(0, 2)).toEqual(['10.126.1.10', '10.126.1.10'])
@@ -115,7 +135,9 @@ describe.skipIf(!netnsAvailable())('embedded DNS and sandbox files through the d
     // 40 sandboxes share the alias "pool": 40 A records (about 700 bytes) do not fit in 512
     const api = c.client()
     const all = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => api.createSandbox({ name: `p${i}`, networks: [{ network: 'big', aliases: ['pool'] }] })),
+      Array.from({ length: 40 }, (_, i) =>
+        api.createSandbox({ name: `p${i}`, networks: [{ network: 'big', aliases: ['pool'] }] }),
+      ),
     )
     const want = all.map((s) => ip(s)).sort()
     const plain = await c.dig(client.key, ['+noedns', '+ignore', 'pool'])
@@ -136,7 +158,16 @@ describe.skipIf(!netnsAvailable())('embedded DNS and sandbox files through the d
     const c = await start()
     const up = await c.upstreamDns({ 'outside.test': '198.51.100.7' })
     await ok(['network', 'create', '--subnet', '10.126.4.0/24', 'n1'])
-    const asker = await sandbox(['--name', 'asker', '--network', 'n1', '--dns-search', 'corp.example', '--dns-option', 'ndots:1'])
+    const asker = await sandbox([
+      '--name',
+      'asker',
+      '--network',
+      'n1',
+      '--dns-search',
+      'corp.example',
+      '--dns-option',
+      'ndots:1',
+    ])
     await sandbox(['--name', 'svc', '--hostname', 'svchost', '--domainname', 'corp.example'])
     // not a local name yet: the user's ndots makes a single-label miss NODATA (not forwarded),
     // a dotted one goes to the upstream
@@ -145,10 +176,28 @@ describe.skipIf(!netnsAvailable())('embedded DNS and sandbox files through the d
     expect((await c.dig(asker.key, ['api.n1'])).status).toBe('NXDOMAIN')
     expect(up.queries().some((l) => l.startsWith('query api.n1 '))).toBe(true)
 
-    const ep = JSON.parse(await ok(['network', 'connect', '--alias', 'api', '--alias', 'API2', '--ip', '10.126.4.20', '--format', 'json', 'n1', 'svc'])) as { ipv4Address: string }
+    const ep = JSON.parse(
+      await ok([
+        'network',
+        'connect',
+        '--alias',
+        'api',
+        '--alias',
+        'API2',
+        '--ip',
+        '10.126.4.20',
+        '--format',
+        'json',
+        'n1',
+        'svc',
+      ]),
+    ) as { ipv4Address: string }
     expect(ep.ipv4Address).toBe('10.126.4.20/24')
     for (const q of ['api', 'api2', 'svc', 'api.n1', 'api.corp.example']) {
-      expect((await c.dig(asker.key, [q])).answers.map((a) => a[2]), q).toEqual(['10.126.4.20'])
+      expect(
+        (await c.dig(asker.key, [q])).answers.map((a) => a[2]),
+        q,
+      ).toEqual(['10.126.4.20'])
     }
     const svcView = JSON.parse(await ok(['sandbox', 'inspect', 'svc'])) as SandboxView[]
     const svc = svcView[0] as SandboxView
@@ -185,8 +234,24 @@ describe.skipIf(!netnsAvailable())('embedded DNS and sandbox files through the d
     const c = await start()
     await ok(['network', 'create', '--subnet', '10.126.5.0/24', 'files'])
     const sb = await sandbox([
-      '--name', 'filed', '--hostname', 'box', '--domainname', 'example.com', '--network', 'files', '--ip', '10.126.5.9',
-      '--add-host', 'db.local:10.1.2.3', '--add-host', 'v6host:fd00::99', '--dns-search', 'example.com', '--dns-search', 'example.org',
+      '--name',
+      'filed',
+      '--hostname',
+      'box',
+      '--domainname',
+      'example.com',
+      '--network',
+      'files',
+      '--ip',
+      '10.126.5.9',
+      '--add-host',
+      'db.local:10.1.2.3',
+      '--add-host',
+      'v6host:fd00::99',
+      '--dns-search',
+      'example.com',
+      '--dns-search',
+      'example.org',
     ])
     const hosts = [
       '127.0.0.1\tlocalhost',
@@ -216,7 +281,15 @@ describe.skipIf(!netnsAvailable())('embedded DNS and sandbox files through the d
     expect(readFileSync(sb.hostsPath, 'utf8')).toBe(hosts.replace('box\n', 'box\n10.126.6.9\tbox.example.com box\n'))
 
     // a sandbox without user networks: no embedded DNS, the host's servers (here --dns-upstream)
-    const plain = await c.cli(['run', '--network', 'none', '--', 'sh', '-c', 'cat /etc/resolv.conf; dig +time=1 +tries=1 @127.0.0.11 filed || echo no-resolver'])
+    const plain = await c.cli([
+      'run',
+      '--network',
+      'none',
+      '--',
+      'sh',
+      '-c',
+      'cat /etc/resolv.conf; dig +time=1 +tries=1 @127.0.0.11 filed || echo no-resolver',
+    ])
     expect(plain.stdout).toContain(`nameserver ${UPSTREAM}\n`)
     expect(plain.stdout).not.toContain('127.0.0.11\n')
     expect(plain.stdout).toContain('no-resolver')
@@ -265,18 +338,25 @@ describe.skipIf(!netnsAvailable())('embedded DNS and sandbox files through the d
     const dir = mkdtempSync(join(tmpdir(), 'cnm-rc-'))
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
     const hostFile = join(dir, 'resolv.conf')
-    writeFileSync(hostFile, `# the host's file\nnameserver ${UPSTREAM}\nnameserver 127.0.0.9\nnameserver ::1\nsearch corp.example\noptions timeout:2 attempts:3\n`)
+    writeFileSync(
+      hostFile,
+      `# the host's file\nnameserver ${UPSTREAM}\nnameserver 127.0.0.9\nnameserver ::1\nsearch corp.example\noptions timeout:2 attempts:3\n`,
+    )
     const c = await start(['--resolv-conf', hostFile])
     const up = await c.upstreamDns({ 'outside.test': '198.51.100.7' })
     await ok(['network', 'create', '--subnet', '10.126.9.0/24', 'rc'])
     const user = await sandbox(['--name', 'onuser', '--network', 'rc'])
-    expect(readFileSync(user.resolvConfPath, 'utf8')).toBe('search corp.example\nnameserver 127.0.0.11\noptions timeout:2 attempts:3 ndots:0\n')
+    expect(readFileSync(user.resolvConfPath, 'utf8')).toBe(
+      'search corp.example\nnameserver 127.0.0.11\noptions timeout:2 attempts:3 ndots:0\n',
+    )
     const fwd = await c.dig(user.key, ['outside.test'])
     expect(fwd.answers).toEqual([['outside.test.', 'A', '198.51.100.7']])
     expect(up.queries()).toContain('query outside.test 1 10.99.0.1')
     // without a resolver (default bridge): the host's file without its loopback servers, the rest kept as it was
     const plain = await sandbox(['--name', 'onbridge', '--network', 'bridge'])
-    expect(readFileSync(plain.resolvConfPath, 'utf8')).toBe(`# the host's file\nnameserver ${UPSTREAM}\nsearch corp.example\noptions timeout:2 attempts:3\n`)
+    expect(readFileSync(plain.resolvConfPath, 'utf8')).toBe(
+      `# the host's file\nnameserver ${UPSTREAM}\nsearch corp.example\noptions timeout:2 attempts:3\n`,
+    )
     expect(plain.dns).toEqual([UPSTREAM])
   })
 
@@ -286,9 +366,15 @@ describe.skipIf(!netnsAvailable())('embedded DNS and sandbox files through the d
     await ok(['network', 'create', '--subnet', '10.126.8.0/24', 'fz'])
     await sandbox(['--name', 'target', '--network', 'fz', '--ip', '10.126.8.10'])
     const att = await sandbox(['--name', 'attacker', '--network', 'fz'])
-    const r = await exec('nsenter', [`--net=${att.key}`, '--', process.execPath, '-e', FUZZ, '40000'], { timeoutMs: 120_000 })
+    const r = await exec('nsenter', [`--net=${att.key}`, '--', process.execPath, '-e', FUZZ, '40000'], {
+      timeoutMs: 120_000,
+    })
     expect(r.code, r.stderr).toBe(0)
-    const report = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { sent: number; replies: number; tcp: number }
+    const report = JSON.parse(r.stdout.trim().split('\n').pop() as string) as {
+      sent: number
+      replies: number
+      tcp: number
+    }
     expect(report.sent).toBe(40_000)
     expect(report.tcp).toBeGreaterThan(0)
     // still answering, correctly, over both transports, local and forwarded

@@ -45,7 +45,18 @@ describe.skipIf(!netnsAvailable())('sandbox lifecycle, default bridge and links,
   it('a stopped and started sandbox keeps its address and published host ports until it is removed', async () => {
     const c = await start()
     await ok(['network', 'create', '--subnet', '10.127.1.0/24', 'st'])
-    const web = await sandbox(['--name', 'web', '--network', 'st', '--ip', '10.127.1.10', '-p', '0:8080', '-p', '18110:8081'])
+    const web = await sandbox([
+      '--name',
+      'web',
+      '--network',
+      'st',
+      '--ip',
+      '10.127.1.10',
+      '-p',
+      '0:8080',
+      '-p',
+      '18110:8081',
+    ])
     const ports = web.endpoints[0]?.ports ?? []
     const eph = ports.find((p) => p.containerPort === 8080)?.hostPort as number
     expect(eph).toBeGreaterThan(1024)
@@ -100,7 +111,9 @@ describe.skipIf(!netnsAvailable())('sandbox lifecycle, default bridge and links,
     expect(again.endpoints.map((e) => [e.ipv4Address, e.ports])).toEqual([['10.127.1.10/24', ports]])
     // names still resolve: the restarted daemon's resolvers (the asker's kept its namespace)
     expect((await c.dig(asker.key, ['web'])).answers).toEqual([['web.', 'A', '10.127.1.10']])
-    expect((await c.dig(again.key, ['asker'])).answers).toEqual([['asker.', 'A', (asker.endpoints[0]?.ipv4Address ?? '').replace(/\/\d+$/, '')]])
+    expect((await c.dig(again.key, ['asker'])).answers).toEqual([
+      ['asker.', 'A', (asker.endpoints[0]?.ipv4Address ?? '').replace(/\/\d+$/, '')],
+    ])
     const table = await ok(['sandbox', 'ls'])
     expect(table.split('\n')[0]).toMatch(/^SANDBOX ID\s+NAME\s+STATE\s+NETWORKS/)
     await ok(['sandbox', 'stop', 'web'])
@@ -111,7 +124,18 @@ describe.skipIf(!netnsAvailable())('sandbox lifecycle, default bridge and links,
     expect((await inspect('web')).endpoints[0]?.ports).toEqual(ports)
 
     // cnm run --keep stops its sandbox instead of removing it; rm releases everything
-    const kept = await c.cli(['run', '--keep', '--name', 'kept', '--network', 'st', '--ip', '10.127.1.50', '--', 'true'])
+    const kept = await c.cli([
+      'run',
+      '--keep',
+      '--name',
+      'kept',
+      '--network',
+      'st',
+      '--ip',
+      '10.127.1.50',
+      '--',
+      'true',
+    ])
     expect(kept.code, kept.stderr).toBe(0)
     expect((await inspect('kept')).state).toBe('stopped')
     await ok(['sandbox', 'rm', 'kept', 'web'])
@@ -120,7 +144,11 @@ describe.skipIf(!netnsAvailable())('sandbox lifecycle, default bridge and links,
 
   it('the default bridge: no DNS names there, legacy links through hosts files rewritten when the target changes', async () => {
     const c = await start(['--bip', '10.127.9.1/24'])
-    const nets = JSON.parse(await ok(['network', 'ls', '--format', 'json'])) as Array<{ name: string; options: Record<string, string>; ipam: { config: Array<{ subnet: string; gateway: string }> } }>
+    const nets = JSON.parse(await ok(['network', 'ls', '--format', 'json'])) as Array<{
+      name: string
+      options: Record<string, string>
+      ipam: { config: Array<{ subnet: string; gateway: string }> }
+    }>
     const bridge = nets.find((n) => n.name === 'bridge')
     expect(bridge?.options['com.docker.network.bridge.default_bridge']).toBe('true')
     expect(bridge?.ipam.config).toEqual([{ subnet: '10.127.9.0/24', gateway: '10.127.9.1' }])
@@ -129,20 +157,26 @@ describe.skipIf(!netnsAvailable())('sandbox lifecycle, default bridge and links,
     expect(rm.stderr).toMatch(/default bridge/)
 
     await sandbox(['--name', 'db', '--network', 'bridge', '--ip', '10.127.9.20', '--hostname', 'dbhost'])
-    const app = await c.background(['run', '--name', 'app', '--link', 'db:database', '--', node, '-e', PRINT_HOSTS], /ready/)
+    const app = await c.background(
+      ['run', '--name', 'app', '--link', 'db:database', '--', node, '-e', PRINT_HOSTS],
+      /ready/,
+    )
     const appView = await inspect('app')
     expect(appView.endpoints.map((e) => e.network)).toEqual(['bridge']) // `cnm run` defaults to the default bridge
     expect(appView.links).toEqual(['db:database'])
     const seen = async (): Promise<string> => {
       const before = app.output().split('<<').length
       app.child.kill('SIGUSR1')
-      for (let i = 0; i < 100 && app.output().split('<<').length === before; i++) await new Promise((r) => setTimeout(r, 20))
+      for (let i = 0; i < 100 && app.output().split('<<').length === before; i++)
+        await new Promise((r) => setTimeout(r, 20))
       const all = app.output()
       return all.slice(all.lastIndexOf('<<') + 2, all.lastIndexOf('>>'))
     }
     const appIp = (appView.endpoints[0]?.ipv4Address ?? '').replace(/\/\d+$/, '')
-    const defaults = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n'
-    const hostsWith = (dbIp: string | undefined): string => `${defaults}${dbIp === undefined ? '' : `${dbIp}\tdatabase dbhost db\n`}${appIp}\tapp\n`
+    const defaults =
+      '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n'
+    const hostsWith = (dbIp: string | undefined): string =>
+      `${defaults}${dbIp === undefined ? '' : `${dbIp}\tdatabase dbhost db\n`}${appIp}\tapp\n`
     expect(await seen()).toBe(hostsWith('10.127.9.20'))
     expect(readFileSync(appView.hostsPath, 'utf8')).toBe(hostsWith('10.127.9.20'))
     // the default bridge has no embedded DNS: the host's servers (none in a test namespace), no 127.0.0.11
@@ -184,8 +218,17 @@ describe.skipIf(!netnsAvailable())('sandbox lifecycle, default bridge and links,
     const linkNone = await c.cli(['sandbox', 'create', '--name', 'l3', '--network', 'bridge', '--link', 'ghost'])
     expect([linkNone.code, linkNone.stderr]).toEqual([1, expect.stringMatching(/could not get container for ghost/)])
     const alias = await c.cli(['sandbox', 'create', '--name', 'l4', '--network', 'bridge', '--alias', 'x'])
-    expect([alias.code, alias.stderr]).toEqual([1, expect.stringMatching(/aliases are supported only on user-defined networks/)])
-    expect((await c.client().listSandboxes()).map((s) => s.name).sort()).toEqual(['app', 'both', 'db', 'dbuser', 'peer'])
+    expect([alias.code, alias.stderr]).toEqual([
+      1,
+      expect.stringMatching(/aliases are supported only on user-defined networks/),
+    ])
+    expect((await c.client().listSandboxes()).map((s) => s.name).sort()).toEqual([
+      'app',
+      'both',
+      'db',
+      'dbuser',
+      'peer',
+    ])
 
     app.child.kill('SIGTERM')
     expect(await app.exit).toBe(0)
@@ -227,7 +270,8 @@ describe.skipIf(!netnsAvailable())('sandbox lifecycle, default bridge and links,
     const restarted = await api.startSandbox('s1')
     await api.removeSandbox('s1')
     await api.removeNetwork('ev')
-    for (let i = 0; i < 100 && !got.some((e) => e.type === 'network-deleted' && e['networkId'] === net.id); i++) await new Promise((r) => setTimeout(r, 20))
+    for (let i = 0; i < 100 && !got.some((e) => e.type === 'network-deleted' && e['networkId'] === net.id); i++)
+      await new Promise((r) => setTimeout(r, 20))
     const mine = got
       .filter((e) => e['networkId'] === net.id || e['containerId'] === 's1')
       .map((e) => [e.type, e['sandboxId'] ?? e['endpointId'] ?? e['name'] ?? ''])
@@ -254,8 +298,20 @@ describe.skipIf(!netnsAvailable())('sandbox lifecycle, default bridge and links,
     const printed = await cli
     printed.child.kill('SIGTERM')
     expect(await printed.exit).toBe(0)
-    const lines = printed.output().trim().split('\n').map((l) => JSON.parse(l) as DaemonEvent)
-    expect(lines.map((e) => e.type)).toEqual(expect.arrayContaining(['network-created', 'sandbox-created', 'endpoint-joined', 'sandbox-deleted', 'network-deleted']))
+    const lines = printed
+      .output()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as DaemonEvent)
+    expect(lines.map((e) => e.type)).toEqual(
+      expect.arrayContaining([
+        'network-created',
+        'sandbox-created',
+        'endpoint-joined',
+        'sandbox-deleted',
+        'network-deleted',
+      ]),
+    )
     // the stream ends when the daemon stops
     await c.stopDaemon('SIGTERM')
     expect(await reading).toBeUndefined()

@@ -288,7 +288,7 @@ export class DefaultIpam implements Ipam {
     const want = v6 ? 6 : 4
     const n = list.length
     let idx = n === 0n ? 0n : space.startIndex % n
-    for (let seen = 0n; seen < n; ) {
+    for (let seen = 0n; seen < n;) {
       const cand = list.at(idx)
       let next: bigint
       if (cand.version !== want) {

@@ -15,13 +15,21 @@ function stats(samples) {
   const s = [...samples].sort((a, b) => a - b)
   const pick = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))]
   const round = (x) => Math.round(x * 100) / 100
-  return { n: s.length, medianMs: round(pick(0.5)), p90Ms: round(pick(0.9)), minMs: round(s[0]), maxMs: round(s[s.length - 1]) }
+  return {
+    n: s.length,
+    medianMs: round(pick(0.5)),
+    p90Ms: round(pick(0.9)),
+    minMs: round(s[0]),
+    maxMs: round(s[s.length - 1]),
+  }
 }
 
 function ruleCount() {
   let n = 0
   for (const bin of ['iptables-save', 'ip6tables-save']) {
-    n += sh('ip', 'netns', 'exec', ns, bin).split('\n').filter((l) => l.startsWith('-A ')).length
+    n += sh('ip', 'netns', 'exec', ns, bin)
+      .split('\n')
+      .filter((l) => l.startsWith('-A ')).length
   }
   return n
 }
@@ -71,7 +79,10 @@ async function main() {
     const commands = {}
     const program = []
     for (let i = 1; i < NETWORKS; i++) {
-      if (i === 1) commands.programNetwork = await counted('programNetwork', async () => program.push(await time(() => fw.programBridgeNetwork(net(i)))))
+      if (i === 1)
+        commands.programNetwork = await counted('programNetwork', async () =>
+          program.push(await time(() => fw.programBridgeNetwork(net(i)))),
+        )
       else program.push(await time(() => fw.programBridgeNetwork(net(i))))
     }
     commands.reprogramNetworkNoop = await counted('reprogramNetworkNoop', () => fw.programBridgeNetwork(net(1)))
@@ -97,10 +108,16 @@ async function main() {
       const binding = [{ proto: 'tcp', containerIp: `10.100.0.${i + 2}`, containerPort: 80 }]
       const r0 = i === 0 ? ruleCount() : 0
       if (i === 0) {
-        commands.addMapping = await counted('addMapping', async () => add.push(await time(() => mapper.map(owner, binding))))
+        commands.addMapping = await counted('addMapping', async () =>
+          add.push(await time(() => mapper.map(owner, binding))),
+        )
         rulesPerTcpMapping = ruleCount() - r0
-        commands.unmapForLeave = await counted('unmapForLeave', async () => leave.push(await time(() => mapper.unmap(owner))))
-        commands.remapOnRejoin = await counted('remapOnRejoin', async () => rejoin.push(await time(() => mapper.map(owner, binding))))
+        commands.unmapForLeave = await counted('unmapForLeave', async () =>
+          leave.push(await time(() => mapper.unmap(owner))),
+        )
+        commands.remapOnRejoin = await counted('remapOnRejoin', async () =>
+          rejoin.push(await time(() => mapper.map(owner, binding))),
+        )
         continue
       }
       add.push(await time(() => mapper.map(owner, binding)))
@@ -113,7 +130,10 @@ async function main() {
     await mapper.map('probe', [{ proto: 'tcp', containerIp: '10.100.0.250', containerPort: 80 }])
     commands.releaseMapping = await counted('releaseMapping', () => mapper.release('probe'))
     for (let i = 0; i < NETWORKS; i++) {
-      if (i === 0) commands.removeNetwork = await counted('removeNetwork', async () => removeNet.push(await time(() => fw.removeBridgeNetwork(net(i)))))
+      if (i === 0)
+        commands.removeNetwork = await counted('removeNetwork', async () =>
+          removeNet.push(await time(() => fw.removeBridgeNetwork(net(i)))),
+        )
       else removeNet.push(await time(() => fw.removeBridgeNetwork(net(i))))
     }
     const cleanupMs = await time(() => fw.cleanupAll())
@@ -123,7 +143,8 @@ async function main() {
     // reference: the same 100 rules one by one vs one iptables-restore (TOOLING.md's comparison)
     sh('ip', 'netns', 'exec', ns, 'iptables', '-N', 'REF')
     const t1 = performance.now()
-    for (let i = 0; i < 100; i++) sh('ip', 'netns', 'exec', ns, 'iptables', '-w', '-A', 'REF', '-s', `10.0.${i}.1`, '-j', 'RETURN')
+    for (let i = 0; i < 100; i++)
+      sh('ip', 'netns', 'exec', ns, 'iptables', '-w', '-A', 'REF', '-s', `10.0.${i}.1`, '-j', 'RETURN')
     const oneByOne100Ms = performance.now() - t1
     sh('ip', 'netns', 'exec', ns, 'iptables', '-F', 'REF')
     const script = `*filter\n${Array.from({ length: 100 }, (_, i) => `-A REF -s 10.0.${i}.1 -j RETURN`).join('\n')}\nCOMMIT\n`

@@ -188,9 +188,10 @@ export class BridgeFirewall {
 
   constructor(init: BridgeFirewallInit, components: BridgeFirewallComponents) {
     if (init === null || typeof init !== 'object') throw new InvalidFirewallOptionError('init must be an object')
-    const cfg = { ...DEFAULT_BRIDGE_FIREWALL_INIT, ...Object.fromEntries(Object.entries(init).filter(([, v]) => v !== undefined)) } as Required<
-      Omit<BridgeFirewallInit, 'netns'>
-    > & { netns?: string }
+    const cfg = {
+      ...DEFAULT_BRIDGE_FIREWALL_INIT,
+      ...Object.fromEntries(Object.entries(init).filter(([, v]) => v !== undefined)),
+    } as Required<Omit<BridgeFirewallInit, 'netns'>> & { netns?: string }
     if (cfg.netns !== undefined && (typeof cfg.netns !== 'string' || !isValidNetnsName(cfg.netns))) {
       throw new InvalidFirewallOptionError(`invalid netns name ${JSON.stringify(cfg.netns)}`)
     }
@@ -198,9 +199,12 @@ export class BridgeFirewall {
     if (typeof cfg.ipv6 !== 'boolean') throw new InvalidFirewallOptionError('ipv6 must be a boolean')
     if (typeof cfg.resident !== 'boolean') throw new InvalidFirewallOptionError('resident must be a boolean')
     if (!Number.isInteger(cfg.residentIdleMs) || cfg.residentIdleMs < 0) {
-      throw new InvalidFirewallOptionError(`residentIdleMs must be a non-negative integer, got ${String(cfg.residentIdleMs)}`)
+      throw new InvalidFirewallOptionError(
+        `residentIdleMs must be a non-negative integer, got ${String(cfg.residentIdleMs)}`,
+      )
     }
-    if (typeof cfg.residentWriter !== 'boolean') throw new InvalidFirewallOptionError('residentWriter must be a boolean')
+    if (typeof cfg.residentWriter !== 'boolean')
+      throw new InvalidFirewallOptionError('residentWriter must be a boolean')
     this.chains = bridgeChains(cfg.chainPrefix)
     this.netns = cfg.netns
     this.hairpin = cfg.hairpin
@@ -227,9 +231,14 @@ export class BridgeFirewall {
     }
     this.v4 = components.iptables4 ?? make(4)
     this.v6 = cfg.ipv6 ? (components.iptables6 ?? make(6)) : undefined
-    for (const [ipt, family] of [[this.v4, 4], [this.v6, 6]] as const) {
+    for (const [ipt, family] of [
+      [this.v4, 4],
+      [this.v6, 6],
+    ] as const) {
       if (ipt !== undefined && (ipt.netns !== cfg.netns || ipt.family !== family)) {
-        throw new InvalidFirewallOptionError(`iptables${family} must be an IPv${family} instance for netns ${cfg.netns ?? '(current)'}`)
+        throw new InvalidFirewallOptionError(
+          `iptables${family} must be an IPv${family} instance for netns ${cfg.netns ?? '(current)'}`,
+        )
       }
     }
     // cnm alone writes these chains: port mappings and per-network rules are planned from memory.
@@ -288,13 +297,18 @@ export class BridgeFirewall {
     if (!n.icc) {
       const key = 'net/bridge/bridge-nf-call-iptables'
       if ((await this.sysctl.read(key, options.signal)) === undefined) {
-        this.log.error('%s: icc=false needs br_netfilter (net.bridge.* missing); bridged traffic is not filtered', n.bridge)
+        this.log.error(
+          '%s: icc=false needs br_netfilter (net.bridge.* missing); bridged traffic is not filtered',
+          n.bridge,
+        )
       } else {
         await this.sysctl.ensure(key, '1', options.signal)
         if (n.v6 !== undefined) await this.sysctl.ensure('net/bridge/bridge-nf-call-ip6tables', '1', options.signal)
       }
     }
-    const fwd = n.enableIpForwarding ? await this.forwardingChanges(n.v6 !== undefined, options.signal) : { 4: [], 6: [] }
+    const fwd = n.enableIpForwarding
+      ? await this.forwardingChanges(n.v6 !== undefined, options.signal)
+      : { 4: [], 6: [] }
     const r4 = await this.v4.apply(
       [...chainSetupChanges(this.chains, 4, this.hairpin), ...fwd[4], ...networkRuleChanges(this.chains, n.v4)],
       options,
@@ -388,7 +402,10 @@ export class BridgeFirewall {
   }
 
   /** Sysctls for forwarding, and the FORWARD policy changes that go with them. */
-  private async forwardingChanges(ipv6: boolean, signal?: AbortSignal): Promise<{ 4: Change[]; 6: Change[]; enabled6: boolean }> {
+  private async forwardingChanges(
+    ipv6: boolean,
+    signal?: AbortSignal,
+  ): Promise<{ 4: Change[]; 6: Change[]; enabled6: boolean }> {
     const out: { 4: Change[]; 6: Change[]; enabled6: boolean } = { 4: [], 6: [], enabled6: false }
     if (await this.sysctl.ensure('net/ipv4/ip_forward', '1', signal)) {
       out[4].push({ op: 'policy', table: 'filter', chain: 'FORWARD', policy: 'DROP' })
@@ -419,7 +436,16 @@ export class BridgeFirewall {
       if (!Number.isInteger(f.hostPort) || f.hostPort < 1 || f.hostPort > 65535) {
         throw new InvalidFirewallOptionError(`hostPort must be in 1..65535, got ${String(f.hostPort)}`)
       }
-      const argv = ['conntrack', '-D', '-f', f.family === 4 ? 'ipv4' : 'ipv6', '-p', f.proto, '--orig-port-dst', String(f.hostPort)]
+      const argv = [
+        'conntrack',
+        '-D',
+        '-f',
+        f.family === 4 ? 'ipv4' : 'ipv6',
+        '-p',
+        f.proto,
+        '--orig-port-dst',
+        String(f.hostPort),
+      ]
       if (f.hostIp !== undefined) {
         const ip = canonicalIp(f.hostIp, 'hostIp', f.family)
         if (ip !== '0.0.0.0' && ip !== '::') argv.push('--orig-dst', ip)
@@ -434,7 +460,8 @@ export class BridgeFirewall {
         r = await this.runCommand(argv, options.signal === undefined ? {} : { signal: options.signal })
       } catch (err) {
         if (isCnmError(err)) throw err
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new IptablesNotFoundError('conntrack not found', { cause: err })
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+          throw new IptablesNotFoundError('conntrack not found', { cause: err })
         throw new IptablesCommandError('could not run conntrack', { cause: err })
       }
       // conntrack exits 1 when nothing matched ("0 flow entries have been deleted")
@@ -476,7 +503,8 @@ export class BridgeFirewall {
   }
 
   private resolve(config: BridgeNetworkConfig): ResolvedNetwork {
-    if (config === null || typeof config !== 'object') throw new InvalidFirewallOptionError('network config must be an object')
+    if (config === null || typeof config !== 'object')
+      throw new InvalidFirewallOptionError('network config must be an object')
     assertInterfaceName(config.bridge, 'bridge')
     const bool = (v: unknown, field: string, dflt: boolean): boolean => {
       if (v === undefined) return dflt

@@ -16,7 +16,15 @@ import { residentCommandRunner } from './internal/resident.js'
 import type { ResidentCommandRunner } from './internal/resident.js'
 import { ResidentWriter } from './internal/resident-writer.js'
 import type { ChainModel, SavedRule, TablesModel } from './internal/model.js'
-import { assertChain, assertRuleArgs, assertTable, isBuiltinChain, quoteArg, ruleKey, targetOf } from './internal/rule.js'
+import {
+  assertChain,
+  assertRuleArgs,
+  assertTable,
+  isBuiltinChain,
+  quoteArg,
+  ruleKey,
+  targetOf,
+} from './internal/rule.js'
 import type { Table } from './internal/rule.js'
 
 export type { Table } from './internal/rule.js'
@@ -174,7 +182,8 @@ export interface DeleteWhereChange {
 }
 
 export type RuleChange = EnsureRuleChange | DeleteRuleChange | InsertRuleChange
-export type Change = RuleChange | EnsureChainChange | DeleteChainChange | FlushChainChange | PolicyChange | DeleteWhereChange
+export type Change =
+  RuleChange | EnsureChainChange | DeleteChainChange | FlushChainChange | PolicyChange | DeleteWhereChange
 
 export interface ApplyOptions extends AbortOptions {
   /**
@@ -240,7 +249,12 @@ export class Iptables {
   private readonly claimed = new Set<string>()
   /** The ruleset per table as of the last read or successful apply; empty after a failure. */
   private readonly view = new Map<Table, ChainsOf>()
-  private readonly counters: Omit<IptablesStats, 'writerLaunches'> = { saves: 0, restores: 0, cachedPlans: 0, residentRestores: 0 }
+  private readonly counters: Omit<IptablesStats, 'writerLaunches'> = {
+    saves: 0,
+    restores: 0,
+    cachedPlans: 0,
+    residentRestores: 0,
+  }
   private readonly writerWanted: boolean
   private readonly idleMs: number
   private writer: ResidentWriter | undefined
@@ -262,10 +276,14 @@ export class Iptables {
     }
     if (typeof config.resident !== 'boolean') throw new InvalidFirewallOptionError('resident must be a boolean')
     if (!Number.isInteger(config.residentIdleMs) || config.residentIdleMs < 0) {
-      throw new InvalidFirewallOptionError(`residentIdleMs must be a non-negative integer, got ${String(config.residentIdleMs)}`)
+      throw new InvalidFirewallOptionError(
+        `residentIdleMs must be a non-negative integer, got ${String(config.residentIdleMs)}`,
+      )
     }
-    if (!Array.isArray(config.ownedChains)) throw new InvalidFirewallOptionError('ownedChains must be an array of chain names')
-    if (typeof config.residentWriter !== 'boolean') throw new InvalidFirewallOptionError('residentWriter must be a boolean')
+    if (!Array.isArray(config.ownedChains))
+      throw new InvalidFirewallOptionError('ownedChains must be an array of chain names')
+    if (typeof config.residentWriter !== 'boolean')
+      throw new InvalidFirewallOptionError('residentWriter must be a boolean')
     this.writerWanted = config.residentWriter
     this.idleMs = config.residentIdleMs
     this.netns = init.netns
@@ -410,7 +428,11 @@ export class Iptables {
     const out = new Map<Table, Map<string, string[][]>>()
     for (const t of tables) {
       const chains = new Map<string, string[][]>()
-      for (const [name, c] of model.get(t) ?? []) chains.set(name, c.rules.map((r) => [...r.tokens]))
+      for (const [name, c] of model.get(t) ?? [])
+        chains.set(
+          name,
+          c.rules.map((r) => [...r.tokens]),
+        )
       out.set(t, chains)
     }
     return out
@@ -466,7 +488,10 @@ export class Iptables {
         this.view.clear()
         if (!fromView || !isCnmError(err, 'ERR_IPTABLES_COMMAND')) throw err
         // the view was stale (rules or chains changed behind our back): plan again from a fresh read
-        this.log('applying from the in-memory view failed (%s); reading the ruleset and retrying', (err as Error).message)
+        this.log(
+          'applying from the in-memory view failed (%s); reading the ruleset and retrying',
+          (err as Error).message,
+        )
         plan = this.plan(changes, await this.read(tables, options.signal))
         rendered = render(plan.blocks)
         if (rendered.script.length > 0) {
@@ -521,7 +546,8 @@ export class Iptables {
         }
         return
       case 'policy':
-        if (!isBuiltinChain(c.table, c.chain)) throw new InvalidChainError(`${c.chain} is not a built-in chain of ${c.table}`)
+        if (!isBuiltinChain(c.table, c.chain))
+          throw new InvalidChainError(`${c.chain} is not a built-in chain of ${c.table}`)
         if (c.policy !== 'ACCEPT' && c.policy !== 'DROP') {
           throw new InvalidRuleError(`policy must be ACCEPT or DROP, got ${JSON.stringify(c.policy)}`)
         }
@@ -557,7 +583,7 @@ export class Iptables {
           const refs: Change[] = []
           for (const [name, other] of chains) {
             if (name === c.chain) continue
-            for (let i = 0; i < other.rules.length; ) {
+            for (let i = 0; i < other.rules.length;) {
               const r = other.rules[i] as SavedRule
               if (targetOf(r.tokens) !== c.chain) {
                 i++
@@ -579,7 +605,7 @@ export class Iptables {
         case 'deleteWhere': {
           if (chain === undefined) break
           const undoInserts: Change[] = []
-          for (let i = 0; i < chain.rules.length; ) {
+          for (let i = 0; i < chain.rules.length;) {
             const r = chain.rules[i] as SavedRule
             if (!c.where(r.tokens)) {
               i++
@@ -665,7 +691,12 @@ export class Iptables {
     return { blocks, applied, skipped, model, undo: undoSteps.reverse().flat() }
   }
 
-  private async restore(script: string, plan: Plan, commitLines: Map<Table, number>, signal?: AbortSignal): Promise<void> {
+  private async restore(
+    script: string,
+    plan: Plan,
+    commitLines: Map<Table, number>,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const backend = await this.backend({ ...(signal === undefined ? {} : { signal }) })
     const argv = [this.bin(backend, '-restore'), '--noflush', `--wait=${this.config.waitSeconds}`]
     this.counters.restores++
@@ -729,7 +760,10 @@ export class Iptables {
           return { code: o.code, stdout: '', stderr: o.stderr, failedLine: o.failedLine }
         } catch (err) {
           if (isCnmError(err, 'ERR_ABORTED') || w.unusable === undefined) throw err
-          this.log.error('resident iptables writer unavailable (%s); one iptables-restore per change from now on', w.unusable)
+          this.log.error(
+            'resident iptables writer unavailable (%s); one iptables-restore per change from now on',
+            w.unusable,
+          )
         }
       }
     }
@@ -741,7 +775,10 @@ export class Iptables {
   /** One iptables-save (of one table, or of all when several are involved), parsed; refreshes the view. */
   private async read(tables: readonly Table[], signal?: AbortSignal): Promise<TablesModel> {
     const only = tables.length === 1 ? tables[0] : undefined
-    const text = await this.save({ ...(only === undefined ? {} : { table: only }), ...(signal === undefined ? {} : { signal }) })
+    const text = await this.save({
+      ...(only === undefined ? {} : { table: only }),
+      ...(signal === undefined ? {} : { signal }),
+    })
     const model = parseSave(text, this.family, tables)
     for (const [t, chains] of model) this.view.set(t, chains)
     return model

@@ -110,7 +110,8 @@ export class PortAllocator {
     assertPort(end, 'end')
     const key = normalizeHostIp(ip)
     if (start !== 0 || end !== 0) {
-      if (start === 0 || end === 0 || end < start) throw new InvalidPortRangeError(`invalid port range: ${start}-${end}`)
+      if (start === 0 || end === 0 || end < start)
+        throw new InvalidPortRangeError(`invalid port range: ${start}-${end}`)
     }
     const state = this.state(key, proto)
     if (start === end && start !== 0) {

@@ -263,7 +263,9 @@ export class PortMapper {
     const requests = mappings.map((b, i) => {
       const req = normalizeBinding(b, i)
       if (req.hostPort === 0 || req.hostPortEnd !== req.hostPort) {
-        throw new InvalidPortRangeError(`mappings[${i}] needs an exact hostPort to adopt, got ${req.hostPort}-${req.hostPortEnd}`)
+        throw new InvalidPortRangeError(
+          `mappings[${i}] needs an exact hostPort to adopt, got ${req.hostPort}-${req.hostPortEnd}`,
+        )
       }
       return req
     })
@@ -373,7 +375,10 @@ export class PortMapper {
   /** Active mappings (of one owner, or all). */
   mappings(owner?: string): PortMapping[] {
     const lists = owner === undefined ? [...this.owners.values()] : [this.owners.get(owner) ?? []]
-    return lists.flat().filter((e) => e.active).map((e) => e.mapping)
+    return lists
+      .flat()
+      .filter((e) => e.active)
+      .map((e) => e.mapping)
   }
 
   /** Host ports reserved by an owner, mapped or not. */
@@ -384,7 +389,11 @@ export class PortMapper {
   /** Re-adds the rules of every active mapping (after a firewall reload); idempotent. */
   async remapAll(options: AbortOptions = {}): Promise<void> {
     await this.serialize(async () => {
-      await this.applyRules([...this.owners.values()].flat().filter((e) => e.active), 'add', options)
+      await this.applyRules(
+        [...this.owners.values()].flat().filter((e) => e.active),
+        'add',
+        options,
+      )
     })
   }
 
@@ -402,13 +411,22 @@ export class PortMapper {
     if (this.conntrack === 'none') return
     const flows = entries
       .filter((e) => this.conntrack === 'all' || e.request.proto === 'udp')
-      .map((e) => ({ family: e.request.family, proto: e.request.proto, hostIp: e.mapping.hostIp, hostPort: e.mapping.hostPort }))
+      .map((e) => ({
+        family: e.request.family,
+        proto: e.request.proto,
+        hostIp: e.mapping.hostIp,
+        hostPort: e.mapping.hostPort,
+      }))
     if (flows.length === 0) return
     try {
       await this.firewall.flushConntrack(flows, options)
     } catch (err) {
       if (isCnmError(err, 'ERR_ABORTED')) throw err
-      this.log.error('deleting conntrack entries of %s failed: %s', entries.map((e) => e.mapping.key).join(', '), (err as Error).message)
+      this.log.error(
+        'deleting conntrack entries of %s failed: %s',
+        entries.map((e) => e.mapping.key).join(', '),
+        (err as Error).message,
+      )
     }
   }
 
@@ -501,7 +519,8 @@ export class PortMapper {
         const ipt = await this.firewall.iptables(family, options)
         if (ipt === undefined) throw new IptablesNotFoundError('ip6tables is missing')
         const changes: Change[] = []
-        if (action === 'add' && mine.some((e) => e.request.proto === 'sctp')) changes.push(...sctpChainChanges(this.firewall.chains))
+        if (action === 'add' && mine.some((e) => e.request.proto === 'sctp'))
+          changes.push(...sctpChainChanges(this.firewall.chains))
         const seen = new Set<string>()
         for (const e of mine) {
           for (const c of rulesOf(e)) {
@@ -516,7 +535,9 @@ export class PortMapper {
     } catch (err) {
       for (const a of applied) {
         const ipt = await this.firewall.iptables(a.family)
-        await ipt?.apply(a.undo).catch((e: unknown) => this.log.error('undo after a failed mapping change failed: %s', (e as Error).message))
+        await ipt
+          ?.apply(a.undo)
+          .catch((e: unknown) => this.log.error('undo after a failed mapping change failed: %s', (e as Error).message))
       }
       throw err
     }
@@ -536,7 +557,8 @@ export function portMapper(init: PortMapperInit, components: PortMapperComponent
 }
 
 function assertOwner(owner: unknown): asserts owner is string {
-  if (typeof owner !== 'string' || owner.length === 0) throw new InvalidFirewallOptionError('owner must be a non-empty string')
+  if (typeof owner !== 'string' || owner.length === 0)
+    throw new InvalidFirewallOptionError('owner must be a non-empty string')
 }
 
 function isUnspecified(ip: string): boolean {
@@ -550,12 +572,19 @@ function normalizeBinding(b: PortBinding, i: number): Request {
   try {
     container = parseIp(b.containerIp)
   } catch (err) {
-    throw new InvalidFirewallOptionError(`bindings[${i}].containerIp must be an IP address, got ${JSON.stringify(b.containerIp)}`, { cause: err })
+    throw new InvalidFirewallOptionError(
+      `bindings[${i}].containerIp must be an IP address, got ${JSON.stringify(b.containerIp)}`,
+      { cause: err },
+    )
   }
   const family = container.version
-  const hostIp = normalizeHostIp(b.hostIp === undefined || b.hostIp === '' ? (family === 4 ? '0.0.0.0' : '::') : b.hostIp)
+  const hostIp = normalizeHostIp(
+    b.hostIp === undefined || b.hostIp === '' ? (family === 4 ? '0.0.0.0' : '::') : b.hostIp,
+  )
   if (parseIp(hostIp).version !== family) {
-    throw new InvalidFirewallOptionError(`bindings[${i}]: hostIp ${hostIp} and containerIp ${b.containerIp} are of different families`)
+    throw new InvalidFirewallOptionError(
+      `bindings[${i}]: hostIp ${hostIp} and containerIp ${b.containerIp} are of different families`,
+    )
   }
   const port = (v: unknown, field: string, min: number): number => {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 65535) {
@@ -565,9 +594,12 @@ function normalizeBinding(b: PortBinding, i: number): Request {
   }
   const containerPort = port(b.containerPort, 'containerPort', 1)
   const hostPort = port(b.hostPort ?? 0, 'hostPort', 0)
-  const hostPortEnd = b.hostPortEnd === undefined || b.hostPortEnd === 0 ? hostPort : port(b.hostPortEnd, 'hostPortEnd', 1)
-  if (hostPort === 0 && hostPortEnd !== 0) throw new InvalidPortRangeError(`bindings[${i}]: hostPortEnd without hostPort`)
-  if (hostPortEnd < hostPort) throw new InvalidPortRangeError(`bindings[${i}]: invalid host port range ${hostPort}-${hostPortEnd}`)
+  const hostPortEnd =
+    b.hostPortEnd === undefined || b.hostPortEnd === 0 ? hostPort : port(b.hostPortEnd, 'hostPortEnd', 1)
+  if (hostPort === 0 && hostPortEnd !== 0)
+    throw new InvalidPortRangeError(`bindings[${i}]: hostPortEnd without hostPort`)
+  if (hostPortEnd < hostPort)
+    throw new InvalidPortRangeError(`bindings[${i}]: invalid host port range ${hostPort}-${hostPortEnd}`)
   return { proto: b.proto, family, containerIp: formatIp(container), containerPort, hostIp, hostPort, hostPortEnd }
 }
 
@@ -585,7 +617,13 @@ function sameRequest(a: Request, b: Request): boolean {
 /** A reserved entry whose port satisfies the request (same protocol, host address and container port). */
 function fits(e: Entry, req: Request): boolean {
   const r = e.request
-  if (r.proto !== req.proto || r.family !== req.family || r.hostIp !== req.hostIp || r.containerPort !== req.containerPort) return false
+  if (
+    r.proto !== req.proto ||
+    r.family !== req.family ||
+    r.hostIp !== req.hostIp ||
+    r.containerPort !== req.containerPort
+  )
+    return false
   if (req.hostPort === 0) return true
   return e.mapping.hostPort >= req.hostPort && e.mapping.hostPort <= req.hostPortEnd
 }

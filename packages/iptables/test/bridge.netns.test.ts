@@ -53,7 +53,19 @@ describe.skipIf(!netnsAvailable())('BridgeFirewall (real kernel)', () => {
     await nsExec(ns, 'iptables', ['-A', 'FORWARD', '-j', 'DOCKER-USER'])
     await nsExec(ns, 'iptables', ['-A', 'FORWARD', '-o', 'docker0', '-j', 'ACCEPT'])
     await nsExec(ns, 'iptables', ['-N', 'CNM-OTHER'])
-    await nsExec(ns, 'iptables', ['-t', 'nat', '-A', 'POSTROUTING', '-s', '172.17.0.0/16', '!', '-o', 'docker0', '-j', 'MASQUERADE'])
+    await nsExec(ns, 'iptables', [
+      '-t',
+      'nat',
+      '-A',
+      'POSTROUTING',
+      '-s',
+      '172.17.0.0/16',
+      '!',
+      '-o',
+      'docker0',
+      '-j',
+      'MASQUERADE',
+    ])
     const before4 = await saveOf(ns, 4)
     const before6 = await saveOf(ns, 6)
 
@@ -91,7 +103,13 @@ describe.skipIf(!netnsAvailable())('BridgeFirewall (real kernel)', () => {
     const setup4 = await saveOf(ns, 4)
     const setup6 = await saveOf(ns, 6)
 
-    const a: BridgeNetworkConfig = { bridge: 'br-a', subnet: '10.10.0.1/24', gateway: '10.10.0.1', subnet6: 'fd10::/64', gateway6: 'fd10::1' }
+    const a: BridgeNetworkConfig = {
+      bridge: 'br-a',
+      subnet: '10.10.0.1/24',
+      gateway: '10.10.0.1',
+      subnet6: 'fd10::/64',
+      gateway6: 'fd10::1',
+    }
     const b: BridgeNetworkConfig = { bridge: 'br-b', subnet: '10.11.0.0/24', icc: false, internal: true }
     await fw.programBridgeNetwork(a)
     const onlyA4 = await saveOf(ns, 4)
@@ -200,10 +218,16 @@ describe.skipIf(!netnsAvailable())('BridgeFirewall (real kernel)', () => {
       const err = await fw.programBridgeNetwork(cfg).catch((e: unknown) => e)
       expect(isCnmError(err, code), `${JSON.stringify(cfg)} → ${String(err)}`).toBe(true)
     }
-    expect(() => bridgeFirewall({ netns: ns, chainPrefix: 'WAY-TOO-LONG' }, { logger: capturingLogger() })).toThrow(/chainPrefix/)
+    expect(() => bridgeFirewall({ netns: ns, chainPrefix: 'WAY-TOO-LONG' }, { logger: capturingLogger() })).toThrow(
+      /chainPrefix/,
+    )
     expect(() => bridgeFirewall({ netns: 'bad/ns' }, { logger: capturingLogger() })).toThrow(/netns/)
-    expect(() => bridgeFirewall({ netns: ns, residentWriter: 'yes' as unknown as boolean }, { logger: capturingLogger() })).toThrow(/residentWriter/)
-    expect(() => bridgeFirewall({ netns: ns, residentIdleMs: -1 }, { logger: capturingLogger() })).toThrow(/residentIdleMs/)
+    expect(() =>
+      bridgeFirewall({ netns: ns, residentWriter: 'yes' as unknown as boolean }, { logger: capturingLogger() }),
+    ).toThrow(/residentWriter/)
+    expect(() => bridgeFirewall({ netns: ns, residentIdleMs: -1 }, { logger: capturingLogger() })).toThrow(
+      /residentIdleMs/,
+    )
     // a missing bridge fails at the sysctl step, before any rule is written
     const err = await fw.programBridgeNetwork({ bridge: 'br-missing', subnet: '10.30.0.0/24' }).catch((e: unknown) => e)
     expect(isCnmError(err, 'ERR_IPTABLES_COMMAND')).toBe(true)

@@ -26,19 +26,46 @@ describe.skipIf(!netnsAvailable())('Iptables (real kernel)', () => {
         const changes: Change[] = [
           { op: 'ensureChain', table: 'nat', chain: 'T-NAT' },
           { op: 'ensureChain', table: 'filter', chain: 'T-FWD' },
-          { op: 'ensure', table: 'nat', chain: 'PREROUTING', rule: ['-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'T-NAT'] },
-          { op: 'ensure', table: 'nat', chain: 'T-NAT', rule: ['-p', 'tcp', '-d', '10.9.0.1', '--dport', '8080', '-j', 'DNAT', '--to-destination', '10.9.0.2:80'] },
+          {
+            op: 'ensure',
+            table: 'nat',
+            chain: 'PREROUTING',
+            rule: ['-m', 'addrtype', '--dst-type', 'LOCAL', '-j', 'T-NAT'],
+          },
+          {
+            op: 'ensure',
+            table: 'nat',
+            chain: 'T-NAT',
+            rule: ['-p', 'tcp', '-d', '10.9.0.1', '--dport', '8080', '-j', 'DNAT', '--to-destination', '10.9.0.2:80'],
+          },
           { op: 'insert', table: 'filter', chain: 'FORWARD', rule: ['-j', 'T-FWD'], position: 1 },
-          { op: 'ensure', table: 'filter', chain: 'T-FWD', rule: ['-o', 'br0', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT'] },
-          { op: 'ensure', table: 'filter', chain: 'T-FWD', rule: ['!', '-i', 'br0', '-o', 'br0', '-p', 'udp', '-d', '10.9.0.2/32', '--dport', '53', '-j', 'ACCEPT'] },
-          { op: 'ensure', table: 'filter', chain: 'T-FWD', rule: ['-m', 'comment', '--comment', 'two words', '-j', 'RETURN'] },
+          {
+            op: 'ensure',
+            table: 'filter',
+            chain: 'T-FWD',
+            rule: ['-o', 'br0', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT'],
+          },
+          {
+            op: 'ensure',
+            table: 'filter',
+            chain: 'T-FWD',
+            rule: ['!', '-i', 'br0', '-o', 'br0', '-p', 'udp', '-d', '10.9.0.2/32', '--dport', '53', '-j', 'ACCEPT'],
+          },
+          {
+            op: 'ensure',
+            table: 'filter',
+            chain: 'T-FWD',
+            rule: ['-m', 'comment', '--comment', 'two words', '-j', 'RETURN'],
+          },
         ]
         const first = await ipt.apply(changes)
         expect(first.applied).toBe(changes.length)
         const after = await saveOf(ns, 4, backend)
         expect(after).toContain(':T-NAT - [0:0]')
         expect(after).toContain('-A PREROUTING -m addrtype --dst-type LOCAL -j T-NAT')
-        expect(after).toContain('-A T-NAT -d 10.9.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.9.0.2:80')
+        expect(after).toContain(
+          '-A T-NAT -d 10.9.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.9.0.2:80',
+        )
         expect(after).toContain('-A FORWARD -j T-FWD')
         expect(after).toContain('-A T-FWD -o br0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT')
         expect(after).toContain('-A T-FWD -d 10.9.0.2/32 ! -i br0 -o br0 -p udp -m udp --dport 53 -j ACCEPT')
@@ -49,7 +76,20 @@ describe.skipIf(!netnsAvailable())('Iptables (real kernel)', () => {
         expect(again).toEqual({ applied: 0, skipped: changes.length, script: '', undo: [] })
         expect(await saveOf(ns, 4, backend)).toBe(after)
 
-        expect(await ipt.exists('nat', 'T-NAT', ['-p', 'tcp', '-d', '10.9.0.1', '--dport', '8080', '-j', 'DNAT', '--to-destination', '10.9.0.2:80'])).toBe(true)
+        expect(
+          await ipt.exists('nat', 'T-NAT', [
+            '-p',
+            'tcp',
+            '-d',
+            '10.9.0.1',
+            '--dport',
+            '8080',
+            '-j',
+            'DNAT',
+            '--to-destination',
+            '10.9.0.2:80',
+          ]),
+        ).toBe(true)
         expect(await ipt.exists('nat', 'T-NAT', ['-p', 'tcp', '--dport', '8081', '-j', 'ACCEPT'])).toBe(false)
         expect(await ipt.exists('nat', 'NO-SUCH', ['-j', 'ACCEPT'])).toBe(false)
 
@@ -95,14 +135,19 @@ describe.skipIf(!netnsAvailable())('Iptables (real kernel)', () => {
       { op: 'ensure', table: 'filter', chain: 'FORWARD', rule: ['-j', 'T-2'] },
       { op: 'ensure', table: 'filter', chain: 'FORWARD', rule: ['-j', 'T-1'] },
     ])
-    expect((await ipt.apply([{ op: 'insert', table: 'filter', chain: 'FORWARD', rule: ['-j', 'T-1'] }])).applied).toBe(0)
+    expect((await ipt.apply([{ op: 'insert', table: 'filter', chain: 'FORWARD', rule: ['-j', 'T-1'] }])).applied).toBe(
+      0,
+    )
     const pinned = [
       { op: 'insert', table: 'filter', chain: 'FORWARD', rule: ['-j', 'T-1'], position: 1, pin: true },
       { op: 'insert', table: 'filter', chain: 'FORWARD', rule: ['-j', 'T-2'], position: 2, pin: true },
     ] as const
     // T-1 moves to the top, which already puts T-2 second
     expect((await ipt.apply(pinned)).applied).toBe(1)
-    expect(await ipt.listRules('filter', 'FORWARD')).toEqual([['-j', 'T-1'], ['-j', 'T-2']])
+    expect(await ipt.listRules('filter', 'FORWARD')).toEqual([
+      ['-j', 'T-1'],
+      ['-j', 'T-2'],
+    ])
     expect((await ipt.apply(pinned)).applied).toBe(0)
   })
 
@@ -121,8 +166,18 @@ describe.skipIf(!netnsAvailable())('Iptables (real kernel)', () => {
     const before = await saveOf(ns, 6)
     const changes: Change[] = [
       { op: 'ensureChain', table: 'nat', chain: 'T6' },
-      { op: 'ensure', table: 'nat', chain: 'T6', rule: ['-s', 'fd00:0:0:1::5/64', '!', '-o', 'br6', '-j', 'MASQUERADE'] },
-      { op: 'ensure', table: 'nat', chain: 'T6', rule: ['-p', 'tcp', '-d', 'fd00::1', '--dport', '80', '-j', 'DNAT', '--to-destination', '[fd00::2]:80'] },
+      {
+        op: 'ensure',
+        table: 'nat',
+        chain: 'T6',
+        rule: ['-s', 'fd00:0:0:1::5/64', '!', '-o', 'br6', '-j', 'MASQUERADE'],
+      },
+      {
+        op: 'ensure',
+        table: 'nat',
+        chain: 'T6',
+        rule: ['-p', 'tcp', '-d', 'fd00::1', '--dport', '80', '-j', 'DNAT', '--to-destination', '[fd00::2]:80'],
+      },
     ]
     await ipt.apply(changes)
     const after = await saveOf(ns, 6)
@@ -142,11 +197,23 @@ describe.skipIf(!netnsAvailable())('Iptables (real kernel)', () => {
       [[{ op: 'ensureChain', table: 'filter', chain: '-F' }], 'ERR_IPTABLES_INVALID_CHAIN'],
       [[{ op: 'deleteChain', table: 'filter', chain: 'FORWARD' }], 'ERR_IPTABLES_INVALID_CHAIN'],
       [[{ op: 'ensureChain', table: 'security' as 'filter', chain: 'T' }], 'ERR_IPTABLES_INVALID_RULE'],
-      [[{ op: 'ensure', table: 'filter', chain: 'FORWARD', rule: ['-j', 'ACCEPT\n-F FORWARD'] }], 'ERR_IPTABLES_INVALID_RULE'],
+      [
+        [{ op: 'ensure', table: 'filter', chain: 'FORWARD', rule: ['-j', 'ACCEPT\n-F FORWARD'] }],
+        'ERR_IPTABLES_INVALID_RULE',
+      ],
       [[{ op: 'ensure', table: 'filter', chain: 'FORWARD', rule: ['-F'] }], 'ERR_IPTABLES_INVALID_RULE'],
-      [[{ op: 'ensure', table: 'filter', chain: 'FORWARD', rule: ['-s', 'example.com', '-j', 'DROP'] }], 'ERR_IPTABLES_INVALID_RULE'],
-      [[{ op: 'ensure', table: 'filter', chain: 'FORWARD', rule: ['-s', 'fd00::1', '-j', 'DROP'] }], 'ERR_IPTABLES_INVALID_RULE'],
-      [[{ op: 'ensure', table: 'filter', chain: 'FORWARD', rule: ['--dport', '80', '-j', 'DROP'] }], 'ERR_IPTABLES_INVALID_RULE'],
+      [
+        [{ op: 'ensure', table: 'filter', chain: 'FORWARD', rule: ['-s', 'example.com', '-j', 'DROP'] }],
+        'ERR_IPTABLES_INVALID_RULE',
+      ],
+      [
+        [{ op: 'ensure', table: 'filter', chain: 'FORWARD', rule: ['-s', 'fd00::1', '-j', 'DROP'] }],
+        'ERR_IPTABLES_INVALID_RULE',
+      ],
+      [
+        [{ op: 'ensure', table: 'filter', chain: 'FORWARD', rule: ['--dport', '80', '-j', 'DROP'] }],
+        'ERR_IPTABLES_INVALID_RULE',
+      ],
       [[{ op: 'ensure', table: 'filter', chain: 'FORWARD', rule: [] }], 'ERR_IPTABLES_INVALID_RULE'],
       [
         [
@@ -164,26 +231,47 @@ describe.skipIf(!netnsAvailable())('Iptables (real kernel)', () => {
   })
 
   it('resident writer (nft): no process per write, one acknowledgement per table, stale views repaired, exact rollback, close() ends it', async () => {
-    const ipt = iptables({ netns: ns, family: 4, backend: 'nft', residentWriter: true, ownedChains: ['MINE', 'MINE-N'] }, { logger: capturingLogger() })
+    const ipt = iptables(
+      { netns: ns, family: 4, backend: 'nft', residentWriter: true, ownedChains: ['MINE', 'MINE-N'] },
+      { logger: capturingLogger() },
+    )
     fx.onCleanup(() => ipt.close())
     const rule = (i: number): string[] => ['-s', `10.0.0.${i}`, '-j', 'ACCEPT']
     await ipt.apply([
       { op: 'ensureChain', table: 'filter', chain: 'MINE' },
       { op: 'ensureChain', table: 'nat', chain: 'MINE-N' },
       { op: 'ensure', table: 'filter', chain: 'MINE', rule: rule(1) },
-      { op: 'ensure', table: 'nat', chain: 'MINE-N', rule: ['-p', 'tcp', '--dport', '80', '-j', 'DNAT', '--to-destination', '10.0.0.1:80'] },
+      {
+        op: 'ensure',
+        table: 'nat',
+        chain: 'MINE-N',
+        rule: ['-p', 'tcp', '--dport', '80', '-j', 'DNAT', '--to-destination', '10.0.0.1:80'],
+      },
     ])
     const s0 = ipt.stats
     expect(s0).toMatchObject({ saves: 1, restores: 1, residentRestores: 1, writerLaunches: 2 })
     for (let i = 2; i <= 21; i++) {
       await ipt.apply([
         { op: 'ensure', table: 'filter', chain: 'MINE', rule: rule(i) },
-        { op: 'ensure', table: 'nat', chain: 'MINE-N', rule: ['-p', 'tcp', '--dport', String(8000 + i), '-j', 'DNAT', '--to-destination', `10.0.0.${i}:80`] },
+        {
+          op: 'ensure',
+          table: 'nat',
+          chain: 'MINE-N',
+          rule: ['-p', 'tcp', '--dport', String(8000 + i), '-j', 'DNAT', '--to-destination', `10.0.0.${i}:80`],
+        },
       ])
     }
     // 20 two-table writes: no read, no new process, all through the resident restore
-    expect(ipt.stats).toMatchObject({ saves: 1, restores: 21, residentRestores: 21, writerLaunches: 2, cachedPlans: 20 })
-    expect((await nsExec(ns, 'iptables', ['-S', 'MINE'])).split('\n').filter((l) => l.startsWith('-A'))).toHaveLength(21)
+    expect(ipt.stats).toMatchObject({
+      saves: 1,
+      restores: 21,
+      residentRestores: 21,
+      writerLaunches: 2,
+      cachedPlans: 20,
+    })
+    expect((await nsExec(ns, 'iptables', ['-S', 'MINE'])).split('\n').filter((l) => l.startsWith('-A'))).toHaveLength(
+      21,
+    )
 
     // someone else changes our chain: inserts a rule and deletes one of ours
     await nsExec(ns, 'iptables', ['-I', 'MINE', '1', '-s', '10.9.9.9', '-j', 'DROP'])

@@ -23,7 +23,10 @@ COMMIT
 `
 
 /** A fake runner: answers --version and iptables-save, records restore input. */
-function fake(save = EMPTY_SAVE, restore: (input: string) => { code: number; stderr: string } = () => ({ code: 0, stderr: '' })) {
+function fake(
+  save = EMPTY_SAVE,
+  restore: (input: string) => { code: number; stderr: string } = () => ({ code: 0, stderr: '' }),
+) {
   const calls: Array<{ argv: readonly string[]; input: string | undefined }> = []
   const run: CommandRunner = async (argv, options?: RunOptions) => {
     calls.push({ argv, input: options?.input })
@@ -42,8 +45,18 @@ describe('Iptables (fake runner)', () => {
     const logger = capturingLogger()
     const ipt = iptables({ netns: 'hostns', family: 4 }, { logger, runCommand: f.run })
     const r = await ipt.apply([
-      { op: 'ensure', table: 'filter', chain: 'T', rule: ['-p', 'tcp', '-d', '10.0.0.2', '--dport', '80', '-j', 'ACCEPT'] },
-      { op: 'ensure', table: 'filter', chain: 'T', rule: ['-p', 'udp', '-d', '10.0.0.2', '--dport', '53', '-j', 'ACCEPT'] },
+      {
+        op: 'ensure',
+        table: 'filter',
+        chain: 'T',
+        rule: ['-p', 'tcp', '-d', '10.0.0.2', '--dport', '80', '-j', 'ACCEPT'],
+      },
+      {
+        op: 'ensure',
+        table: 'filter',
+        chain: 'T',
+        rule: ['-p', 'udp', '-d', '10.0.0.2', '--dport', '53', '-j', 'ACCEPT'],
+      },
       { op: 'ensureChain', table: 'nat', chain: 'N' },
       { op: 'ensure', table: 'nat', chain: 'PREROUTING', rule: ['-j', 'N'] },
       { op: 'insert', table: 'filter', chain: 'FORWARD', rule: ['-j', 'T'], position: 1 },
@@ -64,7 +77,14 @@ describe('Iptables (fake runner)', () => {
       ].join('\n'),
     )
     const restore = f.calls.find((c) => c.argv.some((a) => a.endsWith('-restore')))
-    expect(restore?.argv).toEqual(['nsenter', '--net=/run/netns/hostns', '--', 'iptables-nft-restore', '--noflush', '--wait=10'])
+    expect(restore?.argv).toEqual([
+      'nsenter',
+      '--net=/run/netns/hostns',
+      '--',
+      'iptables-nft-restore',
+      '--noflush',
+      '--wait=10',
+    ])
     expect(restore?.input).toBe(r.script)
     // one save of all tables (two tables involved), one restore, one --version probe
     expect(f.calls.filter((c) => c.argv.some((a) => a.endsWith('-save')))).toHaveLength(1)
@@ -74,7 +94,12 @@ describe('Iptables (fake runner)', () => {
     expect(r.undo).toEqual([
       { op: 'delete', table: 'nat', chain: 'PREROUTING', rule: ['-j', 'N'] },
       { op: 'deleteChain', table: 'nat', chain: 'N' },
-      { op: 'delete', table: 'filter', chain: 'T', rule: ['-p', 'udp', '-d', '10.0.0.2', '--dport', '53', '-j', 'ACCEPT'] },
+      {
+        op: 'delete',
+        table: 'filter',
+        chain: 'T',
+        rule: ['-p', 'udp', '-d', '10.0.0.2', '--dport', '53', '-j', 'ACCEPT'],
+      },
     ])
   })
 
@@ -85,7 +110,10 @@ describe('Iptables (fake runner)', () => {
     expect(r.script).toBe('*filter\n-D FORWARD -j T\n-F T\n-X T\nCOMMIT\n')
     expect(f.calls.some((c) => c.argv[0] === 'iptables-legacy-save')).toBe(true)
     expect(f.calls.some((c) => c.argv.some((a) => a.endsWith('-restore')))).toBe(false)
-    const p = await ipt.apply([{ op: 'insert', table: 'filter', chain: 'FORWARD', rule: ['-j', 'T'], position: 1, pin: true }], { dryRun: true })
+    const p = await ipt.apply(
+      [{ op: 'insert', table: 'filter', chain: 'FORWARD', rule: ['-j', 'T'], position: 1, pin: true }],
+      { dryRun: true },
+    )
     expect(p.script).toBe('*filter\n-D FORWARD -j T\n-I FORWARD 1 -j T\nCOMMIT\n')
   })
 
@@ -93,7 +121,9 @@ describe('Iptables (fake runner)', () => {
     const inputs: string[] = []
     const f = fake(EMPTY_SAVE, (input) => {
       inputs.push(input)
-      return inputs.length === 1 ? { code: 2, stderr: "Chain 'NOPE' does not exist\nError occurred at line: 7\n" } : { code: 0, stderr: '' }
+      return inputs.length === 1
+        ? { code: 2, stderr: "Chain 'NOPE' does not exist\nError occurred at line: 7\n" }
+        : { code: 0, stderr: '' }
     })
     const ipt = iptables({ family: 4 }, { logger: capturingLogger(), runCommand: f.run })
     const err = await ipt
@@ -128,7 +158,9 @@ describe('Iptables (fake runner)', () => {
     const ok = iptables({ family: 4 }, { logger: capturingLogger(), runCommand: f.run })
     const ac = new AbortController()
     ac.abort(new Error('stop'))
-    const aborted = await ok.apply([{ op: 'ensureChain', table: 'filter', chain: 'X' }], { signal: ac.signal }).catch((e: unknown) => e)
+    const aborted = await ok
+      .apply([{ op: 'ensureChain', table: 'filter', chain: 'X' }], { signal: ac.signal })
+      .catch((e: unknown) => e)
     expect(isCnmError(aborted, 'ERR_ABORTED')).toBe(true)
     expect(f.calls).toHaveLength(0)
   })
@@ -136,7 +168,8 @@ describe('Iptables (fake runner)', () => {
 
 describe('Iptables in-memory view of owned chains (fake runner)', () => {
   const rule = (port: number): string[] => ['-p', 'tcp', '-d', '10.0.0.2', '--dport', String(port), '-j', 'ACCEPT']
-  const saves = (f: ReturnType<typeof fake>): number => f.calls.filter((c) => c.argv.some((a) => a.endsWith('-save'))).length
+  const saves = (f: ReturnType<typeof fake>): number =>
+    f.calls.filter((c) => c.argv.some((a) => a.endsWith('-save'))).length
   const restores = (f: ReturnType<typeof fake>): string[] =>
     f.calls.filter((c) => c.argv.some((a) => a.endsWith('-restore'))).map((c) => c.input ?? '')
 
@@ -186,13 +219,20 @@ describe('Iptables in-memory view of owned chains (fake runner)', () => {
     const logger = capturingLogger()
     const ipt = iptables({ family: 4, ownedChains: ['T'] }, { logger, runCommand: run })
     await ipt.apply([{ op: 'ensure', table: 'filter', chain: 'T', rule: rule(81) }])
-    save = save.replace('-A T -d 10.0.0.2/32 -p tcp -m tcp --dport 80 -j ACCEPT\n', '-A T -p tcp -d 10.0.0.2 --dport 81 -j ACCEPT\n')
+    save = save.replace(
+      '-A T -d 10.0.0.2/32 -p tcp -m tcp --dport 80 -j ACCEPT\n',
+      '-A T -p tcp -d 10.0.0.2 --dport 81 -j ACCEPT\n',
+    )
     const r = await ipt.apply([
       { op: 'delete', table: 'filter', chain: 'T', rule: rule(80) },
       { op: 'ensure', table: 'filter', chain: 'T', rule: rule(82) },
     ])
     // the fresh read shows rule 80 gone: only the append remains
-    expect(r).toMatchObject({ applied: 1, skipped: 1, script: '*filter\n-A T -p tcp -d 10.0.0.2 --dport 82 -j ACCEPT\nCOMMIT\n' })
+    expect(r).toMatchObject({
+      applied: 1,
+      skipped: 1,
+      script: '*filter\n-A T -p tcp -d 10.0.0.2 --dport 82 -j ACCEPT\nCOMMIT\n',
+    })
     expect(restores(f)).toHaveLength(3)
     expect(saves(f)).toBe(2)
     expect(logger.lines.some((l) => l.message.includes('in-memory view failed'))).toBe(true)
@@ -201,7 +241,9 @@ describe('Iptables in-memory view of owned chains (fake runner)', () => {
     const g = fake()
     const other = iptables({ family: 4, ownedChains: ['T', 'GONE'] }, { logger: capturingLogger(), runCommand: g.run })
     await other.apply([{ op: 'ensure', table: 'filter', chain: 'T', rule: rule(81) }])
-    const err = await other.apply([{ op: 'ensure', table: 'filter', chain: 'GONE', rule: rule(1) }]).catch((e: unknown) => e)
+    const err = await other
+      .apply([{ op: 'ensure', table: 'filter', chain: 'GONE', rule: rule(1) }])
+      .catch((e: unknown) => e)
     expect(isCnmError(err, 'ERR_IPTABLES_NO_CHAIN')).toBe(true)
     expect(saves(g)).toBe(2)
   })

@@ -52,7 +52,14 @@ describe('bridge layout', () => {
   it('port mapping rules follow drivers.md §3.6', () => {
     const c = bridgeChains('CNM')
     const v6 = mappingRuleChanges(c, {
-      proto: 'sctp', hostIp: undefined, hostPort: 9000, containerIp: 'fd00::2', containerPort: 9, bridge: 'br0', hairpin: false, family: 6,
+      proto: 'sctp',
+      hostIp: undefined,
+      hostPort: 9000,
+      containerIp: 'fd00::2',
+      containerPort: 9,
+      bridge: 'br0',
+      hairpin: false,
+      family: 6,
     })
     expect(v6.map((ch) => `${ch.table} ${ch.chain} ${ch.rule.join(' ')}`)).toEqual([
       'nat CNM ! -i br0 -p sctp -m sctp --dport 9000 -j DNAT --to-destination [fd00::2]:9',
@@ -67,7 +74,11 @@ describe('bridge layout', () => {
     expect(() => bridgeFirewall({ hairpin: 'yes' as unknown as boolean }, { logger })).toThrow(/hairpin/)
     const firewall = bridgeFirewall({}, { logger })
     expect(firewall.chains.main).toBe('CNM')
-    expect(() => portMapper({ bridge: 'bad bridge' }, { logger, firewall, allocator: portAllocator() })).toThrow(/bridge/)
-    expect(() => portMapper({ bridge: 'br0', ephemeralRetries: 0 }, { logger, firewall, allocator: portAllocator() })).toThrow(/ephemeralRetries/)
+    expect(() => portMapper({ bridge: 'bad bridge' }, { logger, firewall, allocator: portAllocator() })).toThrow(
+      /bridge/,
+    )
+    expect(() =>
+      portMapper({ bridge: 'br0', ephemeralRetries: 0 }, { logger, firewall, allocator: portAllocator() }),
+    ).toThrow(/ephemeralRetries/)
   })
 })

@@ -22,7 +22,9 @@ s.on('error', (e) => console.log('ERR ' + e.code))
 
 /** Starts a node process in a namespace and waits for its "ready" line; killed by PID at cleanup. */
 async function startInNs(fx: NetnsFixture, ns: string, script: string, args: string[]): Promise<() => Promise<void>> {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   const pid = child.pid
   if (pid === undefined) throw new Error('spawn failed')
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
@@ -85,7 +87,12 @@ describe.skipIf(!netnsAvailable())('PortMapper (real kernel)', () => {
     const logger = capturingLogger()
     fw = bridgeFirewall({ netns: host }, { logger })
     fx.onCleanup(() => fw.close())
-    await fw.programBridgeNetwork({ bridge: 'br0', subnet: '10.77.0.0/24', gateway: '10.77.0.1', enableIpForwarding: true })
+    await fw.programBridgeNetwork({
+      bridge: 'br0',
+      subnet: '10.77.0.0/24',
+      gateway: '10.77.0.1',
+      enableIpForwarding: true,
+    })
     allocator = portAllocator({ ephemeralRange: { start: 41000, end: 41009 } })
     mapper = portMapper({ bridge: 'br0' }, { logger, firewall: fw, allocator })
   })
@@ -147,16 +154,26 @@ describe.skipIf(!netnsAvailable())('PortMapper (real kernel)', () => {
     await mapper.map('ep1', [{ proto: 'tcp', containerIp: '10.77.0.2', containerPort: 80, hostPort: 8080 }])
     const state = await saveOf(host)
     const errors = await Promise.all([
-      mapper.map('ep2', [{ proto: 'tcp', containerIp: '10.77.0.3', containerPort: 80, hostPort: 8080 }]).catch((e: unknown) => e),
-      mapper.map('ep1', [{ proto: 'tcp', containerIp: '10.77.0.2', containerPort: 80, hostPort: 8080 }]).catch((e: unknown) => e),
+      mapper
+        .map('ep2', [{ proto: 'tcp', containerIp: '10.77.0.3', containerPort: 80, hostPort: 8080 }])
+        .catch((e: unknown) => e),
+      mapper
+        .map('ep1', [{ proto: 'tcp', containerIp: '10.77.0.2', containerPort: 80, hostPort: 8080 }])
+        .catch((e: unknown) => e),
       mapper.unmap('nobody').catch((e: unknown) => e),
       mapper.release('nobody').catch((e: unknown) => e),
       mapper.unmapKey('0.0.0.0:9999/tcp').catch((e: unknown) => e),
-      mapper.map('ep3', [{ proto: 'icmp' as 'tcp', containerIp: '10.77.0.4', containerPort: 80 }]).catch((e: unknown) => e),
+      mapper
+        .map('ep3', [{ proto: 'icmp' as 'tcp', containerIp: '10.77.0.4', containerPort: 80 }])
+        .catch((e: unknown) => e),
       mapper.map('ep3', [{ proto: 'tcp', containerIp: '10.77.0.4', containerPort: 70000 }]).catch((e: unknown) => e),
-      mapper.map('ep3', [{ proto: 'tcp', containerIp: '10.77.0.4', containerPort: 80, hostPort: 9000, hostPortEnd: 8000 }]).catch((e: unknown) => e),
+      mapper
+        .map('ep3', [{ proto: 'tcp', containerIp: '10.77.0.4', containerPort: 80, hostPort: 9000, hostPortEnd: 8000 }])
+        .catch((e: unknown) => e),
       mapper.map('ep3', [{ proto: 'tcp', containerIp: 'not-an-ip', containerPort: 80 }]).catch((e: unknown) => e),
-      mapper.map('ep3', [{ proto: 'tcp', containerIp: '10.77.0.4', containerPort: 80, hostIp: '::1' }]).catch((e: unknown) => e),
+      mapper
+        .map('ep3', [{ proto: 'tcp', containerIp: '10.77.0.4', containerPort: 80, hostIp: '::1' }])
+        .catch((e: unknown) => e),
       // the second binding fails: the first one's port is released again, no rule written
       mapper
         .map('ep3', [
@@ -251,7 +268,10 @@ describe.skipIf(!netnsAvailable())('PortMapper (real kernel)', () => {
         },
       }
     }
-    const holding = portMapper({ bridge: 'br0' }, { logger: capturingLogger(), firewall: fw, allocator, holdPort: holder })
+    const holding = portMapper(
+      { bridge: 'br0' },
+      { logger: capturingLogger(), firewall: fw, allocator, holdPort: holder },
+    )
     const [m] = await holding.map('ep1', [{ proto: 'tcp', containerIp: '10.77.0.2', containerPort: 8000, hostPort: 0 }])
     expect(held).toEqual([m?.hostPort])
     // DNAT wins over the local listener: the container answers
@@ -298,7 +318,22 @@ describe.skipIf(!netnsAvailable())('PortMapper (real kernel)', () => {
   it("a rule deleted behind the mapper's back: unmap still succeeds and leaves the ruleset exact", async () => {
     const base = await saveOf(host)
     await mapper.map('ep1', [{ proto: 'tcp', containerIp: '10.77.0.2', containerPort: 80, hostPort: 8080 }])
-    await nsExec(host, 'iptables', ['-t', 'nat', '-D', 'CNM', '-p', 'tcp', '-m', 'tcp', '--dport', '8080', '-j', 'DNAT', '--to-destination', '10.77.0.2:80'])
+    await nsExec(host, 'iptables', [
+      '-t',
+      'nat',
+      '-D',
+      'CNM',
+      '-p',
+      'tcp',
+      '-m',
+      'tcp',
+      '--dport',
+      '8080',
+      '-j',
+      'DNAT',
+      '--to-destination',
+      '10.77.0.2:80',
+    ])
     await mapper.unmap('ep1')
     expect(await saveOf(host)).toBe(base)
     // and a rule flushed away is put back when the view is invalidated (e.g. after a firewall reload)
@@ -314,7 +349,9 @@ describe.skipIf(!netnsAvailable())('PortMapper (real kernel)', () => {
 
   it('adopt() takes back stored mappings after a restart; map() then publishes the same ports', async () => {
     const [m] = await mapper.map('ep1', [{ proto: 'tcp', containerIp: '10.77.0.2', containerPort: 80 }])
-    const [u] = await mapper.map('ep1b', [{ proto: 'udp', containerIp: '10.77.0.2', containerPort: 53, hostPort: 5353 }])
+    const [u] = await mapper.map('ep1b', [
+      { proto: 'udp', containerIp: '10.77.0.2', containerPort: 53, hostPort: 5353 },
+    ])
     const published = await saveOf(host)
     // "restart": a new allocator and mapper; the rules are still in the kernel
     const alloc2 = portAllocator({ ephemeralRange: { start: 41000, end: 41009 } })
@@ -328,12 +365,16 @@ describe.skipIf(!netnsAvailable())('PortMapper (real kernel)', () => {
     expect(await m2.map('ep1', [{ proto: 'tcp', containerIp: '10.77.0.2', containerPort: 80 }])).toEqual([m])
     // another owner cannot adopt a port someone holds: all or nothing
     const free = { proto: 'tcp' as const, containerIp: '10.77.0.3', containerPort: 81, hostPort: 9191 }
-    const err = await m2.adopt('other', [free, { ...(m as PortMapping), containerIp: '10.77.0.3' }]).catch((e: unknown) => e)
+    const err = await m2
+      .adopt('other', [free, { ...(m as PortMapping), containerIp: '10.77.0.3' }])
+      .catch((e: unknown) => e)
     expect(isCnmError(err, 'ERR_PORT_ALREADY_ALLOCATED')).toBe(true)
     expect(alloc2.isAllocated(undefined, 'tcp', 9191)).toBe(false)
     expect(m2.reservations('other')).toEqual([])
     // adopt needs exact ports
-    const ranged = await m2.adopt('x', [{ proto: 'tcp', containerIp: '10.77.0.4', containerPort: 80 }]).catch((e: unknown) => e)
+    const ranged = await m2
+      .adopt('x', [{ proto: 'tcp', containerIp: '10.77.0.4', containerPort: 80 }])
+      .catch((e: unknown) => e)
     expect(isCnmError(ranged, 'ERR_PORT_INVALID_RANGE')).toBe(true)
     await m2.adopt('ep1b', [u as PortMapping])
     await m2.map('ep1b', [{ proto: 'udp', containerIp: '10.77.0.2', containerPort: 53, hostPort: 5353 }])
@@ -379,7 +420,10 @@ describe.skipIf(!netnsAvailable())('PortMapper (real kernel)', () => {
   it('closeHolders() closes the holders and keeps rules and reservations; unmap still removes the rules', async () => {
     const closed: number[] = []
     const holder: PortHolder = async (_netns, spec) => ({ port: spec.port, close: () => void closed.push(spec.port) })
-    const holding = portMapper({ bridge: 'br0' }, { logger: capturingLogger(), firewall: fw, allocator, holdPort: holder })
+    const holding = portMapper(
+      { bridge: 'br0' },
+      { logger: capturingLogger(), firewall: fw, allocator, holdPort: holder },
+    )
     const base = await saveOf(host)
     await holding.map('ep1', [{ proto: 'tcp', containerIp: '10.77.0.2', containerPort: 80, hostPort: 8080 }])
     const mapped = await saveOf(host)
@@ -396,11 +440,25 @@ describe.skipIf(!netnsAvailable())('PortMapper (real kernel)', () => {
 
   it('unpublishing a UDP mapping deletes its conntrack entries in the namespace (not with flushConntrack: none)', async () => {
     const count = async (port: number): Promise<number> => {
-      const r = await run('ip', ['netns', 'exec', host, 'sh', '-c', `conntrack -L -p udp --orig-port-dst ${port} 2>&1 >/dev/null`])
+      const r = await run('ip', [
+        'netns',
+        'exec',
+        host,
+        'sh',
+        '-c',
+        `conntrack -L -p udp --orig-port-dst ${port} 2>&1 >/dev/null`,
+      ])
       return Number(/(\d+) flow entries have been shown/.exec(r)?.[1] ?? NaN)
     }
     const send = async (ip: string, port: number): Promise<void> => {
-      await run('ip', ['netns', 'exec', host, process.execPath, '-e', `const s=require('dgram').createSocket('udp4');s.send('x',${port},'${ip}',()=>s.close())`])
+      await run('ip', [
+        'netns',
+        'exec',
+        host,
+        process.execPath,
+        '-e',
+        `const s=require('dgram').createSocket('udp4');s.send('x',${port},'${ip}',()=>s.close())`,
+      ])
     }
     await mapper.map('ep1', [{ proto: 'udp', containerIp: '10.77.0.2', containerPort: 53, hostPort: 5353 }])
     await send('127.0.0.1', 5353)
@@ -409,12 +467,20 @@ describe.skipIf(!netnsAvailable())('PortMapper (real kernel)', () => {
     await mapper.unmap('ep1')
     expect(await count(5353)).toBe(0)
 
-    const keep = portMapper({ bridge: 'br0', flushConntrack: 'none' }, { logger: capturingLogger(), firewall: fw, allocator })
+    const keep = portMapper(
+      { bridge: 'br0', flushConntrack: 'none' },
+      { logger: capturingLogger(), firewall: fw, allocator },
+    )
     await keep.map('ep2', [{ proto: 'udp', containerIp: '10.77.0.3', containerPort: 53, hostPort: 5354 }])
     await send('127.0.0.1', 5354)
     await keep.release('ep2')
     expect(await count(5354)).toBe(1)
-    expect(() => portMapper({ bridge: 'br0', flushConntrack: 'tcp' as 'udp' }, { logger: capturingLogger(), firewall: fw, allocator })).toThrow(/flushConntrack/)
+    expect(() =>
+      portMapper(
+        { bridge: 'br0', flushConntrack: 'tcp' as 'udp' },
+        { logger: capturingLogger(), firewall: fw, allocator },
+      ),
+    ).toThrow(/flushConntrack/)
     // flushConntrack() on its own, for any protocol
     expect(await fw.flushConntrack([{ family: 4, proto: 'udp', hostPort: 5354 }])).toBe(1)
     expect(await count(5354)).toBe(0)

@@ -34,7 +34,9 @@ describe('residentCommandRunner (one long-lived /bin/sh)', () => {
   })
 
   it('validates its options', () => {
-    expect(() => residentCommandRunner({ idleMs: -1 })).toThrow(expect.objectContaining({ code: 'ERR_IPTABLES_INVALID_OPTION' }))
+    expect(() => residentCommandRunner({ idleMs: -1 })).toThrow(
+      expect.objectContaining({ code: 'ERR_IPTABLES_INVALID_OPTION' }),
+    )
     expect(() => residentCommandRunner({ shell: 'sh' })).toThrow(/absolute/)
   })
 

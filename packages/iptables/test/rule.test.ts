@@ -12,13 +12,22 @@ describe('ruleKey: what we write and what iptables-save prints are the same rule
       ['-p', 'tcp', '-d', '10.0.0.2', '--dport', '80', '!', '-i', 'br0', '-o', 'br0', '-j', 'ACCEPT'],
       tokenizeSaveLine('-d 10.0.0.2/32 ! -i br0 -o br0 -p tcp -m tcp --dport 80 -j ACCEPT'),
     )
-    same(['-m', 'addrtype', '--src-type', 'LOCAL', '-o', 'br0', '-j', 'MASQUERADE'], ['-o', 'br0', '-m', 'addrtype', '--src-type', 'LOCAL', '-j', 'MASQUERADE'])
+    same(
+      ['-m', 'addrtype', '--src-type', 'LOCAL', '-o', 'br0', '-j', 'MASQUERADE'],
+      ['-o', 'br0', '-m', 'addrtype', '--src-type', 'LOCAL', '-j', 'MASQUERADE'],
+    )
     same(['--dst', '127.0.0.0/8', '-j', 'X'], ['-d', '127.0.0.0/8', '-j', 'X'])
     same(['-s', '10.1.2.3/255.255.0.0', '-j', 'X'], ['-s', '10.1.0.0/16', '-j', 'X'])
     same(['-d', '0/0', '-p', 'all', '-j', 'X'], ['-j', 'X'])
-    same(['-p', '6', '--sport', '1', '--dport', '2', '-j', 'X'], ['-p', 'tcp', '-m', 'tcp', '--dport', '2', '--sport', '1', '-j', 'X'])
+    same(
+      ['-p', '6', '--sport', '1', '--dport', '2', '-j', 'X'],
+      ['-p', 'tcp', '-m', 'tcp', '--dport', '2', '--sport', '1', '-j', 'X'],
+    )
     same(['-p', 'tcp', '--destination-port', '080', '-j', 'X'], ['-p', 'tcp', '-m', 'tcp', '--dport', '80', '-j', 'X'])
-    same(['-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT'], ['-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT'])
+    same(
+      ['-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT'],
+      ['-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT'],
+    )
     same(['-s', 'FD00:0:0:1::5/64', '-j', 'X'], ['-s', 'fd00:0:0:1::/64', '-j', 'X'], 6)
     same(['-d', '::1', '-j', 'X'], ['-d', '::1/128', '-j', 'X'], 6)
   })
@@ -76,7 +85,8 @@ describe('argument validation', () => {
   })
 
   it('chain names', () => {
-    for (const ok of ['CNM', 'CNM-ISOLATION-STAGE-1', 'a.b+c_d', 'X'.repeat(28)]) expect(() => assertChain(ok)).not.toThrow()
+    for (const ok of ['CNM', 'CNM-ISOLATION-STAGE-1', 'a.b+c_d', 'X'.repeat(28)])
+      expect(() => assertChain(ok)).not.toThrow()
     for (const bad of ['', '-X', 'has space', 'X'.repeat(29), 'a\nb', 'ACCEPT', 'RETURN', 'a/b', '!x', 7]) {
       expect(() => assertChain(bad), String(bad)).toThrow(/invalid chain name/)
     }
@@ -84,7 +94,14 @@ describe('argument validation', () => {
 
   it('tokenizes saved lines with quotes', () => {
     expect(tokenizeSaveLine('-A X -m comment --comment "two words" -j ACCEPT')).toEqual([
-      '-A', 'X', '-m', 'comment', '--comment', 'two words', '-j', 'ACCEPT',
+      '-A',
+      'X',
+      '-m',
+      'comment',
+      '--comment',
+      'two words',
+      '-j',
+      'ACCEPT',
     ])
     expect(tokenizeSaveLine('-A X -m comment --comment "a \\"q\\"" -j ACCEPT')[5]).toBe('a "q"')
   })

@@ -26,7 +26,8 @@ const r2 = (x) => Math.round(x * 100) / 100
 
 let seq = 0
 const addr = (i) => `10.200.${1 + (i >> 8)}.${i & 255}/16`
-const mac = (i) => `02:42:0a:c8:${(1 + (i >> 8)).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`
+const mac = (i) =>
+  `02:42:0a:c8:${(1 + (i >> 8)).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`
 
 /** The fast path: the veth's sandbox end is born inside the sandbox (no namespace move). */
 async function attachOsl(o, i) {

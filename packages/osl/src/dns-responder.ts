@@ -218,7 +218,9 @@ export class DnsResponderEngine {
         // the addon closed the descriptors
         throw mapNativeError(err, 'self', 'attach DNS responder')
       }
-      const r = new DnsResponder(this.native, this.handle, res[0], res[3], res[1], res[2], () => this.responders.delete(r))
+      const r = new DnsResponder(this.native, this.handle, res[0], res[3], res[1], res[2], () =>
+        this.responders.delete(r),
+      )
       this.responders.add(r)
       return r
     } catch (err) {
@@ -277,7 +279,16 @@ export class DnsResponder {
     key.writeUInt16BE(qtype & 0xffff, name.length)
     const offs = answer.rotateOffsets
     if (offs !== undefined && answer.arcount !== 0) throw new InvalidOptionError('rotateOffsets: needs arcount 0')
-    return this.native.responderSet(this.engine, this.id, key, answer.rcode, answer.ancount, answer.arcount, answer.body, offs ?? null)
+    return this.native.responderSet(
+      this.engine,
+      this.id,
+      key,
+      answer.rcode,
+      answer.ancount,
+      answer.arcount,
+      answer.body,
+      offs ?? null,
+    )
   }
 
   /** Empties the table (records changed). */
@@ -300,7 +311,15 @@ export class DnsResponder {
   private read(): DnsResponderStats {
     const v = this.native.responderStats(this.engine, this.id)
     const n = (i: number): number => v?.[i] ?? 0
-    return { received: n(0), answered: n(1), missed: n(2), dropped: n(3), sendErrors: n(4), entries: n(5), rejectedEntries: n(6) }
+    return {
+      received: n(0),
+      answered: n(1),
+      missed: n(2),
+      dropped: n(3),
+      sendErrors: n(4),
+      entries: n(5),
+      rejectedEntries: n(6),
+    }
   }
 
   /** Stops serving and closes the sockets. Idempotent. */

@@ -16,7 +16,12 @@ export { parseBatchOutput, splitJsonOutput } from './batch.js'
 export type { BatchOutcome, NsTarget } from './batch.js'
 export type * from './types.js'
 export * from './errors.js'
-export { DnsResponderEngine, DnsResponder, dnsResponderEngine, DEFAULT_DNS_RESPONDER_ENGINE_INIT } from './dns-responder.js'
+export {
+  DnsResponderEngine,
+  DnsResponder,
+  dnsResponderEngine,
+  DEFAULT_DNS_RESPONDER_ENGINE_INIT,
+} from './dns-responder.js'
 export type {
   DnsResponderEngineInit,
   DnsResponderEngineComponents,

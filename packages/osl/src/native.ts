@@ -67,7 +67,9 @@ export function loadNative(path?: string): NativeOps {
   const candidates = path === undefined ? nativeCandidates() : [path]
   const found = candidates.find((p) => existsSync(p))
   if (found === undefined) {
-    throw new NativeAddonMissingError(`@cnm/osl native addon not found (looked in ${candidates.join(', ')}); ${BUILD_HINT}`)
+    throw new NativeAddonMissingError(
+      `@cnm/osl native addon not found (looked in ${candidates.join(', ')}); ${BUILD_HINT}`,
+    )
   }
   try {
     return require(found) as NativeOps

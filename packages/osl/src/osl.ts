@@ -80,7 +80,8 @@ export class Osl {
       throw new InvalidOptionError(`netnsDir: must be an absolute path, got ${JSON.stringify(cfg.netnsDir)}`)
     }
     for (const k of ['ipPath', 'bridgePath', 'nsenterPath'] as const) {
-      if (typeof cfg[k] !== 'string' || cfg[k].length === 0) throw new InvalidOptionError(`${k}: must be a non-empty string`)
+      if (typeof cfg[k] !== 'string' || cfg[k].length === 0)
+        throw new InvalidOptionError(`${k}: must be a non-empty string`)
     }
     this.netnsDir = cfg.netnsDir.replace(/\/+$/, '')
     this.log = (components.logger ?? noopLogger()).forComponent('cnm:osl')
@@ -91,7 +92,9 @@ export class Osl {
     const paths: ToolPaths = { ip: cfg.ipPath, bridge: cfg.bridgePath, nsenter: cfg.nsenterPath }
     const runner = new BatchRunner(exec, paths, this.log)
     const hostTarget: NsTarget =
-      init.hostNetns === undefined ? { label: 'host', path: undefined, ipName: undefined } : targetFromPath(netnsPath(init.hostNetns))
+      init.hostNetns === undefined
+        ? { label: 'host', path: undefined, ipName: undefined }
+        : targetFromPath(netnsPath(init.hostNetns))
     const selfNs = `/proc/${process.pid}/ns/net`
     const resolver: NsResolver = {
       refArg: (ns) => ns.path ?? selfNs,
@@ -168,7 +171,8 @@ export class Osl {
       await create()
     } catch (err) {
       if ((err as { code?: string }).code !== 'EEXIST') throw mapNativeError(err, path, `create sandbox ${key}`)
-      if (options.exist === 'error') throw new NamespaceExistsError(`sandbox ${key} already exists at ${path}`, { cause: err })
+      if (options.exist === 'error')
+        throw new NamespaceExistsError(`sandbox ${key} already exists at ${path}`, { cause: err })
       this.log('sandbox %s exists: detaching the old namespace', key)
       await this.removeNetnsFile(path)
       try {
@@ -196,7 +200,8 @@ export class Osl {
       disabled = probe.startsWith('net/ipv6') ? value : '0'
     } catch (err) {
       const mapped = mapNativeError(err, path, `open sandbox ${key}`)
-      if (mapped instanceof NamespaceNotFoundError) throw new NamespaceNotFoundError(`sandbox ${key} not found at ${path}`, { cause: err })
+      if (mapped instanceof NamespaceNotFoundError)
+        throw new NamespaceNotFoundError(`sandbox ${key} not found at ${path}`, { cause: err })
       throw mapped
     }
     const sb = this.sandboxHandle(key, path, disabled === '1')
@@ -272,13 +277,19 @@ export class Osl {
       .map((l: LinkInfo) => l.ifname)
       .filter((n) => n.startsWith(linkPrefix))
     if (links.length > 0) {
-      const out = await this.ctx.runner.run('ip', this.ctx.host, links.map((l) => `link del dev ${l}`), { force: true })
+      const out = await this.ctx.runner.run(
+        'ip',
+        this.ctx.host,
+        links.map((l) => `link del dev ${l}`),
+        { force: true },
+      )
       for (const f of out.failures) {
         // a veth whose peer was deleted a moment before goes with it: not an error
         this.log.trace('gc: deleting %s: %s', links[f.index], f.message)
       }
     }
-    if (namespaces.length + links.length > 0) this.log('gc %s: removed %d namespaces, %d links', prefix, namespaces.length, links.length)
+    if (namespaces.length + links.length > 0)
+      this.log('gc %s: removed %d namespaces, %d links', prefix, namespaces.length, links.length)
     return { namespaces, links }
   }
 

@@ -99,7 +99,8 @@ function fdbArgs(spec: FdbSpec): string {
   const parts = [validateMac(spec.mac, 'fdb.mac'), 'dev', validateIfName(spec.dev, 'fdb.dev')]
   if (spec.dst !== undefined) parts.push('dst', validateIp(spec.dst, 'fdb.dst'))
   if (spec.vlan !== undefined) {
-    if (!Number.isInteger(spec.vlan) || spec.vlan < 1 || spec.vlan > 4094) throw new InvalidOptionError('fdb.vlan: 1..4094')
+    if (!Number.isInteger(spec.vlan) || spec.vlan < 1 || spec.vlan > 4094)
+      throw new InvalidOptionError('fdb.vlan: 1..4094')
     parts.push('vlan', String(spec.vlan))
   }
   const on = spec.on ?? 'self'
@@ -225,7 +226,8 @@ export class NetnsPlan {
     if (changes.up === true) undo.push('down')
     if (changes.netns !== undefined) undo.push('down', 'netns', this.resolver.refArg(this.ns))
     if (changes.newName !== undefined || changes.netns !== undefined) undo.push('name', name)
-    const undos = undo.length > 0 ? [{ tool: 'ip' as const, ns: undoNs, line: `link set dev ${finalName} ${undo.join(' ')}` }] : []
+    const undos =
+      undo.length > 0 ? [{ tool: 'ip' as const, ns: undoNs, line: `link set dev ${finalName} ${undo.join(' ')}` }] : []
     const hasChange = parts.length > 2
     if (hasChange) this.tx.cmd('ip', this.ns, parts.join(' '), undos, changes.newName !== undefined ? 'link' : 'none')
     const port: string[] = []
@@ -299,14 +301,20 @@ export class NetnsPlan {
   }
 
   deleteNeighbor(spec: { ip: string; dev: string }): this {
-    this.tx.cmd('ip', this.ns, `neigh del ${validateIp(spec?.ip, 'neighbor.ip')} dev ${validateIfName(spec.dev, 'neighbor.dev')}`)
+    this.tx.cmd(
+      'ip',
+      this.ns,
+      `neigh del ${validateIp(spec?.ip, 'neighbor.ip')} dev ${validateIfName(spec.dev, 'neighbor.dev')}`,
+    )
     return this
   }
 
   /** A permanent bridge FDB entry (`bridge fdb replace`), e.g. a vxlan remote VTEP. Undo: delete it. */
   addFdb(spec: FdbSpec): this {
     const args = fdbArgs(spec)
-    this.tx.cmd('bridge', this.ns, `fdb replace ${args} permanent`, [{ tool: 'bridge', ns: this.ns, line: `fdb del ${args}` }])
+    this.tx.cmd('bridge', this.ns, `fdb replace ${args} permanent`, [
+      { tool: 'bridge', ns: this.ns, line: `fdb del ${args}` },
+    ])
     return this
   }
 
@@ -331,7 +339,9 @@ export class NetnsPlan {
   /** A raw `ip` batch line (no undo), for what the typed methods do not cover. Validated against quoting only. */
   ipLine(line: string): this {
     if (typeof line !== 'string' || line.trim() === '' || /[\n\r"'\\#]/.test(line)) {
-      throw new InvalidOptionError(`ip line: must be one line without quotes, backslashes or '#': ${JSON.stringify(line)}`)
+      throw new InvalidOptionError(
+        `ip line: must be one line without quotes, backslashes or '#': ${JSON.stringify(line)}`,
+      )
     }
     this.tx.cmd('ip', this.ns, line.trim())
     return this

@@ -72,7 +72,10 @@ export class ResidentIp implements LineRunner {
 
   /** Idle helpers do not keep Node alive; one with a request in flight does. */
   private setRef(child: ChildProcessWithoutNullStreams, on: boolean): void {
-    for (const h of [child, child.stdin, child.stdout, child.stderr] as unknown as Array<{ ref?: () => void; unref?: () => void }>) {
+    for (const h of [child, child.stdin, child.stdout, child.stderr] as unknown as Array<{
+      ref?: () => void
+      unref?: () => void
+    }>) {
       if (on) h.ref?.()
       else h.unref?.()
     }
@@ -122,7 +125,10 @@ export class ResidentIp implements LineRunner {
     opts: { force?: boolean; signal?: AbortSignal } = {},
   ): Promise<BatchOutcome> {
     if (tool !== 'ip' || ns.path !== this.host.path) {
-      throw new KernelError('resident ip helper only runs ip lines in the host namespace', { stderr: '', command: tool })
+      throw new KernelError('resident ip helper only runs ip lines in the host namespace', {
+        stderr: '',
+        command: tool,
+      })
     }
     const job = this.chain.then(async () => await this.send(lines, opts.signal))
     this.chain = job.catch(() => undefined)
@@ -137,7 +143,15 @@ export class ResidentIp implements LineRunner {
       const first = this.lineNo + 1
       this.lineNo += lines.length + 1
       if (this.queue.length === 0) this.setRef(child, true)
-      this.queue.push({ first, last: first + lines.length - 1, sentinel: this.lineNo, failures: [], text: [], resolve, reject })
+      this.queue.push({
+        first,
+        last: first + lines.length - 1,
+        sentinel: this.lineNo,
+        failures: [],
+        text: [],
+        resolve,
+        reject,
+      })
       child.stdin.write(`${[...lines, SENTINEL].join('\n')}\n`)
     })
   }

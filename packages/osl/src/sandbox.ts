@@ -105,7 +105,9 @@ interface State {
   gateway: string | undefined
   gateway6: string | undefined
   staticRoutes: StaticRoute[]
-  neighbors: Array<Required<Pick<SandboxNeighbor, 'ip' | 'mac'>> & { dev: string | undefined; family: 'inet' | 'bridge' }>
+  neighbors: Array<
+    Required<Pick<SandboxNeighbor, 'ip' | 'mac'>> & { dev: string | undefined; family: 'inet' | 'bridge' }
+  >
   loIpv6: boolean
   /** Routes found in the kernel when the sandbox was opened (conflict checks). */
   foreignRoutes: IpPrefix[]
@@ -149,9 +151,13 @@ export class SandboxPlan extends NetnsPlan {
     const routes = (opts.routes ?? []).map((r, i) => validateDestination(r, `routes[${i}]`))
     let master: SandboxInterface | undefined
     if (opts.master !== undefined) {
-      master = [...st.interfaces.values()].find((i) => i.bridge && (i.srcName === opts.master || i.dstName === opts.master))
+      master = [...st.interfaces.values()].find(
+        (i) => i.bridge && (i.srcName === opts.master || i.dstName === opts.master),
+      )
       if (master === undefined) {
-        throw new InterfaceNotFoundError(`could not find an appropriate master "${opts.master}" for "${String(srcName)}"`)
+        throw new InterfaceNotFoundError(
+          `could not find an appropriate master "${opts.master}" for "${String(srcName)}"`,
+        )
       }
     }
     if (srcName !== undefined && [...st.interfaces.values()].some((i) => i.srcName === srcName)) {
@@ -194,7 +200,8 @@ export class SandboxPlan extends NetnsPlan {
     }
     this.tx.onRollback(() => {
       release()
-      if (counterPrefix !== undefined && st.counters.get(counterPrefix) === index + 1) st.counters.set(counterPrefix, index)
+      if (counterPrefix !== undefined && st.counters.get(counterPrefix) === index + 1)
+        st.counters.set(counterPrefix, index)
     })
 
     const sb = this.ns
@@ -208,28 +215,61 @@ export class SandboxPlan extends NetnsPlan {
       if (mac !== undefined) parts.push(`address ${mac}`)
       if (mtu !== undefined) parts.push(`mtu ${mtu}`)
       parts.push(`netns ${this.resolver.refArg(sb)}`)
-      this.tx.cmd('ip', this.host, parts.join(' '), [{ tool: 'ip', ns: this.host, line: `link del dev ${hostPeer}` }], 'link')
+      this.tx.cmd(
+        'ip',
+        this.host,
+        parts.join(' '),
+        [{ tool: 'ip', ns: this.host, line: `link del dev ${hostPeer}` }],
+        'link',
+      )
     } else if (bridge) {
-      this.tx.cmd('ip', sb, `link add name ${dstName}${mtu === undefined ? '' : ` mtu ${mtu}`}${mac === undefined ? '' : ` address ${mac}`} type bridge`, [
-        { tool: 'ip', ns: sb, line: `link del dev ${dstName}` },
-      ], 'link')
+      this.tx.cmd(
+        'ip',
+        sb,
+        `link add name ${dstName}${mtu === undefined ? '' : ` mtu ${mtu}`}${mac === undefined ? '' : ` address ${mac}`} type bridge`,
+        [{ tool: 'ip', ns: sb, line: `link del dev ${dstName}` }],
+        'link',
+      )
     } else {
       const parts = [`link set dev ${srcName as string} down netns ${this.resolver.refArg(sb)} name ${dstName}`]
       if (mac !== undefined) parts.push(`address ${mac}`)
       if (mtu !== undefined) parts.push(`mtu ${mtu}`)
-      this.tx.cmd('ip', this.host, parts.join(' '), [
-        { tool: 'ip', ns: sb, line: `link set dev ${dstName} down netns ${hostRef} name ${srcName as string}` },
-      ], 'link')
+      this.tx.cmd(
+        'ip',
+        this.host,
+        parts.join(' '),
+        [{ tool: 'ip', ns: sb, line: `link set dev ${dstName} down netns ${hostRef} name ${srcName as string}` }],
+        'link',
+      )
     }
     const v6 = addrs.some((a) => a.ip.version === 6) || ll.some((a) => a.ip.version === 6)
     if (v6 && this.sandbox.ipv6DisabledByDefault) {
       const keys = [`net/ipv6/conf/${dstName}/disable_ipv6`]
       if (!st.loIpv6) keys.push('net/ipv6/conf/lo/disable_ipv6')
-      this.tx.sysctl(sb, keys, keys.map(() => '0'), false)
+      this.tx.sysctl(
+        sb,
+        keys,
+        keys.map(() => '0'),
+        false,
+      )
     }
-    for (const a of addrs) this.tx.cmd('ip', sb, `addr add ${formatCidr(a)} dev ${dstName}${a.ip.version === 6 ? ' nodad' : ''}`, [], 'entry')
+    for (const a of addrs)
+      this.tx.cmd(
+        'ip',
+        sb,
+        `addr add ${formatCidr(a)} dev ${dstName}${a.ip.version === 6 ? ' nodad' : ''}`,
+        [],
+        'entry',
+      )
     if (master !== undefined) this.tx.cmd('ip', sb, `link set dev ${dstName} master ${master.dstName}`)
-    for (const a of ll) this.tx.cmd('ip', sb, `addr add ${formatCidr(a)} dev ${dstName}${a.ip.version === 6 ? ' nodad' : ''}`, [], 'entry')
+    for (const a of ll)
+      this.tx.cmd(
+        'ip',
+        sb,
+        `addr add ${formatCidr(a)} dev ${dstName}${a.ip.version === 6 ? ' nodad' : ''}`,
+        [],
+        'entry',
+      )
     if (opts.up !== false) this.tx.cmd('ip', sb, `link set dev ${dstName} up`)
     for (const r of routes) this.tx.cmd('ip', sb, `route add ${r.text} dev ${dstName} scope link`, [], 'entry')
 
@@ -276,9 +316,7 @@ export class SandboxPlan extends NetnsPlan {
         ],
       )
     }
-    const stillV6 = [...st.interfaces.values()].some(
-      (i) => i !== iface && i.addresses.some((a) => a.includes(':')),
-    )
+    const stillV6 = [...st.interfaces.values()].some((i) => i !== iface && i.addresses.some((a) => a.includes(':')))
     if (st.loIpv6 && !stillV6 && this.sandbox.ipv6DisabledByDefault) {
       this.tx.sysctl(this.ns, ['net/ipv6/conf/lo/disable_ipv6'], ['1'], true)
     }
@@ -297,10 +335,18 @@ export class SandboxPlan extends NetnsPlan {
     const st = this.sandbox.state
     const connected = [...this.sandbox.knownPrefixes(true)].some((p) => p.bits > 0 && prefixContains(p, addr))
     if (!connected) {
-      throw new GatewayUnreachableError(`Direct route for the gateway ${gw} could not be found in sandbox ${this.sandbox.key}`)
+      throw new GatewayUnreachableError(
+        `Direct route for the gateway ${gw} could not be found in sandbox ${this.sandbox.key}`,
+      )
     }
     const dst = addr.version === 4 ? 'default' : '::/0'
-    this.tx.cmd('ip', this.ns, `route add ${dst} via ${gw}`, [{ tool: 'ip', ns: this.ns, line: `route del ${dst} via ${gw}` }], 'entry')
+    this.tx.cmd(
+      'ip',
+      this.ns,
+      `route add ${dst} via ${gw}`,
+      [{ tool: 'ip', ns: this.ns, line: `route del ${dst} via ${gw}` }],
+      'entry',
+    )
     this.tx.onCommit(() => {
       if (addr.version === 4) st.gateway = gw
       else st.gateway6 = gw
@@ -327,7 +373,13 @@ export class SandboxPlan extends NetnsPlan {
     const d = validateDestination(route?.destination)
     const nh = validateIp(route.nextHop, 'nextHop')
     const st = this.sandbox.state
-    this.tx.cmd('ip', this.ns, `route add ${d.text} via ${nh}`, [{ tool: 'ip', ns: this.ns, line: `route del ${d.text} via ${nh}` }], 'entry')
+    this.tx.cmd(
+      'ip',
+      this.ns,
+      `route add ${d.text} via ${nh}`,
+      [{ tool: 'ip', ns: this.ns, line: `route del ${d.text} via ${nh}` }],
+      'entry',
+    )
     this.tx.onCommit(() => st.staticRoutes.push({ destination: d.text, nextHop: nh }))
     return this
   }
@@ -379,7 +431,8 @@ export class SandboxPlan extends NetnsPlan {
     const mac = validateMac(macText, 'neighbor.mac')
     const st = this.sandbox.state
     const n = st.neighbors.find((x) => x.ip === ip && x.mac === mac)
-    if (n === undefined) throw new NeighborNotFoundError(`could not find the neighbor entry to delete: IP ${ip}, mac ${mac}`)
+    if (n === undefined)
+      throw new NeighborNotFoundError(`could not find the neighbor entry to delete: IP ${ip}, mac ${mac}`)
     if (opts.osDelete === true && n.dev !== undefined) {
       if (n.family === 'bridge') {
         this.deleteFdb({ mac, dev: n.dev, dst: ip, on: 'self' })
@@ -416,7 +469,12 @@ export class Sandbox extends Netns {
   private destroyed = false
 
   /** @internal */
-  constructor(ctx: OslContext, target: NsTarget, init: SandboxInit, onDestroy: (options?: AbortOptions) => Promise<void>) {
+  constructor(
+    ctx: OslContext,
+    target: NsTarget,
+    init: SandboxInit,
+    onDestroy: (options?: AbortOptions) => Promise<void>,
+  ) {
     super(ctx, target)
     this.key = init.key
     this.ipv6DisabledByDefault = init.ipv6DisabledByDefault
@@ -511,7 +569,8 @@ export class Sandbox extends Netns {
   /** `arp_ignore=1`, `arp_announce=2` on an interface of this sandbox (libnetwork's disableARPForVIP). */
   disableArpForVip(name: string, options?: MutateOptions): Promise<void> {
     const iface = this.findInterface(name)
-    if (iface === undefined) return Promise.reject(new InterfaceNotFoundError(`sandbox ${this.key} has no interface ${name}`))
+    if (iface === undefined)
+      return Promise.reject(new InterfaceNotFoundError(`sandbox ${this.key} has no interface ${name}`))
     return this.setSysctls(
       { [`net/ipv4/conf/${iface.dstName}/arp_ignore`]: 1, [`net/ipv4/conf/${iface.dstName}/arp_announce`]: 2 },
       options,

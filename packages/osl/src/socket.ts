@@ -70,7 +70,11 @@ export function mapNativeError(err: unknown, path: string, what: string): Error 
 }
 
 /** Validates options and calls the addon. Shared by `openSocketInNetns` and `Osl`/`Sandbox.openSocket`. */
-export async function openSocketWith(native: NativeOps, nsPath: string | null, opts: OpenSocketOptions): Promise<NetnsSocket> {
+export async function openSocketWith(
+  native: NativeOps,
+  nsPath: string | null,
+  opts: OpenSocketOptions,
+): Promise<NetnsSocket> {
   if (typeof opts !== 'object' || opts === null) throw new InvalidOptionError('options: required')
   const { type, address, port } = opts
   if (type !== 'udp4' && type !== 'udp6' && type !== 'tcp4' && type !== 'tcp6') {

@@ -83,7 +83,8 @@ export function mapBatchError(
     return new NamespaceNotFoundError(`network namespace ${step.ns.label} not found: ${msg}`, { cause })
   }
   if (/File exists/.test(msg)) {
-    if (step.creates === 'link') return new LinkExistsError(`\`${step.line}\` ${where}: link exists (${msg})`, { cause })
+    if (step.creates === 'link')
+      return new LinkExistsError(`\`${step.line}\` ${where}: link exists (${msg})`, { cause })
     return new EntryExistsError(`\`${step.line}\` ${where}: already exists (${msg})`, { cause })
   }
   if (/Cannot find device|does not exist|No such device/.test(msg)) {
@@ -200,8 +201,17 @@ export class Transaction {
           let out: BatchOutcome
           try {
             out =
-              (await this.runNative(step.tool, step.ns, group.map((g) => g.line))) ??
-              (await runner.run(step.tool, step.ns, group.map((g) => g.line), signal === undefined ? {} : { signal }))
+              (await this.runNative(
+                step.tool,
+                step.ns,
+                group.map((g) => g.line),
+              )) ??
+              (await runner.run(
+                step.tool,
+                step.ns,
+                group.map((g) => g.line),
+                signal === undefined ? {} : { signal },
+              ))
           } catch (err) {
             // aborted or not started: we cannot tell which lines ran, so undo them all (best effort)
             for (const g of group) done.push([...g.undo])
@@ -288,7 +298,14 @@ export class Transaction {
       const e = err as { index?: number; message?: string }
       if (typeof e.index !== 'number' || e.index < 0) throw mapNativeError(err, ns.label, `netlink in ${ns.label}`)
       const message = e.message ?? String(err)
-      return { ok: false, stdout: '', stderr: message, failedIndex: e.index, message, failures: [{ index: e.index, message }] }
+      return {
+        ok: false,
+        stdout: '',
+        stderr: message,
+        failedIndex: e.index,
+        message,
+        failures: [{ index: e.index, message }],
+      }
     }
   }
 

@@ -93,9 +93,12 @@ export function validateDestination(dst: unknown, field = 'destination'): { text
     const p = parseCidr(dst as string).prefix
     return { text: formatPrefix(p), prefix: p }
   } catch (err) {
-    throw new InvalidAddressError(`${field}: invalid route destination ${JSON.stringify(dst)} (want network/prefixlen)`, {
-      cause: err,
-    })
+    throw new InvalidAddressError(
+      `${field}: invalid route destination ${JSON.stringify(dst)} (want network/prefixlen)`,
+      {
+        cause: err,
+      },
+    )
   }
 }
 

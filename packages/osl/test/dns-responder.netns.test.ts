@@ -15,7 +15,8 @@ function query(name: string, qtype = 1, opt?: { size: number; ver?: number }, id
 }
 
 const A_WEB = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 2, 0x58, 0, 4, 10, 0, 0, 7])
-const wire = (name: string): Buffer => Buffer.from([...name.split('.').flatMap((l) => [l.length, ...Buffer.from(l)]), 0])
+const wire = (name: string): Buffer =>
+  Buffer.from([...name.split('.').flatMap((l) => [l.length, ...Buffer.from(l)]), 0])
 
 async function ask(port: number, msg: Buffer, timeoutMs = 1000): Promise<Buffer | undefined> {
   const c = dgram.createSocket('udp4')
@@ -63,7 +64,9 @@ describe.skipIf(!netnsAvailable())('DnsResponderEngine (native DNS fast path)', 
     const q = query('WeB')
     const out = await ask(r.port, q)
     expect(out?.toString('hex')).toBe(
-      Buffer.concat([Buffer.from([0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]), q.subarray(12), A_WEB]).toString('hex'),
+      Buffer.concat([Buffer.from([0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]), q.subarray(12), A_WEB]).toString(
+        'hex',
+      ),
     )
     // EDNS: our OPT (udp 1232) in the additional section
     const qe = query('web', 1, { size: 4096 })
@@ -103,7 +106,9 @@ describe.skipIf(!netnsAvailable())('DnsResponderEngine (native DNS fast path)', 
     const r = await eng.attach({ bind: { address: '127.0.0.1', port: 0 }, onMiss: () => undefined, maxEntries: 2 })
     const recs = [1, 2, 3].map((i) => Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, i]))
     const offs = Uint16Array.from([0, 16, 32, 48])
-    expect(r.setAnswer(wire('rr'), 1, { rcode: 0, ancount: 3, arcount: 0, body: Buffer.concat(recs), rotateOffsets: offs })).toBe(true)
+    expect(
+      r.setAnswer(wire('rr'), 1, { rcode: 0, ancount: 3, arcount: 0, body: Buffer.concat(recs), rotateOffsets: offs }),
+    ).toBe(true)
     const firsts = new Set<number>()
     for (let i = 0; i < 30; i++) {
       const out = await ask(r.port, query('rr'))
@@ -114,7 +119,9 @@ describe.skipIf(!netnsAvailable())('DnsResponderEngine (native DNS fast path)', 
       firsts.add(order[0] as number)
     }
     expect(firsts.size).toBeGreaterThan(1)
-    expect(() => r.setAnswer(wire('x'), 1, { rcode: 0, ancount: 1, arcount: 1, body: A_WEB, rotateOffsets: offs })).toThrow(InvalidOptionError)
+    expect(() =>
+      r.setAnswer(wire('x'), 1, { rcode: 0, ancount: 1, arcount: 1, body: A_WEB, rotateOffsets: offs }),
+    ).toThrow(InvalidOptionError)
     // NXDOMAIN entries work too; the table holds maxEntries
     expect(r.setAnswer(wire('gone'), 1, { rcode: 3, ancount: 0, arcount: 0, body: Buffer.alloc(0) })).toBe(true)
     expect((await ask(r.port, query('gone')))?.[3]).toBe(0x83)
@@ -133,9 +140,9 @@ describe.skipIf(!netnsAvailable())('DnsResponderEngine (native DNS fast path)', 
     await new Promise<void>((resolve) => again.bind(port, '127.0.0.1', resolve))
     await new Promise<void>((resolve) => again.close(() => resolve()))
     eng.close()
-    await expect(eng.attach({ bind: { address: '127.0.0.1', port: 0 }, onMiss: () => undefined })).rejects.toBeInstanceOf(
-      OslClosedError,
-    )
+    await expect(
+      eng.attach({ bind: { address: '127.0.0.1', port: 0 }, onMiss: () => undefined }),
+    ).rejects.toBeInstanceOf(OslClosedError)
   })
 
   it('runs its worker as a real-time thread when asked (root), and validates its options', async () => {
@@ -148,7 +155,9 @@ describe.skipIf(!netnsAvailable())('DnsResponderEngine (native DNS fast path)', 
     expect((await ask(r.port, query('web')))?.subarray(-4).toString('hex')).toBe('0a000007')
     // the worker thread runs SCHED_FIFO (policy 1 in /proc/<pid>/task/<tid>/sched)
     const { readdirSync, readFileSync } = await import('node:fs')
-    const policies = readdirSync('/proc/self/task').map((t) => /policy\s*:\s*(\d+)/.exec(readFileSync(`/proc/self/task/${t}/sched`, 'utf8'))?.[1])
+    const policies = readdirSync('/proc/self/task').map(
+      (t) => /policy\s*:\s*(\d+)/.exec(readFileSync(`/proc/self/task/${t}/sched`, 'utf8'))?.[1],
+    )
     expect(policies).toContain('1')
   })
 
@@ -172,7 +181,9 @@ describe.skipIf(!netnsAvailable())('DnsResponderEngine (native DNS fast path)', 
       }
       setTimeout(() => process.exit(3), 5000).unref();`
     const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] })
+      const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
       let s = ''
       child.stdout.on('data', (d: Buffer) => (s += d.toString()))
       child.on('close', (code) => (code === 0 ? resolve(s) : reject(new Error(`client exited ${code}`))))

@@ -27,7 +27,9 @@ async function ipJson<T = Array<Record<string, unknown>>>(ns: string, args: stri
 /** Runs a node script inside `ns` (ip netns exec); returns stdout; killed by PID after 10 s. */
 async function nodeIn(ns: string, script: string): Promise<string> {
   return await new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let out = ''
     let err = ''
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
@@ -100,7 +102,11 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
     const a = await o.createSandbox(`${fx.prefix}-sa`)
     const b = await o.createSandbox(`${fx.prefix}-sb`)
     await o.host.createVeth({ name: `${fx.prefix}a`, peerName: `${fx.prefix}b`, up: false })
-    const ia = await a.addInterface({ srcName: `${fx.prefix}a`, addresses: ['10.240.0.1/24'], mac: '02:42:0a:f0:00:01' })
+    const ia = await a.addInterface({
+      srcName: `${fx.prefix}a`,
+      addresses: ['10.240.0.1/24'],
+      mac: '02:42:0a:f0:00:01',
+    })
     const ib = await b.addInterface({ srcName: `${fx.prefix}b`, addresses: ['10.240.0.2/24'], mtu: 1400 })
     expect([ia.dstName, ib.dstName]).toEqual(['eth0', 'eth0'])
     expect((await o.host.links()).map((l) => l.ifname)).toEqual(['lo']) // both ends left the host
@@ -230,8 +236,20 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
             .replaceAll(`fd00:239::${i + 2}`, 'SELF6'),
         )
       states.push({
-        addrs: strip(info.links.map((l) => ({ name: l.ifname, flags: l.flags, addrs: l.addr_info.filter((a) => a.scope !== 'link').map((a) => [a.family, a.local, a.prefixlen, a.scope, a.nodad ?? false]) }))),
-        routes: strip(info.routes.filter((r) => !String(r.dst).startsWith('fe80')).map((r) => [r.dst, r.gateway, r.dev, r.scope, r.protocol ?? ''])),
+        addrs: strip(
+          info.links.map((l) => ({
+            name: l.ifname,
+            flags: l.flags,
+            addrs: l.addr_info
+              .filter((a) => a.scope !== 'link')
+              .map((a) => [a.family, a.local, a.prefixlen, a.scope, a.nodad ?? false]),
+          })),
+        ),
+        routes: strip(
+          info.routes
+            .filter((r) => !String(r.dst).startsWith('fe80'))
+            .map((r) => [r.dst, r.gateway, r.dev, r.scope, r.protocol ?? '']),
+        ),
       })
     }
     expect(states[1]).toEqual(states[0])
@@ -260,11 +278,15 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
       ]),
     )
     const neigh = await ipJson(sb.key, ['neigh', 'show', 'dev', 'eth0'])
-    expect(neigh).toEqual([expect.objectContaining({ dst: '10.242.0.9', lladdr: '02:00:00:00:00:09', state: ['PERMANENT'] })])
+    expect(neigh).toEqual([
+      expect.objectContaining({ dst: '10.242.0.9', lladdr: '02:00:00:00:00:09', state: ['PERMANENT'] }),
+    ])
     const fdb = await run('bridge', ['-n', sb.key, 'fdb', 'show', 'dev', 'vxlan0'])
     expect(fdb).toMatch(/02:00:00:00:00:0a dst 10\.242\.0\.10 .*self permanent/)
     const info = await sb.info()
-    expect(info.routes.map((r) => r.dst)).toEqual(expect.arrayContaining(['10.242.0.0/24', '10.243.0.0/16', '10.244.1.0/24']))
+    expect(info.routes.map((r) => r.dst)).toEqual(
+      expect.arrayContaining(['10.242.0.0/24', '10.243.0.0/16', '10.244.1.0/24']),
+    )
     expect(info.neighbors.map((n) => n.dst)).toContain('10.242.0.9')
 
     await sb.deleteNeighbor('10.242.0.9', '02:00:00:00:00:09', { osDelete: true })
@@ -273,10 +295,16 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
     expect(await run('bridge', ['-n', sb.key, 'fdb', 'show', 'dev', 'vxlan0'])).not.toMatch(/02:00:00:00:00:0a/)
     // IPVS knobs: written where the kernel has them, skipped (and reported) where it does not
     const skipped = await sb.applyLoadBalancerTweaks()
-    const knobs = ['net/ipv4/vs/conn_reuse_mode', 'net/ipv4/vs/expire_nodest_conn', 'net/ipv4/vs/expire_quiescent_template']
+    const knobs = [
+      'net/ipv4/vs/conn_reuse_mode',
+      'net/ipv4/vs/expire_nodest_conn',
+      'net/ipv4/vs/expire_quiescent_template',
+    ]
     const written = knobs.filter((k) => !skipped.includes(k))
     if (written.length > 0) {
-      expect(Object.values(await sb.getSysctls(written))).toEqual(written.map((k) => (k.endsWith('conn_reuse_mode') ? '0' : '1')))
+      expect(Object.values(await sb.getSysctls(written))).toEqual(
+        written.map((k) => (k.endsWith('conn_reuse_mode') ? '0' : '1')),
+      )
     }
     for (const k of skipped) await expect(sb.getSysctls([k])).rejects.toMatchObject({ code: 'ERR_OSL_KERNEL' })
     expect(skipped.length + written.length).toBe(3)
@@ -292,7 +320,9 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
     const i0 = await sb.addInterface({ srcName: `${fx.prefix}n`, addresses: ['10.245.0.2/24', 'fd00:245::2/64'] })
     const i1 = await sb.addInterface({ srcName: `${fx.prefix}q`, addresses: ['10.246.0.2/24'] })
     expect([i0.dstName, i1.dstName]).toEqual(['eth0', 'eth1'])
-    const v6 = (await sb.addresses()).find((l) => l.ifname === 'eth0')?.addr_info.find((a) => a.family === 'inet6' && a.scope === 'global')
+    const v6 = (await sb.addresses())
+      .find((l) => l.ifname === 'eth0')
+      ?.addr_info.find((a) => a.family === 'inet6' && a.scope === 'global')
     expect(v6).toMatchObject({ local: 'fd00:245::2', prefixlen: 64, nodad: true })
     expect(await sb.getSysctls(['net/ipv6/conf/lo/disable_ipv6', 'net/ipv6/conf/eth1/disable_ipv6'])).toEqual({
       'net/ipv6/conf/lo/disable_ipv6': '0',
@@ -351,7 +381,9 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
     // a failing host-side step (veth name taken) leaves the existing link alone and nothing else
     await o.host.createVeth({ name: `${fx.prefix}t`, peerName: `${fx.prefix}u` })
     const mid = await snapshot(host, fx.prefix)
-    await expect(o.host.createVeth({ name: `${fx.prefix}t`, peerName: `${fx.prefix}v` })).rejects.toBeInstanceOf(LinkExistsError)
+    await expect(o.host.createVeth({ name: `${fx.prefix}t`, peerName: `${fx.prefix}v` })).rejects.toBeInstanceOf(
+      LinkExistsError,
+    )
     expect(await snapshot(host, fx.prefix)).toEqual(mid)
 
     // moving a link that is not there
@@ -385,7 +417,9 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
     await expect(o.host.createVeth({ name: 'a-name-that-is-too-long', peerName: 'p' })).rejects.toBeInstanceOf(
       InvalidInterfaceNameError,
     )
-    await expect(o.host.createVeth({ name: 'bad name', peerName: 'p' })).rejects.toBeInstanceOf(InvalidInterfaceNameError)
+    await expect(o.host.createVeth({ name: 'bad name', peerName: 'p' })).rejects.toBeInstanceOf(
+      InvalidInterfaceNameError,
+    )
     await expect(o.host.createVeth({ name: 'ok0', peerName: 'p;rm' })).rejects.toBeInstanceOf(InvalidInterfaceNameError)
     await expect(o.host.createBridge({ name: 'br9', mac: '01:00:5e:00:00:01' })).rejects.toBeInstanceOf(InvalidMacError)
     await expect(o.host.createBridge({ name: 'br9', mtu: 10 })).rejects.toBeInstanceOf(InvalidMtuError)
@@ -395,7 +429,9 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
     // a bad address late in an attach: nothing queued ran
     const tx = o.transaction()
     tx.on(o.host).createVeth({ name: `${fx.prefix}h`, peerName: `${fx.prefix}p` })
-    expect(() => tx.on(sb).addInterface({ srcName: `${fx.prefix}p`, addresses: ['10.0.0.1'] })).toThrow(InvalidAddressError)
+    expect(() => tx.on(sb).addInterface({ srcName: `${fx.prefix}p`, addresses: ['10.0.0.1'] })).toThrow(
+      InvalidAddressError,
+    )
     tx.discard()
     await expect(o.createSandbox('bad/key')).rejects.toMatchObject({ code: 'ERR_OSL_INVALID_OPTION' })
     await expect(o.netns(`${fx.prefix}-nope`).links()).rejects.toBeInstanceOf(NamespaceNotFoundError)
@@ -489,7 +525,10 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
     const attach = async (i: number): Promise<string> => {
       const sb = await o.createSandbox(`${fx.prefix}-sp${i}`)
       const tx = o.transaction()
-      tx.on(sb).addInterface({ veth: { hostName: `${fx.prefix}p${i}`, master: 'br0' }, addresses: [`10.236.0.${i + 2}/24`] })
+      tx.on(sb).addInterface({
+        veth: { hostName: `${fx.prefix}p${i}`, master: 'br0' },
+        addresses: [`10.236.0.${i + 2}/24`],
+      })
       tx.on(o.host).setLink(`${fx.prefix}p${i}`, { hairpin: i !== 3 }) // bridge-port option: an ip line
       // the fourth one fails after its veth exists: next hop outside every connected route
       if (i === 3) tx.on(sb).addStaticRoute({ destination: '10.235.0.0/16', nextHop: '10.99.9.9' })
@@ -498,12 +537,17 @@ describe.skipIf(!netnsAvailable())('Osl on the kernel', () => {
       return sb.key
     }
     const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => attach(i)))
-    expect(results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as unknown)).toEqual([
-      expect.any(GatewayUnreachableError),
-    ])
-    const ports = (await o.host.links()).filter((l) => l.master === 'br0').map((l) => l.ifname).sort()
+    expect(
+      results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as unknown),
+    ).toEqual([expect.any(GatewayUnreachableError)])
+    const ports = (await o.host.links())
+      .filter((l) => l.master === 'br0')
+      .map((l) => l.ifname)
+      .sort()
     expect(ports).toEqual([0, 1, 2, 4, 5, 6, 7, 8, 9].map((i) => `${fx.prefix}p${i}`).sort())
-    const hairpin = JSON.parse(await run('ip', ['-n', host, '-d', '-json', 'link', 'show', `${fx.prefix}p0`])) as Array<{
+    const hairpin = JSON.parse(
+      await run('ip', ['-n', host, '-d', '-json', 'link', 'show', `${fx.prefix}p0`]),
+    ) as Array<{
       linkinfo?: { info_slave_data?: { hairpin?: boolean } }
     }>
     expect(hairpin[0]?.linkinfo?.info_slave_data?.hairpin).toBe(true)

@@ -15,7 +15,9 @@ import {
 /** Runs a node script inside `ns` (ip netns exec), returns its stdout; the child is killed by PID on timeout. */
 async function nodeIn(ns: string, script: string): Promise<string> {
   return await new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let out = ''
     let err = ''
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
@@ -39,11 +41,12 @@ describe.skipIf(!netnsAvailable())('openSocketInNetns', () => {
   async function pair(): Promise<{ a: string; b: string }> {
     const a = await fx.add('a')
     const b = await fx.add('b')
-    await run('ip', ['-n', a, '-batch', '-'], [
-      `link add va type veth peer name vb netns ${b}`,
-      'addr add 10.231.0.1/24 dev va',
-      'link set va up',
-    ].join('\n') + '\n')
+    await run(
+      'ip',
+      ['-n', a, '-batch', '-'],
+      [`link add va type veth peer name vb netns ${b}`, 'addr add 10.231.0.1/24 dev va', 'link set va up'].join('\n') +
+        '\n',
+    )
     await run('ip', ['-n', b, '-batch', '-'], 'addr add 10.231.0.2/24 dev vb\nlink set vb up\n')
     return { a, b }
   }
@@ -58,7 +61,12 @@ describe.skipIf(!netnsAvailable())('openSocketInNetns', () => {
     server.on('message', (msg, rinfo) => server.send(Buffer.from(`pong:${msg.toString()}`), rinfo.port, rinfo.address))
     await new Promise<void>((r) => server.bind({ fd: udp.fd }, () => r()))
 
-    const tcp = await openSocketInNetns(`/run/netns/${a}`, { type: 'tcp4', address: '0.0.0.0', port: 0, reuseAddr: true })
+    const tcp = await openSocketInNetns(`/run/netns/${a}`, {
+      type: 'tcp4',
+      address: '0.0.0.0',
+      port: 0,
+      reuseAddr: true,
+    })
     const tserver = net.createServer((s) => s.on('data', (d) => s.end(`tcp:${d.toString()}`)))
     fx.onCleanup(async () => await new Promise<void>((r) => tserver.close(() => r())))
     await new Promise<void>((r) => tserver.listen({ fd: tcp.fd }, () => r()))
@@ -156,9 +164,9 @@ describe.skipIf(!netnsAvailable())('openSocketInNetns', () => {
     await expect(
       openSocketInNetns(`${fx.prefix}-missing`, { type: 'udp4', address: '127.0.0.1', port: 0 }),
     ).rejects.toBeInstanceOf(NamespaceNotFoundError)
-    await expect(openSocketInNetns('/etc/hostname', { type: 'udp4', address: '127.0.0.1', port: 0 })).rejects.toBeInstanceOf(
-      NamespaceNotFoundError,
-    )
+    await expect(
+      openSocketInNetns('/etc/hostname', { type: 'udp4', address: '127.0.0.1', port: 0 }),
+    ).rejects.toBeInstanceOf(NamespaceNotFoundError)
     await expect(openSocketInNetns(a, { type: 'udp4', address: '::1', port: 0 })).rejects.toBeInstanceOf(
       InvalidAddressError,
     )
@@ -178,7 +186,11 @@ describe.skipIf(!netnsAvailable())('connectSocketInNetns', () => {
   it('connects from inside one namespace to a server in another, with typed failures', async () => {
     const a = await fx.add('a')
     const b = await fx.add('b')
-    await run('ip', ['-n', a, '-batch', '-'], `link add va type veth peer name vb netns ${b}\naddr add 10.232.0.1/24 dev va\nlink set va up\n`)
+    await run(
+      'ip',
+      ['-n', a, '-batch', '-'],
+      `link add va type veth peer name vb netns ${b}\naddr add 10.232.0.1/24 dev va\nlink set va up\n`,
+    )
     await run('ip', ['-n', b, '-batch', '-'], 'addr add 10.232.0.2/24 dev vb\nlink set vb up\n')
     const srv = await openSocketInNetns(a, { type: 'tcp4', address: '10.232.0.1', port: 0 })
     const server = net.createServer((s) => s.on('data', (d) => s.end(`echo:${d.toString()}|${s.remoteAddress}`)))

@@ -22,7 +22,11 @@ describe('@cnm/osl/testing fakeOsl', () => {
       'link set dev br0 up',
       `link add name veth1 master br0 up type veth peer name eth0 netns ${sb.path}`,
     ])
-    expect(fake.linesIn(sb.path)).toEqual(['addr add 10.0.0.2/24 dev eth0', 'link set dev eth0 up', 'route add default via 10.0.0.1'])
+    expect(fake.linesIn(sb.path)).toEqual([
+      'addr add 10.0.0.2/24 dev eth0',
+      'link set dev eth0 up',
+      'route add default via 10.0.0.1',
+    ])
     expect(await o.listSandboxes()).toEqual(['c1'])
     expect(await sb.links()).toEqual([])
     await sb.destroy()

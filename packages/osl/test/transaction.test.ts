@@ -32,7 +32,11 @@ function fakeExec(respond: (c: Call) => Partial<ExecResult> = () => ({})): { exe
   return { exec, calls }
 }
 
-function fakeNative(fail?: { op: number; message: string; code: string }): NativeOps & { calls: Array<[string, unknown[]]> } {
+function fakeNative(fail?: {
+  op: number
+  message: string
+  code: string
+}): NativeOps & { calls: Array<[string, unknown[]]> } {
   const calls: Array<[string, unknown[]]> = []
   return {
     calls,
@@ -88,7 +92,11 @@ describe('Transaction batching and rollback (fake exec)', () => {
       'link add name vh1 mtu 1450 master br0 up type veth peer name vc1 mtu 1450',
       'link set dev vc1 down netns /run/netns/sb1 name eth0 address 02:42:0a:00:00:02',
     ])
-    expect(calls[1]?.lines).toEqual(['addr add 10.0.0.2/24 dev eth0', 'link set dev eth0 up', 'route add default via 10.0.0.1'])
+    expect(calls[1]?.lines).toEqual([
+      'addr add 10.0.0.2/24 dev eth0',
+      'link set dev eth0 up',
+      'route add default via 10.0.0.1',
+    ])
     expect(rec).toMatchObject({ srcName: 'vc1', dstName: 'eth0', addresses: ['10.0.0.2/24'] })
     expect(sb.interfaces).toEqual([rec])
     expect(sb.gateway).toBe('10.0.0.1')
@@ -182,8 +190,12 @@ describe('Transaction batching and rollback (fake exec)', () => {
   it('validates before queuing anything', async () => {
     const { exec, calls } = fakeExec()
     const o = osl()({ exec, native: fakeNative() })
-    await expect(o.host.createVeth({ name: 'x'.repeat(16), peerName: 'p' })).rejects.toBeInstanceOf(InvalidInterfaceNameError)
-    await expect(o.host.createBridge({ name: 'br0', addresses: ['10.0.0.1/33'] })).rejects.toBeInstanceOf(InvalidAddressError)
+    await expect(o.host.createVeth({ name: 'x'.repeat(16), peerName: 'p' })).rejects.toBeInstanceOf(
+      InvalidInterfaceNameError,
+    )
+    await expect(o.host.createBridge({ name: 'br0', addresses: ['10.0.0.1/33'] })).rejects.toBeInstanceOf(
+      InvalidAddressError,
+    )
     await expect(o.host.addRoute({ destination: '10.0.0.0/8', gateway: 'fd00::1' })).rejects.toBeInstanceOf(
       InvalidAddressError,
     )
@@ -252,8 +264,17 @@ describe('Transaction batching and rollback (fake exec)', () => {
 
   it('path namespaces go through nsenter', async () => {
     const { exec, calls } = fakeExec()
-    const o = osl({ hostNetns: '/proc/1/ns/net', residentHost: false, nativeNetlink: false })({ exec, native: fakeNative() })
+    const o = osl({ hostNetns: '/proc/1/ns/net', residentHost: false, nativeNetlink: false })({
+      exec,
+      native: fakeNative(),
+    })
     await o.host.setLinkUp('eth9')
-    expect([calls[0]?.file, ...(calls[0]?.args ?? [])]).toEqual(['nsenter', '--net=/proc/1/ns/net', 'ip', '-batch', '-'])
+    expect([calls[0]?.file, ...(calls[0]?.args ?? [])]).toEqual([
+      'nsenter',
+      '--net=/proc/1/ns/net',
+      'ip',
+      '-batch',
+      '-',
+    ])
   })
 })

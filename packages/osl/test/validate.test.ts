@@ -18,7 +18,20 @@ describe('interface names', () => {
     for (const n of ['eth0', 'veth1a2b3c4', 'br-0123456789ab', 'a', 'vx_1.100']) expect(validateIfName(n)).toBe(n)
   })
   it('rejects long, empty, odd or reserved names', () => {
-    for (const n of ['', 'x'.repeat(16), 'has space', 'a/b', 'a:b', '-dash', '.dot', '..', 'quote"', 'dev', 'ünï', 42]) {
+    for (const n of [
+      '',
+      'x'.repeat(16),
+      'has space',
+      'a/b',
+      'a:b',
+      '-dash',
+      '.dot',
+      '..',
+      'quote"',
+      'dev',
+      'ünï',
+      42,
+    ]) {
       expect(() => validateIfName(n), String(n)).toThrow(InvalidInterfaceNameError)
     }
   })
@@ -53,7 +66,10 @@ describe('ip batch output', () => {
       { index: 0, message: 'a' },
       { index: 3, message: 'b' },
     ])
-    expect(parseBatchOutput(255, '', 'Cannot open network namespace "x"\n')).toMatchObject({ ok: false, failedIndex: -1 })
+    expect(parseBatchOutput(255, '', 'Cannot open network namespace "x"\n')).toMatchObject({
+      ok: false,
+      failedIndex: -1,
+    })
     expect(parseBatchOutput(0, 'x', '')).toMatchObject({ ok: true })
   })
   it('splits concatenated JSON values', () => {
@@ -73,18 +89,67 @@ describe('routes', () => {
   it('translates generated lines to rtnetlink ops, and leaves others to ip', () => {
     expect(toNetlinkOp('link set dev eth0 up')).toEqual(['up', 'eth0'])
     expect(toNetlinkOp('addr add fd00::2/64 dev eth0 nodad')).toEqual(['addr', 'eth0', 'fd00::2', '64', '1'])
-    expect(toNetlinkOp('route add default via 10.0.0.1')).toEqual(['route', '', '0', '4', '10.0.0.1', '', 'universe', '0'])
+    expect(toNetlinkOp('route add default via 10.0.0.1')).toEqual([
+      'route',
+      '',
+      '0',
+      '4',
+      '10.0.0.1',
+      '',
+      'universe',
+      '0',
+    ])
     expect(toNetlinkOp('route add ::/0 via fd00::1')).toEqual(['route', '', '0', '6', 'fd00::1', '', 'universe', '0'])
     expect(toNetlinkOp('route add 10.9.0.0/16 dev eth0 scope link')).toEqual([
-      'route', '10.9.0.0', '16', '4', '', 'eth0', 'link', '0',
+      'route',
+      '10.9.0.0',
+      '16',
+      '4',
+      '',
+      'eth0',
+      'link',
+      '0',
     ])
-    expect(toNetlinkOp('route add 10.9.0.0/16 dev eth0')).toEqual(['route', '10.9.0.0', '16', '4', '', 'eth0', 'link', '0'])
+    expect(toNetlinkOp('route add 10.9.0.0/16 dev eth0')).toEqual([
+      'route',
+      '10.9.0.0',
+      '16',
+      '4',
+      '',
+      'eth0',
+      'link',
+      '0',
+    ])
     expect(toNetlinkOp('route add 10.9.0.0/16 via 10.0.0.1 metric 5')).toBeUndefined()
     expect(toNetlinkOp('link set dev eth0 down')).toBeUndefined()
     expect(
-      toNetlinkOp('link add name vh1 address 02:00:00:00:00:01 mtu 1450 master br0 up type veth peer name eth0 address 02:00:00:00:00:02 mtu 1450 netns /run/netns/sb'),
-    ).toEqual(['veth', 'vh1', '02:00:00:00:00:01', '1450', 'br0', '1', 'eth0', '02:00:00:00:00:02', '1450', '/run/netns/sb'])
-    expect(toNetlinkOp('link add name vh1 type veth peer name vc1')).toEqual(['veth', 'vh1', '', '', '', '0', 'vc1', '', '', ''])
+      toNetlinkOp(
+        'link add name vh1 address 02:00:00:00:00:01 mtu 1450 master br0 up type veth peer name eth0 address 02:00:00:00:00:02 mtu 1450 netns /run/netns/sb',
+      ),
+    ).toEqual([
+      'veth',
+      'vh1',
+      '02:00:00:00:00:01',
+      '1450',
+      'br0',
+      '1',
+      'eth0',
+      '02:00:00:00:00:02',
+      '1450',
+      '/run/netns/sb',
+    ])
+    expect(toNetlinkOp('link add name vh1 type veth peer name vc1')).toEqual([
+      'veth',
+      'vh1',
+      '',
+      '',
+      '',
+      '0',
+      'vc1',
+      '',
+      '',
+      '',
+    ])
     expect(toNetlinkOp('link add name br0 type bridge')).toBeUndefined()
     expect(toNetlinkOp('link add name vx0 up type vxlan id 42 dstport 4789 nolearning')).toBeUndefined()
     expect(toNetlinkOp('neigh replace 10.0.0.9 lladdr 02:00:00:00:00:09 dev eth0 nud permanent')).toBeUndefined()

@@ -57,7 +57,8 @@ const PERF_THREADS = env('PERF_THREADS', 2)
 const RT_PRIO = env('RT_PRIO', 50)
 const RATE_CLIENT_RT = env('RATE_CLIENT_RT', 10)
 const AARDVARK = process.env.AARDVARK ?? '/usr/lib/podman/aardvark-dns'
-const STUB = process.env.DNS_STUB ?? path.resolve(import.meta.dirname, '../../../../shared/peer-bench/dns-stub-upstream.js')
+const STUB =
+  process.env.DNS_STUB ?? path.resolve(import.meta.dirname, '../../../../shared/peer-bench/dns-stub-upstream.js')
 
 const log = (...a) => process.stderr.write(`${a.join(' ')}\n`)
 const sh = (cmd, args) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
@@ -207,13 +208,17 @@ try {
 
   // --- upstream stubs (bounded lifetime)
   const budget = String(ROUNDS * 2 * 3 * (2 * DUR + 3) + 120)
-  startChild(['ip', 'netns', 'exec', H, process.execPath, STUB, '127.0.0.1', '53', budget], path.join(work, 'stub1.log'))
+  startChild(
+    ['ip', 'netns', 'exec', H, process.execPath, STUB, '127.0.0.1', '53', budget],
+    path.join(work, 'stub1.log'),
+  )
   startChild(['ip', 'netns', 'exec', H, process.execPath, STUB, SERVER, '5300', budget], path.join(work, 'stub2.log'))
 
   // --- aardvark-dns (daemonizes, writes aardvark.pid)
   fs.mkdirSync(cfgDir)
   const lines = [`${SERVER} 127.0.0.1`, `${'1'.padStart(64, '0')} ${NET}.2  client`]
-  for (let i = 1; i <= RECORDS; i++) lines.push(`${(i + 1000).toString(16).padStart(64, '0')} ${NET}.${i + 10}  web${i}`)
+  for (let i = 1; i <= RECORDS; i++)
+    lines.push(`${(i + 1000).toString(16).padStart(64, '0')} ${NET}.${i + 10}  web${i}`)
   fs.writeFileSync(path.join(cfgDir, 'dnsbench'), `${lines.join('\n')}\n`)
   // it daemonizes: no pipes to wait on
   spawnSync('ip', ['netns', 'exec', H, AARDVARK, '--config', cfgDir, '-p', '53', 'run'], { stdio: 'ignore' })
@@ -251,7 +256,14 @@ try {
   cleanups.push(() => rtEngine.close())
   const nativeRt = await startSandboxResolver(
     { upstreams: [{ address: SERVER, port: 5300 }] },
-    { logger, records, netns: R, openSocket: openSocketInNetns, fastPath: rtEngine, nat: iptables({ netns: R, family: 4 }, { logger }) },
+    {
+      logger,
+      records,
+      netns: R,
+      openSocket: openSocketInNetns,
+      fastPath: rtEngine,
+      nat: iptables({ netns: R, family: 4 }, { logger }),
+    },
   )
   cleanups.push(() => nativeRt.stop())
   const native = await startSandboxResolver(
@@ -316,7 +328,11 @@ try {
   for (const s of servers) {
     const dig = async (name) => {
       const out = fs.openSync(path.join(work, 'dig.out'), 'w')
-      const c = spawn('ip', ['netns', 'exec', s.ns, 'dig', '+short', '+time=1', '+tries=1', `@${s.addr}`, '-p', String(s.port), name], { stdio: ['ignore', out, 'ignore'] })
+      const c = spawn(
+        'ip',
+        ['netns', 'exec', s.ns, 'dig', '+short', '+time=1', '+tries=1', `@${s.addr}`, '-p', String(s.port), name],
+        { stdio: ['ignore', out, 'ignore'] },
+      )
       fs.closeSync(out)
       await new Promise((r) => c.once('exit', r))
       return fs.readFileSync(path.join(work, 'dig.out'), 'utf8').trim()
@@ -330,11 +346,15 @@ try {
     forward: Array.from({ length: RECORDS }, (_, i) => `h${i + 1}.fwd.test A`),
   }
   const onlySets = (process.env.SETS ?? '').split(',').filter(Boolean)
-  const sets = Object.fromEntries(Object.entries(allSets).filter(([k]) => onlySets.length === 0 || onlySets.includes(k)))
+  const sets = Object.fromEntries(
+    Object.entries(allSets).filter(([k]) => onlySets.length === 0 || onlySets.includes(k)),
+  )
   for (const [k, v] of Object.entries(sets)) fs.writeFileSync(path.join(work, `${k}.txt`), `${v.join('\n')}\n`)
 
   const loadStart = os.loadavg()
-  log(`# aardvark-dns ${aardVersion} pid ${aardPid}; ${RECORDS} records; DUR=${DUR}s ROUNDS=${ROUNDS} CLIENTS=${CLIENTS} OUTSTANDING=${OUTSTANDING} RATE=${RATE}; ${os.cpus().length} cpus; load ${loadStart.join(' ')}`)
+  log(
+    `# aardvark-dns ${aardVersion} pid ${aardPid}; ${RECORDS} records; DUR=${DUR}s ROUNDS=${ROUNDS} CLIENTS=${CLIENTS} OUTSTANDING=${OUTSTANDING} RATE=${RATE}; ${os.cpus().length} cpus; load ${loadStart.join(' ')}`,
+  )
   const runs = []
   for (let round = 0; round < ROUNDS; round++) {
     for (const set of Object.keys(sets)) {
@@ -344,12 +364,34 @@ try {
       const rotated = [...inSet.slice(k), ...inSet.slice(0, k)]
       const order = round % 2 === 0 ? rotated : rotated.reverse()
       for (const s of order) {
-        const base = ['-s', s.addr, '-p', String(s.port), '-d', path.join(work, `${set}.txt`), '-l', String(DUR), '-t', '2']
+        const base = [
+          '-s',
+          s.addr,
+          '-p',
+          String(s.port),
+          '-d',
+          path.join(work, `${set}.txt`),
+          '-l',
+          String(DUR),
+          '-t',
+          '2',
+        ]
         const loadavg1 = os.loadavg()[0]
         const c0 = s.cpu()
-        const sat = parseStats(await dnsperf(s.ns, [...base, '-T', String(PERF_THREADS), '-c', String(CLIENTS), '-q', String(OUTSTANDING)], path.join(work, 'sat.out')))
+        const sat = parseStats(
+          await dnsperf(
+            s.ns,
+            [...base, '-T', String(PERF_THREADS), '-c', String(CLIENTS), '-q', String(OUTSTANDING)],
+            path.join(work, 'sat.out'),
+          ),
+        )
         const cpuUs = s.cpu() - c0
-        const rateText = await dnsperf(s.ns, [...base, '-Q', String(RATE), '-v'], path.join(work, 'rate.out'), RATE_CLIENT_RT)
+        const rateText = await dnsperf(
+          s.ns,
+          [...base, '-Q', String(RATE), '-v'],
+          path.join(work, 'rate.out'),
+          RATE_CLIENT_RT,
+        )
         const rate = { ...parseStats(rateText), ...percentiles(rateText) }
         const r = {
           round,
@@ -400,36 +442,67 @@ try {
   const full = servers.length === allServers.length && Object.keys(sets).length === Object.keys(allSets).length
   const ids = (set) => Object.keys(perServer[set] ?? {})
   const pick = (set, key) => Object.fromEntries(ids(set).map((id) => [id, perServer[set][id][key]]))
-  const lat = (set) => Object.fromEntries(ids(set).map((id) => [id, { p50Us: perServer[set][id].p50UsAtRate, p99Us: perServer[set][id].p99UsAtRate }]))
+  const lat = (set) =>
+    Object.fromEntries(
+      ids(set).map((id) => [id, { p50Us: perServer[set][id].p50UsAtRate, p99Us: perServer[set][id].p99UsAtRate }]),
+    )
   const qpsRatio = (set, a) => ratio(set, a, 'aardvark', (r) => r.sat.qps)
-  const summary = !full ? { partial: true, perServer } : {
-    // headline: the real placement (127.0.0.11 DNAT'ed inside the container) with the native fast path
-    localQpsRatioVsAardvark: qpsRatio('local', 'cnmNative'),
-    localQps: pick('local', 'qps'),
-    localQpsRatiosVsAardvark: Object.fromEntries(ids('local').filter((id) => id !== 'aardvark').map((id) => [id, qpsRatio('local', id)])),
-    localCpuUsPerQuery: pick('local', 'cpuUsPerQuery'),
-    localAt1000Qps: lat('local'),
-    forwardQps: pick('forward', 'qps'),
-    forwardQpsRatiosVsAardvark: Object.fromEntries(ids('forward').filter((id) => id !== 'aardvark').map((id) => [id, qpsRatio('forward', id)])),
-    forwardAt1000Qps: lat('forward'),
-    load: {
-      atStart: loadStart,
-      atEnd: loadEnd,
-      medianPerRun: round1(median(runs.map((r) => r.loadavg1))),
-      maxPerRun: Math.max(...runs.map((r) => r.loadavg1)),
-    },
-    targets: {
-      localQps2xAardvark: qpsRatio('local', 'cnmNative') >= 2,
-      localP99Under300UsAt1000Qps: (L.cnmNative.p99UsAtRate ?? Infinity) < 300,
-      localP99Under300UsAt1000QpsRealtime: (L.cnmNativeRt.p99UsAtRate ?? Infinity) < 300,
-    },
-  }
+  const summary = !full
+    ? { partial: true, perServer }
+    : {
+        // headline: the real placement (127.0.0.11 DNAT'ed inside the container) with the native fast path
+        localQpsRatioVsAardvark: qpsRatio('local', 'cnmNative'),
+        localQps: pick('local', 'qps'),
+        localQpsRatiosVsAardvark: Object.fromEntries(
+          ids('local')
+            .filter((id) => id !== 'aardvark')
+            .map((id) => [id, qpsRatio('local', id)]),
+        ),
+        localCpuUsPerQuery: pick('local', 'cpuUsPerQuery'),
+        localAt1000Qps: lat('local'),
+        forwardQps: pick('forward', 'qps'),
+        forwardQpsRatiosVsAardvark: Object.fromEntries(
+          ids('forward')
+            .filter((id) => id !== 'aardvark')
+            .map((id) => [id, qpsRatio('forward', id)]),
+        ),
+        forwardAt1000Qps: lat('forward'),
+        load: {
+          atStart: loadStart,
+          atEnd: loadEnd,
+          medianPerRun: round1(median(runs.map((r) => r.loadavg1))),
+          maxPerRun: Math.max(...runs.map((r) => r.loadavg1)),
+        },
+        targets: {
+          localQps2xAardvark: qpsRatio('local', 'cnmNative') >= 2,
+          localP99Under300UsAt1000Qps: (L.cnmNative.p99UsAtRate ?? Infinity) < 300,
+          localP99Under300UsAt1000QpsRealtime: (L.cnmNativeRt.p99UsAtRate ?? Infinity) < 300,
+        },
+      }
   const result = {
     summary,
-    config: { DUR, ROUNDS, RATE, CLIENTS, OUTSTANDING, RECORDS, PERF_THREADS, RT_PRIO, RATE_CLIENT_RT, aardvark: aardVersion, loadavg: loadEnd },
+    config: {
+      DUR,
+      ROUNDS,
+      RATE,
+      CLIENTS,
+      OUTSTANDING,
+      RECORDS,
+      PERF_THREADS,
+      RT_PRIO,
+      RATE_CLIENT_RT,
+      aardvark: aardVersion,
+      loadavg: loadEnd,
+    },
     checks,
     perServer,
-    stats: { cnm: sandbox.resolver.stats(), cnmNative: native.resolver.stats(), cnmNativeRt: nativeRt.resolver.stats(), cnmVeth: veth.stats(), cnmVethNative: vethNative.stats() },
+    stats: {
+      cnm: sandbox.resolver.stats(),
+      cnmNative: native.resolver.stats(),
+      cnmNativeRt: nativeRt.resolver.stats(),
+      cnmVeth: veth.stats(),
+      cnmVethNative: vethNative.stats(),
+    },
     runs,
   }
   await cleanup()

@@ -15,7 +15,17 @@ v8.setFlagsFromString('--expose-gc')
 const gc = vm.runInNewContext('gc')
 const N = Number(process.env.N ?? 500)
 const RECORDS = Number(process.env.RECORDS ?? 50)
-const logger = { forComponent: () => Object.assign(() => undefined, { error: () => undefined, trace: () => undefined, enabled: false, child() { return this } }) }
+const logger = {
+  forComponent: () =>
+    Object.assign(() => undefined, {
+      error: () => undefined,
+      trace: () => undefined,
+      enabled: false,
+      child() {
+        return this
+      },
+    }),
+}
 
 async function snapshot() {
   for (let i = 0; i < 4; i++) {
@@ -46,7 +56,11 @@ const waiting = new Map()
 client.on('message', (m) => waiting.get(m.readUInt16BE(0))?.())
 function ask(port, name, id) {
   const labels = name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)]))
-  const q = Buffer.concat([Buffer.from([id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...labels, Buffer.from([0, 0, 1, 0, 1])])
+  const q = Buffer.concat([
+    Buffer.from([id >> 8, id & 255, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+    ...labels,
+    Buffer.from([0, 0, 1, 0, 1]),
+  ])
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no reply from ${port} for ${name}`)), 3000)
     waiting.set(id, () => {
@@ -64,12 +78,21 @@ async function cycle() {
   // a full create/answer/forward/stop cycle; repeated to tell leaks from one-time growth
   const rs = []
   for (let i = 0; i < N; i++) {
-    const r = new Resolver({ upstreams }, { logger, records: new SandboxRecords([{ network }]), listen: { udp: { address: '127.0.0.1', port: 0 }, tcp: { address: '127.0.0.1', port: 0 } } })
+    const r = new Resolver(
+      { upstreams },
+      {
+        logger,
+        records: new SandboxRecords([{ network }]),
+        listen: { udp: { address: '127.0.0.1', port: 0 }, tcp: { address: '127.0.0.1', port: 0 } },
+      },
+    )
     await r.start()
     rs.push(r)
   }
   for (let i = 0; i < N; i += 50) {
-    await Promise.all(rs.slice(i, i + 50).map((r, k) => ask(r.addresses().udp.port, `x${i + k}.example`, 30000 + i + k)))
+    await Promise.all(
+      rs.slice(i, i + 50).map((r, k) => ask(r.addresses().udp.port, `x${i + k}.example`, 30000 + i + k)),
+    )
   }
   for (const r of rs) await r.stop()
 }
@@ -89,11 +112,15 @@ for (let i = 0; i < N; i++) {
 const startMs = performance.now() - t0
 const idle = await snapshot()
 for (let i = 0; i < N; i += 50) {
-  await Promise.all(resolvers.slice(i, i + 50).map((r, k) => ask(r.addresses().udp.port, `c${(i + k) % RECORDS}`, i + k)))
+  await Promise.all(
+    resolvers.slice(i, i + 50).map((r, k) => ask(r.addresses().udp.port, `c${(i + k) % RECORDS}`, i + k)),
+  )
 }
 const answered = await snapshot()
 for (let i = 0; i < N; i += 50) {
-  await Promise.all(resolvers.slice(i, i + 50).map((r, k) => ask(r.addresses().udp.port, `x${i + k}.example`, 20000 + i + k)))
+  await Promise.all(
+    resolvers.slice(i, i + 50).map((r, k) => ask(r.addresses().udp.port, `x${i + k}.example`, 20000 + i + k)),
+  )
 }
 const forwarded = await snapshot()
 const t1 = performance.now()
@@ -126,7 +153,12 @@ const summary = {
 console.log(
   JSON.stringify({
     summary,
-    perSandbox: { idle: per(idle, base), answered: per(answered, base), forwarded: per(forwarded, base), stopped: per(stopped, base) },
+    perSandbox: {
+      idle: per(idle, base),
+      answered: per(answered, base),
+      forwarded: per(forwarded, base),
+      stopped: per(stopped, base),
+    },
     absolute: { base, idle, answered, forwarded, stopped, cycles },
     records: RECORDS,
   }),

@@ -47,7 +47,10 @@ export class DnsFiles {
   private readonly queues = new Map<string, Promise<unknown>>()
 
   constructor(init: DnsFilesInit = {}, components: DnsFilesComponents) {
-    const cfg = { ...DEFAULT_DNS_FILES_INIT, ...Object.fromEntries(Object.entries(init).filter(([, v]) => v !== undefined)) }
+    const cfg = {
+      ...DEFAULT_DNS_FILES_INIT,
+      ...Object.fromEntries(Object.entries(init).filter(([, v]) => v !== undefined)),
+    }
     if (cfg.writeMode !== 'rename' && cfg.writeMode !== 'in-place') {
       throw new InvalidResolverOptionError(`writeMode: must be 'rename' or 'in-place'`)
     }
@@ -100,7 +103,10 @@ export class DnsFiles {
   }
 
   /** Writes several files, each atomically, in order (used for a file and its hash). */
-  async writeFiles(files: ReadonlyArray<{ path: string; content: string; mode?: 'rename' | 'in-place' }>, abort: AbortOptions = {}): Promise<void> {
+  async writeFiles(
+    files: ReadonlyArray<{ path: string; content: string; mode?: 'rename' | 'in-place' }>,
+    abort: AbortOptions = {},
+  ): Promise<void> {
     for (const f of files) await this.run(f.path, abort, async () => this.write(f.path, f.content, f.mode))
   }
 
@@ -223,7 +229,11 @@ export class SandboxDnsFiles {
 
   /** The user gave DNS servers, search domains or options. */
   get userDns(): boolean {
-    return (this.init.dns?.length ?? 0) > 0 || (this.init.dnsSearch?.length ?? 0) > 0 || (this.init.dnsOptions?.length ?? 0) > 0
+    return (
+      (this.init.dns?.length ?? 0) > 0 ||
+      (this.init.dnsSearch?.length ?? 0) > 0 ||
+      (this.init.dnsOptions?.length ?? 0) > 0
+    )
   }
 
   /** Creates both files (and the hash file). */
@@ -275,8 +285,10 @@ export class SandboxDnsFiles {
       const parsed = parseResolvConf(host ?? '')
       content = buildResolvConf({
         nameservers: this.init.dns !== undefined && this.init.dns.length > 0 ? this.init.dns : parsed.nameservers,
-        search: this.init.dnsSearch !== undefined && this.init.dnsSearch.length > 0 ? this.init.dnsSearch : parsed.search,
-        options: this.init.dnsOptions !== undefined && this.init.dnsOptions.length > 0 ? this.init.dnsOptions : parsed.options,
+        search:
+          this.init.dnsSearch !== undefined && this.init.dnsSearch.length > 0 ? this.init.dnsSearch : parsed.search,
+        options:
+          this.init.dnsOptions !== undefined && this.init.dnsOptions.length > 0 ? this.init.dnsOptions : parsed.options,
       })
       // 127.x here is the container's own loopback: not host-loopback
       this.external = getNameservers(content, 'ipv4').map((address) => ({ address }))

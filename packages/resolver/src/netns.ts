@@ -135,7 +135,8 @@ async function connectInNetns(
     pending.then(
       (s) => {
         signal.removeEventListener('abort', onAbort)
-        if (signal.aborted) closeQuietly(s.fd) // too late: nobody adopts it
+        if (signal.aborted)
+          closeQuietly(s.fd) // too late: nobody adopts it
         else resolve(s.fd)
       },
       (err: unknown) => {
@@ -162,7 +163,11 @@ export function dnsNatChanges(address: string, udpPort: number, tcpPort: number)
   ]
 }
 
-function ruleSet(address: string, udpPort: number, tcpPort: number): Array<{ table: 'nat'; chain: string; rule: string[] }> {
+function ruleSet(
+  address: string,
+  udpPort: number,
+  tcpPort: number,
+): Array<{ table: 'nat'; chain: string; rule: string[] }> {
   return [
     {
       table: 'nat',
@@ -281,10 +286,22 @@ export async function startSandboxResolver(
     await r.start(options)
     step = 'install NAT rules'
     await components.nat.apply(dnsNatChanges(address, udp.port, tcp.port), options)
-    const sr = new SandboxResolver(r, netns, address, udp.port, tcp.port, components.nat, removeRulesOnStop, components.logger)
-    components.logger
-      .forComponent('cnm:resolver:netns')
-      .child(netns)('serving %s:53 (udp port %d, tcp port %d)', address, udp.port, tcp.port)
+    const sr = new SandboxResolver(
+      r,
+      netns,
+      address,
+      udp.port,
+      tcp.port,
+      components.nat,
+      removeRulesOnStop,
+      components.logger,
+    )
+    components.logger.forComponent('cnm:resolver:netns').child(netns)(
+      'serving %s:53 (udp port %d, tcp port %d)',
+      address,
+      udp.port,
+      tcp.port,
+    )
     return sr
   } catch (err) {
     await rollback()

@@ -109,7 +109,9 @@ export class NetworkRecords {
     }
     const entry: ServiceTargetInit = { ...target, addresses: target.addresses.map(normAddress) }
     const list = this.services.get(key) ?? []
-    const i = list.findIndex((t) => (t.id ?? '') === (target.id ?? '') && t.target === target.target && t.port === target.port)
+    const i = list.findIndex(
+      (t) => (t.id ?? '') === (target.id ?? '') && t.target === target.target && t.port === target.port,
+    )
     if (i >= 0) list[i] = entry
     else list.push(entry)
     this.services.set(key, list)

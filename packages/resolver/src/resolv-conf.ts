@@ -9,7 +9,10 @@ import type { UpstreamServer } from './sockets.js'
  */
 
 export const DEFAULT_IPV4_NAMESERVERS: readonly string[] = Object.freeze(['8.8.8.8', '8.8.4.4'])
-export const DEFAULT_IPV6_NAMESERVERS: readonly string[] = Object.freeze(['2001:4860:4860::8888', '2001:4860:4860::8844'])
+export const DEFAULT_IPV6_NAMESERVERS: readonly string[] = Object.freeze([
+  '2001:4860:4860::8888',
+  '2001:4860:4860::8844',
+])
 export const HOST_RESOLV_CONF = '/etc/resolv.conf'
 export const SYSTEMD_RESOLV_CONF = '/run/systemd/resolve/resolv.conf'
 
@@ -40,7 +43,10 @@ export function parseResolvConf(content: string): ResolvConf {
   let search: string[] = []
   let options: string[] = []
   for (const raw of content.split('\n')) {
-    const fields = stripComment(raw).trim().split(/\s+/).filter((f) => f.length > 0)
+    const fields = stripComment(raw)
+      .trim()
+      .split(/\s+/)
+      .filter((f) => f.length > 0)
     const key = fields[0]
     if (key === 'nameserver' && fields.length === 2) {
       const ns = fields[1] as string
@@ -67,7 +73,11 @@ export function nameserversAsCidr(content: string): string[] {
 }
 
 /** `search a b\n` (omitted when empty or `.`), `nameserver X\n` each, `options a b\n` (omitted when empty). */
-export function buildResolvConf(conf: { nameservers?: readonly string[]; search?: readonly string[]; options?: readonly string[] }): string {
+export function buildResolvConf(conf: {
+  nameservers?: readonly string[]
+  search?: readonly string[]
+  options?: readonly string[]
+}): string {
   let out = ''
   const search = conf.search ?? []
   if (search.length > 0 && !(search.length === 1 && search[0] === '.')) out += `search ${search.join(' ')}\n`

@@ -37,8 +37,7 @@ export type { UpstreamHealth } from './internal/forwarder.js'
 
 /** Where a listener comes from: an adopted descriptor (bound; tcp: listening) or an address to bind. */
 export type ListenSpec =
-  | { readonly fd: number; readonly type?: 'udp4' | 'udp6' | 'tcp' }
-  | { readonly address: string; readonly port: number }
+  { readonly fd: number; readonly type?: 'udp4' | 'udp6' | 'tcp' } | { readonly address: string; readonly port: number }
 
 export interface ResolverListen {
   /** UDP listener. */
@@ -299,7 +298,8 @@ export class Resolver {
     const pending = new Set<ListenSpec>([this.listen.udp, this.listen.tcp].filter((x) => x !== undefined))
     try {
       options.signal?.throwIfAborted()
-      const useNative = this.listen.udp !== undefined && this.fastPath !== undefined && typeof this.records.onChange === 'function'
+      const useNative =
+        this.listen.udp !== undefined && this.fastPath !== undefined && typeof this.records.onChange === 'function'
       if (this.fastPath !== undefined && !useNative) {
         this.log('record source has no onChange(): native fast path not used')
       }
@@ -307,7 +307,9 @@ export class Resolver {
         const spec = this.listen.udp
         pending.delete(spec)
         options.signal?.throwIfAborted()
-        const unsubscribe = (this.records.onChange as (l: () => void) => () => void).call(this.records, () => this.native?.clearAnswers())
+        const unsubscribe = (this.records.onChange as (l: () => void) => () => void).call(this.records, () =>
+          this.native?.clearAnswers(),
+        )
         undo.push(unsubscribe)
         this.unsubscribe = unsubscribe
         const responder = await this.fastPath.attach({
@@ -454,7 +456,10 @@ export class Resolver {
    * Answers one DNS message as if it came over `transport` (no socket involved): resolves the reply
    * (`undefined` when the message gets none). For embedding the resolver in other transports.
    */
-  async handle(message: Uint8Array, options: AbortOptions & { transport?: 'udp' | 'tcp' } = {}): Promise<Buffer | undefined> {
+  async handle(
+    message: Uint8Array,
+    options: AbortOptions & { transport?: 'udp' | 'tcp' } = {},
+  ): Promise<Buffer | undefined> {
     options.signal?.throwIfAborted()
     if (this.state === 'stopped') throw new ResolverStoppedError()
     return await new Promise<Buffer | undefined>((resolve) => {
@@ -485,7 +490,11 @@ export class Resolver {
       if (o !== e.body.length || o > 0xffff) return
     }
     const answer = { rcode: e.rcode, ancount: e.ancount, arcount: e.arcount, body: e.body }
-    native.setAnswer(Buffer.from(key, 'latin1'), qtype, offsets === undefined ? answer : { ...answer, rotateOffsets: offsets })
+    native.setAnswer(
+      Buffer.from(key, 'latin1'),
+      qtype,
+      offsets === undefined ? answer : { ...answer, rotateOffsets: offsets },
+    )
   }
 
   /** The hot path: parse, decide (cached), reply or forward. Never throws. */
@@ -505,11 +514,7 @@ export class Resolver {
         return
       }
       const overTcp = transport === TCP || callOverTcp
-      const limit = overTcp
-        ? MAX_TCP_MESSAGE
-        : q.edns
-          ? Math.min(q.udpSize, this.config.maxUdpReplyBytes)
-          : 512
+      const limit = overTcp ? MAX_TCP_MESSAGE : q.edns ? Math.min(q.udpSize, this.config.maxUdpReplyBytes) : 512
       const e = this.decide(q)
       if (e.kind === 'local') {
         c.local++
@@ -522,7 +527,10 @@ export class Resolver {
       this.forward(msg, q, transport, ctx, overTcp, limit)
     } catch (err) {
       c.errors++
-      this.log.error('unexpected error handling a query: %s', err instanceof Error ? (err.stack ?? err.message) : String(err))
+      this.log.error(
+        'unexpected error handling a query: %s',
+        err instanceof Error ? (err.stack ?? err.message) : String(err),
+      )
       if (transport === CALL) (ctx as Collector).resolve(undefined)
     }
   }
@@ -626,7 +634,11 @@ export class Resolver {
     if (st === PARSE_FORMERR) {
       this.counters.rejected++
       q.edns = false
-      this.send(q.questionEnd > 0 ? emptyReply(msg, q, RCODE_FORMERR, this.config.ednsUdpSize) : formerrReply(msg), transport, ctx)
+      this.send(
+        q.questionEnd > 0 ? emptyReply(msg, q, RCODE_FORMERR, this.config.ednsUdpSize) : formerrReply(msg),
+        transport,
+        ctx,
+      )
       return
     }
     this.counters.dropped++
@@ -721,7 +733,8 @@ function normalizeDomains(list: readonly string[]): string[] {
 function validateListen(field: string, spec: ListenSpec): void {
   if (spec === null || typeof spec !== 'object') throw new InvalidResolverOptionError(`${field}: must be an object`)
   if ('fd' in spec) {
-    if (!Number.isInteger(spec.fd) || spec.fd < 0) throw new InvalidResolverOptionError(`${field}.fd: must be a descriptor number`)
+    if (!Number.isInteger(spec.fd) || spec.fd < 0)
+      throw new InvalidResolverOptionError(`${field}.fd: must be a descriptor number`)
     return
   }
   if (typeof spec.address !== 'string' || net.isIP(spec.address) === 0) {
@@ -769,7 +782,8 @@ function validateInit(init: ResolverInit): typeof DEFAULT_RESOLVER_INIT {
       throw new InvalidResolverOptionError(`upstreams[${i}].address: required`)
     }
     const bare = u.address.split('%')[0] as string
-    if (net.isIP(bare) === 0) throw new InvalidResolverOptionError(`upstreams[${i}].address: not an IP address: ${u.address}`)
+    if (net.isIP(bare) === 0)
+      throw new InvalidResolverOptionError(`upstreams[${i}].address: not an IP address: ${u.address}`)
     if (u.port !== undefined && (!Number.isInteger(u.port) || u.port < 1 || u.port > 65535)) {
       throw new InvalidResolverOptionError(`upstreams[${i}].port: must be an integer in 1..65535`)
     }
@@ -807,7 +821,11 @@ async function openUdp(spec: ListenSpec, signal: AbortSignal | undefined): Promi
   return sock
 }
 
-async function openTcp(spec: ListenSpec, onConnection: (s: net.Socket) => void, signal: AbortSignal | undefined): Promise<net.Server> {
+async function openTcp(
+  spec: ListenSpec,
+  onConnection: (s: net.Socket) => void,
+  signal: AbortSignal | undefined,
+): Promise<net.Server> {
   signal?.throwIfAborted()
   const server = net.createServer({ noDelay: true }, onConnection)
   await new Promise<void>((resolve, reject) => {

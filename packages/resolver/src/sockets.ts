@@ -35,10 +35,18 @@ export interface ForwardSocketFactory {
  * `dgram` lookups that accept IP literals synchronously (no dns.lookup and no extra tick per send).
  * Family-fixed: the socket's family decides, so nothing is parsed per packet.
  */
-function literalLookup4(address: string, _f: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+function literalLookup4(
+  address: string,
+  _f: unknown,
+  callback: (err: Error | null, address: string, family: number) => void,
+): void {
   callback(null, address, 4)
 }
-function literalLookup6(address: string, _f: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+function literalLookup6(
+  address: string,
+  _f: unknown,
+  callback: (err: Error | null, address: string, family: number) => void,
+): void {
   callback(null, address, 6)
 }
 

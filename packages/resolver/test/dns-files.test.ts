@@ -15,9 +15,17 @@ afterEach(async () => {
 
 const files = (init = {}): DnsFiles => new DnsFiles(init, { logger: noopLogger() })
 
-function sandboxFiles(extra: Partial<ConstructorParameters<typeof SandboxDnsFiles>[0]> = {}, f = files()): SandboxDnsFiles {
+function sandboxFiles(
+  extra: Partial<ConstructorParameters<typeof SandboxDnsFiles>[0]> = {},
+  f = files(),
+): SandboxDnsFiles {
   return new SandboxDnsFiles(
-    { hostsPath: join(dir, 'hosts'), resolvConfPath: join(dir, 'resolv.conf'), originResolvConfPath: join(dir, 'host-resolv.conf'), ...extra },
+    {
+      hostsPath: join(dir, 'hosts'),
+      resolvConfPath: join(dir, 'resolv.conf'),
+      originResolvConfPath: join(dir, 'host-resolv.conf'),
+      ...extra,
+    },
     { files: f },
   )
 }
@@ -65,7 +73,11 @@ describe('SandboxDnsFiles', () => {
     await s.setupHosts()
     await s.addEndpoint({ ipv4: '192.168.222.2', ipv6: 'fe90::2' })
     const c = await readFile(join(dir, 'hosts'), 'utf8')
-    expect(c.split('\n').slice(6)).toEqual(['192.168.222.2\tsomehost.example.com somehost', 'fe90::2\tsomehost.example.com somehost', ''])
+    expect(c.split('\n').slice(6)).toEqual([
+      '192.168.222.2\tsomehost.example.com somehost',
+      'fe90::2\tsomehost.example.com somehost',
+      '',
+    ])
     expect(c.startsWith('127.0.0.1\tlocalhost\n')).toBe(true)
   })
 
@@ -80,7 +92,12 @@ describe('SandboxDnsFiles', () => {
   it('links: the parent sees the child at its new address after a restart', async () => {
     const f = files()
     const parent = join(dir, 'parent-hosts')
-    await f.buildHosts(parent, { extra: [{ ip: '192.168.0.1', hosts: 'web' }, { ip: '192.168.0.9', hosts: 'webserver' }] })
+    await f.buildHosts(parent, {
+      extra: [
+        { ip: '192.168.0.1', hosts: 'web' },
+        { ip: '192.168.0.9', hosts: 'webserver' },
+      ],
+    })
     await applyParentUpdates(f, [{ hostsPath: parent, name: 'web', ip: '192.168.0.7' }])
     const c = await readFile(parent, 'utf8')
     expect(c).toContain('192.168.0.7\tweb\n')
@@ -89,7 +106,10 @@ describe('SandboxDnsFiles', () => {
   })
 
   it('resolv.conf from the host: localhost servers filtered, host upstreams recorded with 127.x as host-loopback, hash written', async () => {
-    await writeFile(join(dir, 'host-resolv.conf'), 'search corp.example\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nnameserver fd00::53\n')
+    await writeFile(
+      join(dir, 'host-resolv.conf'),
+      'search corp.example\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nnameserver fd00::53\n',
+    )
     const s = sandboxFiles()
     const up = await s.setupResolvConf()
     expect(up).toEqual([{ address: '127.0.0.53', hostLoopback: true }, { address: '10.0.0.2' }])
@@ -110,7 +130,9 @@ describe('SandboxDnsFiles', () => {
     await writeFile(join(dir, 'host-resolv.conf'), 'search h.example\nnameserver 10.0.0.2\noptions rotate\n')
     const s = sandboxFiles({ dns: ['127.0.0.1', '9.9.9.9'] })
     expect(await s.setupResolvConf()).toEqual([{ address: '127.0.0.1' }, { address: '9.9.9.9' }])
-    expect(await readFile(join(dir, 'resolv.conf'), 'utf8')).toBe('search h.example\nnameserver 127.0.0.1\nnameserver 9.9.9.9\noptions rotate\n')
+    expect(await readFile(join(dir, 'resolv.conf'), 'utf8')).toBe(
+      'search h.example\nnameserver 127.0.0.1\nnameserver 9.9.9.9\noptions rotate\n',
+    )
     expect(await s.updateResolvConf(false)).toBe(false)
   })
 
@@ -132,7 +154,9 @@ describe('SandboxDnsFiles', () => {
     const rc = await s.activateEmbeddedResolver()
     expect(rc.upstreams).toEqual([{ address: '127.0.0.53', hostLoopback: true }, { address: '10.0.0.2' }])
     expect(rc.searchDomains).toEqual(['corp.example'])
-    expect(await readFile(join(dir, 'resolv.conf'), 'utf8')).toBe('search corp.example\nnameserver 127.0.0.11\noptions ndots:0\n')
+    expect(await readFile(join(dir, 'resolv.conf'), 'utf8')).toBe(
+      'search corp.example\nnameserver 127.0.0.11\noptions ndots:0\n',
+    )
     expect(await s.updateResolvConf(true)).toBe(false)
     expect(await readFile(join(dir, 'resolv.conf'), 'utf8')).toContain('nameserver 127.0.0.11')
   })

@@ -37,7 +37,9 @@ function query(name: string, type: string, id: number, flags: number, ednsSize?:
     id,
     flags,
     questions: [{ type, name } as Question],
-    ...(ednsSize !== undefined ? { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: ednsSize } as Answer] } : {}),
+    ...(ednsSize !== undefined
+      ? { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: ednsSize } as Answer] }
+      : {}),
   })
 }
 
@@ -49,7 +51,16 @@ describe('native fast path (osl DnsResponderEngine)', () => {
     const nat = await startResolver(recs, { searchDomains: ['example.com'] }, undefined, engine())
     cleanups.push(() => nat.resolver.stop())
 
-    const names = ['web', 'WeB', 'db.net1', 'web.example.com', '_http._tcp.web', '_ftp._tcp.web', '2.0.168.192.in-addr.arpa', 'many']
+    const names = [
+      'web',
+      'WeB',
+      'db.net1',
+      'web.example.com',
+      '_http._tcp.web',
+      '_ftp._tcp.web',
+      '2.0.168.192.in-addr.arpa',
+      'many',
+    ]
     const types = ['A', 'AAAA', 'SRV', 'PTR', 'MX', 'ANY']
     const flagSets = [dnsPacket.RECURSION_DESIRED, 0, dnsPacket.RECURSION_DESIRED | CHECKING_DISABLED]
     let compared = 0
@@ -64,7 +75,8 @@ describe('native fast path (osl DnsResponderEngine)', () => {
             const second = await udpQuery(nat.port, q) // the table answers (when cacheable)
             expect(want, `${name} ${type}`).toBeDefined()
             const decoded = dnsPacket.decode(want as Buffer)
-            const rotates = (decoded.answers?.length ?? 0) > 1 && (decoded.additionals ?? []).every((x) => x.type === 'OPT')
+            const rotates =
+              (decoded.answers?.length ?? 0) > 1 && (decoded.additionals ?? []).every((x) => x.type === 'OPT')
             if (rotates) {
               // rotated answers (a random start): same header and size; untruncated, the same set of records
               const truncated = ((want?.[2] as number) & 0x02) !== 0
@@ -72,7 +84,10 @@ describe('native fast path (osl DnsResponderEngine)', () => {
                 expect(got?.subarray(0, 12).toString('hex')).toBe(want?.subarray(0, 12).toString('hex'))
                 expect(got?.length).toBe(want?.length)
                 const sorted = (b: Buffer | undefined): unknown[] =>
-                  dnsPacket.decode(b as Buffer).answers?.map((a) => JSON.stringify(a)).sort() ?? []
+                  dnsPacket
+                    .decode(b as Buffer)
+                    .answers?.map((a) => JSON.stringify(a))
+                    .sort() ?? []
                 if (!truncated) expect(sorted(got)).toEqual(sorted(want))
               }
             } else {

@@ -24,7 +24,10 @@ async function upstream(behaviour: UpstreamBehaviour): Promise<TestUpstream> {
   return u
 }
 
-async function start(init: ResolverInit, recs = records()): Promise<{ port: number; r: Awaited<ReturnType<typeof startResolver>>['resolver'] }> {
+async function start(
+  init: ResolverInit,
+  recs = records(),
+): Promise<{ port: number; r: Awaited<ReturnType<typeof startResolver>>['resolver'] }> {
   const { resolver, port } = await startResolver(recs, init)
   cleanups.push(() => resolver.stop())
   return { port, r: resolver }
@@ -48,7 +51,9 @@ describe('forwarding rules (sandbox-dns.md §2.3)', () => {
     const a = await upstream(answerRcode(3, false))
     const b = await upstream(answerA('10.0.0.43'))
     const { port } = await start({ upstreams: [at(a), at(b)] })
-    expect((await dig(['@127.0.0.1', '-p', String(port), 'x.example'])).answer.map((x) => x.data)).toEqual(['10.0.0.43'])
+    expect((await dig(['@127.0.0.1', '-p', String(port), 'x.example'])).answer.map((x) => x.data)).toEqual([
+      '10.0.0.43',
+    ])
     expect([a.queries.length, b.queries.length]).toEqual([1, 1])
 
     const c = await upstream(answerRcode(3, true))
@@ -111,7 +116,9 @@ describe('forwarding rules (sandbox-dns.md §2.3)', () => {
     const recs = new SandboxRecords([{ network: n }])
     const a = await upstream(answerA('10.0.0.70'))
     const { port } = await start({ upstreams: [at(a)] }, recs)
-    expect((await dig(['@127.0.0.1', '-p', String(port), '-x', '10.0.0.70'])).answer.map((x) => x.data)).toEqual(['c1.net1.'])
+    expect((await dig(['@127.0.0.1', '-p', String(port), '-x', '10.0.0.70'])).answer.map((x) => x.data)).toEqual([
+      'c1.net1.',
+    ])
     await dig(['@127.0.0.1', '-p', String(port), 'external.example'])
     // the address is now marked externally resolved: its PTR is forwarded
     await dig(['@127.0.0.1', '-p', String(port), '-x', '10.0.0.70'])
@@ -209,7 +216,9 @@ describe('forwarding sockets', () => {
     const t0 = performance.now()
     expect(await r.handle(query('hang.example'))).toBeUndefined()
     expect(performance.now() - t0).toBeLessThan(1000)
-    expect(logger.lines.some((l) => l.level === 'error' && l.message.includes('opening a forwarding socket'))).toBe(true)
+    expect(logger.lines.some((l) => l.level === 'error' && l.message.includes('opening a forwarding socket'))).toBe(
+      true,
+    )
     const ok = await r.handle(query('ok.example'))
     expect(dnsPacket.decode(ok as Buffer).answers?.map((x) => x.data)).toEqual(['10.0.2.1'])
     expect(calls).toBe(2)
@@ -239,7 +248,12 @@ describe('source-port rotation', () => {
     }
     const r = new Resolver(
       { upstreams: [at(a)], socketMaxQueries: 3, forwardTimeoutMs: 400 },
-      { logger: capturingLogger(), records: records(), listen: { udp: { address: '127.0.0.1', port: 0 } }, sockets: factory },
+      {
+        logger: capturingLogger(),
+        records: records(),
+        listen: { udp: { address: '127.0.0.1', port: 0 } },
+        sockets: factory,
+      },
     )
     cleanups.push(() => r.stop())
     for (let i = 0; i < 12; i++) {
@@ -274,7 +288,9 @@ describe('concurrency cap', () => {
       expect(hole.received()).toBe(5)
       expect(r.stats().overloaded).toBe(7)
       // local names are still answered while the cap is reached
-      expect((await dig(['@127.0.0.1', '-p', String(port), 'local1'])).answer.map((x) => x.data)).toEqual(['192.168.0.1'])
+      expect((await dig(['@127.0.0.1', '-p', String(port), 'local1'])).answer.map((x) => x.data)).toEqual([
+        '192.168.0.1',
+      ])
     })
   }
 })
@@ -307,10 +323,16 @@ describe('TCP', () => {
   it('relays a truncated upstream reply; the client retries over TCP and gets the whole answer', async () => {
     const big = (q: Parameters<UpstreamBehaviour>[0], transport: 'udp' | 'tcp'): ReturnType<UpstreamBehaviour> => {
       const name = q.questions?.[0]?.name ?? ''
-      if (transport === 'udp') return { flags: dnsPacket.RECURSION_AVAILABLE | dnsPacket.TRUNCATED_RESPONSE, answers: [] }
+      if (transport === 'udp')
+        return { flags: dnsPacket.RECURSION_AVAILABLE | dnsPacket.TRUNCATED_RESPONSE, answers: [] }
       return {
         flags: dnsPacket.RECURSION_AVAILABLE,
-        answers: Array.from({ length: 80 }, (_, i) => ({ type: 'A', name, ttl: 60, data: `10.3.${i >> 8}.${i & 255}` })),
+        answers: Array.from({ length: 80 }, (_, i) => ({
+          type: 'A',
+          name,
+          ttl: 60,
+          data: `10.3.${i >> 8}.${i & 255}`,
+        })),
       }
     }
     const a = await upstream(big)
@@ -325,7 +347,11 @@ describe('TCP', () => {
     const net = await import('node:net')
     const sock = net.connect(port, '127.0.0.1')
     cleanups.push(async () => void sock.destroy())
-    const frames = [query('local1', 'A', { id: 1 }), query('local1', 'AAAA', { id: 2 }), query('nope', 'A', { id: 3 })].map((m) => {
+    const frames = [
+      query('local1', 'A', { id: 1 }),
+      query('local1', 'AAAA', { id: 2 }),
+      query('nope', 'A', { id: 3 }),
+    ].map((m) => {
       const f = Buffer.alloc(m.length + 2)
       f.writeUInt16BE(m.length)
       m.copy(f, 2)

@@ -26,7 +26,17 @@ function rng(seed: number): () => number {
 
 function seeds(): Buffer[] {
   const types = ['A', 'AAAA', 'PTR', 'SRV', 'MX', 'TXT', 'ANY', 'NS', 'SOA', 'CNAME']
-  const names = ['web', 'WeB.', 'many', 'db.net1', '_http._tcp.web', '2.0.168.192.in-addr.arpa', 'x.example', 'a.b.c.d.e.f', '']
+  const names = [
+    'web',
+    'WeB.',
+    'many',
+    'db.net1',
+    '_http._tcp.web',
+    '2.0.168.192.in-addr.arpa',
+    'x.example',
+    'a.b.c.d.e.f',
+    '',
+  ]
   const out: Buffer[] = []
   for (const t of types) {
     for (const n of names) {
@@ -34,7 +44,16 @@ function seeds(): Buffer[] {
       out.push(query(n, t, { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 }] }))
     }
   }
-  out.push(dnsPacket.encode({ type: 'query', id: 9, questions: [{ type: 'A', name: 'web' }, { type: 'AAAA', name: 'web' }] }))
+  out.push(
+    dnsPacket.encode({
+      type: 'query',
+      id: 9,
+      questions: [
+        { type: 'A', name: 'web' },
+        { type: 'AAAA', name: 'web' },
+      ],
+    }),
+  )
   out.push(
     dnsPacket.encode({
       type: 'query',
@@ -42,7 +61,10 @@ function seeds(): Buffer[] {
       questions: [{ type: 'A', name: 'web' }],
       answers: [{ type: 'A', name: 'web', data: '1.2.3.4' }],
       authorities: [{ type: 'NS', name: 'web', data: 'ns.web' }],
-      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 }, { type: 'A', name: 'x', data: '5.6.7.8' }],
+      additionals: [
+        { type: 'OPT', name: '.', udpPayloadSize: 1232 },
+        { type: 'A', name: 'x', data: '5.6.7.8' },
+      ],
     }),
   )
   return out
@@ -78,7 +100,12 @@ function mutate(r: () => number, base: Buffer): Buffer {
       }
       break
     case 6: // oversized label / name
-      b = Buffer.concat([b.subarray(0, 12), Buffer.from([64 + pick(192)]), Buffer.alloc(pick(400), 0x61), b.subarray(12)])
+      b = Buffer.concat([
+        b.subarray(0, 12),
+        Buffer.from([64 + pick(192)]),
+        Buffer.alloc(pick(400), 0x61),
+        b.subarray(12),
+      ])
       break
     case 7: // opcode / flags noise (QR stays clear half the time)
       if (b.length >= 4) {

@@ -41,13 +41,25 @@ export async function dig(args: string[], options: { ns?: string } = {}): Promis
 }
 
 export function parseDig(raw: string): DigResult {
-  const res: DigResult = { status: 'NO-REPLY', flags: [], answer: [], additional: [], ednsUdp: undefined, msgSize: undefined, raw }
+  const res: DigResult = {
+    status: 'NO-REPLY',
+    flags: [],
+    answer: [],
+    additional: [],
+    ednsUdp: undefined,
+    msgSize: undefined,
+    raw,
+  }
   let section = ''
   for (const line of raw.split('\n')) {
     const st = /status: ([A-Z]+)/.exec(line)
     if (st !== null) res.status = st[1] as string
     const fl = /;; flags: ([a-z ]*);/.exec(line)
-    if (fl !== null) res.flags = (fl[1] as string).trim().split(/\s+/).filter((x) => x.length > 0)
+    if (fl !== null)
+      res.flags = (fl[1] as string)
+        .trim()
+        .split(/\s+/)
+        .filter((x) => x.length > 0)
     const ed = /; EDNS: version: \d+, flags:.*; udp: (\d+)/.exec(line)
     if (ed !== null) res.ednsUdp = Number(ed[1])
     const ms = /;; MSG SIZE\s+rcvd: (\d+)/.exec(line)
@@ -72,7 +84,14 @@ export type UpstreamBehaviour = (q: Packet, transport: 'udp' | 'tcp') => Packet 
 
 /** A scriptable DNS server for forwarding tests (UDP + TCP on one port). */
 export class TestUpstream {
-  readonly queries: Array<{ name: string; type: string; transport: 'udp' | 'tcp'; at: number; from: string; fromPort: number }> = []
+  readonly queries: Array<{
+    name: string
+    type: string
+    transport: 'udp' | 'tcp'
+    at: number
+    from: string
+    fromPort: number
+  }> = []
   private udp!: dgram.Socket
   private tcp!: net.Server
   private readonly conns = new Set<net.Socket>()
@@ -88,7 +107,11 @@ export class TestUpstream {
    * Listens on 127.0.0.x:port (0 = any free UDP+TCP port pair), or on adopted descriptors (a bound
    * UDP and a listening TCP socket). `tcp: false` serves UDP only.
    */
-  async start(port = 0, fds?: { udp: number; tcp: number; port: number }, options: { tcp?: boolean } = {}): Promise<this> {
+  async start(
+    port = 0,
+    fds?: { udp: number; tcp: number; port: number },
+    options: { tcp?: boolean } = {},
+  ): Promise<this> {
     const withTcp = options.tcp !== false
     for (let attempt = 0; ; attempt++) {
       try {
@@ -102,7 +125,11 @@ export class TestUpstream {
     }
   }
 
-  private async listenOnce(port: number, fds: { udp: number; tcp: number; port: number } | undefined, withTcp: boolean): Promise<void> {
+  private async listenOnce(
+    port: number,
+    fds: { udp: number; tcp: number; port: number } | undefined,
+    withTcp: boolean,
+  ): Promise<void> {
     this.udp = dgram.createSocket('udp4')
     this.udp.on('message', (msg, rinfo) => {
       void this.answer(msg, 'udp', rinfo.address, rinfo.port).then((out) => {
@@ -143,7 +170,12 @@ export class TestUpstream {
     })
   }
 
-  private async answer(msg: Buffer, transport: 'udp' | 'tcp', from: string, fromPort: number): Promise<Buffer | undefined> {
+  private async answer(
+    msg: Buffer,
+    transport: 'udp' | 'tcp',
+    from: string,
+    fromPort: number,
+  ): Promise<Buffer | undefined> {
     let q: Packet
     try {
       q = dnsPacket.decode(msg)
@@ -151,7 +183,14 @@ export class TestUpstream {
       return undefined
     }
     const question = q.questions?.[0]
-    this.queries.push({ name: question?.name ?? '', type: question?.type ?? '', transport, at: Date.now(), from, fromPort })
+    this.queries.push({
+      name: question?.name ?? '',
+      type: question?.type ?? '',
+      transport,
+      at: Date.now(),
+      from,
+      fromPort,
+    })
     const r = await this.behaviour(q, transport)
     if (r === 'drop') return undefined
     return dnsPacket.encode({ ...r, id: q.id ?? 0, type: 'response', questions: r.questions ?? q.questions ?? [] })
@@ -177,7 +216,9 @@ export class TestUpstream {
 export function answerA(address: string, extra: Partial<Packet> = {}): UpstreamBehaviour {
   return (q) => ({
     flags: dnsPacket.RECURSION_AVAILABLE | dnsPacket.RECURSION_DESIRED,
-    answers: (q.questions ?? []).filter((x) => x.type === 'A').map((x) => ({ type: 'A', name: x.name, ttl: 60, data: address })),
+    answers: (q.questions ?? [])
+      .filter((x) => x.type === 'A')
+      .map((x) => ({ type: 'A', name: x.name, ttl: 60, data: address })),
     ...extra,
   })
 }
@@ -188,7 +229,9 @@ export function answerRcode(rcode: number, aa = false): UpstreamBehaviour {
 }
 
 /** A UDP socket that swallows everything (a dead upstream). */
-export async function blackhole(address = '127.0.0.1'): Promise<{ port: number; received: () => number; close: () => Promise<void> }> {
+export async function blackhole(
+  address = '127.0.0.1',
+): Promise<{ port: number; received: () => number; close: () => Promise<void> }> {
   const sock = dgram.createSocket('udp4')
   let n = 0
   sock.on('message', () => n++)
@@ -201,7 +244,12 @@ export async function blackhole(address = '127.0.0.1'): Promise<{ port: number; 
 }
 
 /** Sends one UDP query and waits for the reply (or undefined after `timeoutMs`). */
-export async function udpQuery(port: number, msg: Uint8Array, timeoutMs = 1000, address = '127.0.0.1'): Promise<Buffer | undefined> {
+export async function udpQuery(
+  port: number,
+  msg: Uint8Array,
+  timeoutMs = 1000,
+  address = '127.0.0.1',
+): Promise<Buffer | undefined> {
   const sock = dgram.createSocket('udp4')
   try {
     return await new Promise<Buffer | undefined>((resolve) => {
@@ -226,7 +274,6 @@ export function query(name: string, type = 'A', extra: Partial<Packet> = {}): Bu
     ...extra,
   })
 }
-
 
 /** Starts a resolver with UDP and TCP on the same 127.0.0.1 port (dig retries TCP on the UDP port). */
 export async function startResolver(

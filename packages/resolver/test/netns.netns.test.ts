@@ -57,7 +57,10 @@ describe.skipIf(!netnsAvailable())('resolver inside a sandbox namespace', () => 
     extra: Partial<SandboxResolverComponents> = {},
   ): Promise<SandboxResolver> {
     const nat = iptables({ netns: sb, family: 4 }, { logger: noopLogger() })
-    const r = await startSandboxResolver({ upstreams }, { logger: noopLogger(), records: recs, netns: sb, openSocket: openSocketInNetns, nat, ...extra })
+    const r = await startSandboxResolver(
+      { upstreams },
+      { logger: noopLogger(), records: recs, netns: sb, openSocket: openSocketInNetns, nat, ...extra },
+    )
     cleanups.push(() => r.stop())
     return r
   }
@@ -91,9 +94,15 @@ describe.skipIf(!netnsAvailable())('resolver inside a sandbox namespace', () => 
 
     const rules = await nsExec(sb, 'iptables', ['-t', 'nat', '-S'])
     expect(rules).toContain(`-A OUTPUT -d 127.0.0.11/32 -j DOCKER_OUTPUT`)
-    expect(rules).toContain(`-A DOCKER_OUTPUT -d 127.0.0.11/32 -p udp -m udp --dport 53 -j DNAT --to-destination 127.0.0.11:${r.udpPort}`)
-    expect(rules).toContain(`-A DOCKER_OUTPUT -d 127.0.0.11/32 -p tcp -m tcp --dport 53 -j DNAT --to-destination 127.0.0.11:${r.tcpPort}`)
-    expect(rules).toContain(`-A DOCKER_POSTROUTING -s 127.0.0.11/32 -p udp -m udp --sport ${r.udpPort} -j SNAT --to-source :53`)
+    expect(rules).toContain(
+      `-A DOCKER_OUTPUT -d 127.0.0.11/32 -p udp -m udp --dport 53 -j DNAT --to-destination 127.0.0.11:${r.udpPort}`,
+    )
+    expect(rules).toContain(
+      `-A DOCKER_OUTPUT -d 127.0.0.11/32 -p tcp -m tcp --dport 53 -j DNAT --to-destination 127.0.0.11:${r.tcpPort}`,
+    )
+    expect(rules).toContain(
+      `-A DOCKER_POSTROUTING -s 127.0.0.11/32 -p udp -m udp --sport ${r.udpPort} -j SNAT --to-source :53`,
+    )
 
     await r.stop()
     const after = await nsExec(sb, 'iptables', ['-t', 'nat', '-S'])
@@ -115,7 +124,9 @@ describe.skipIf(!netnsAvailable())('resolver inside a sandbox namespace', () => 
     expect((await dig(['@127.0.0.11', 'beta'], { ns: sb })).answer.map((x) => x.data)).toEqual(['10.77.0.1'])
     // sb2 has no route anywhere, yet its host-loopback upstream answers (contacted from the host namespace)
     expect((await dig(['@127.0.0.11', 'x.example'], { ns: sb2 })).answer.map((x) => x.data)).toEqual(['10.88.0.1'])
-    expect((await dig(['@127.0.0.11', '+tcp', 'y.example'], { ns: sb2 })).answer.map((x) => x.data)).toEqual(['10.88.0.1'])
+    expect((await dig(['@127.0.0.11', '+tcp', 'y.example'], { ns: sb2 })).answer.map((x) => x.data)).toEqual([
+      '10.88.0.1',
+    ])
     expect(hostUp.queries.map((q) => [q.name, q.transport])).toEqual([
       ['x.example', 'udp'],
       ['y.example', 'tcp'],
@@ -177,7 +188,16 @@ describe.skipIf(!netnsAvailable())('resolver inside a sandbox namespace', () => 
     fx = new NetnsFixture('rsv')
     const nat = iptables({ netns: `${fx.prefix}-missing`, family: 4 }, { logger: noopLogger() })
     await expect(
-      startSandboxResolver({}, { logger: noopLogger(), records: records('a', '10.0.0.1'), netns: `${fx.prefix}-missing`, openSocket: openSocketInNetns, nat }),
+      startSandboxResolver(
+        {},
+        {
+          logger: noopLogger(),
+          records: records('a', '10.0.0.1'),
+          netns: `${fx.prefix}-missing`,
+          openSocket: openSocketInNetns,
+          nat,
+        },
+      ),
     ).rejects.toMatchObject({ code: 'ERR_RESOLVER_NETNS' })
   })
 })

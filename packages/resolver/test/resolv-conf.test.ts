@@ -19,7 +19,11 @@ describe('resolv.conf parsing and building (§5.1)', () => {
     const c =
       '# generated\nsearch a.example b.example\nnameserver 1.1.1.1 # primary\nnameserver fe80::1%eth0\n' +
       'nameserver bogus\nsearch c.example\noptions ndots:2 timeout:1\noptions rotate\n#nameserver 9.9.9.9\n'
-    expect(parseResolvConf(c)).toEqual({ nameservers: ['1.1.1.1', 'fe80::1%eth0'], search: ['c.example'], options: ['rotate'] })
+    expect(parseResolvConf(c)).toEqual({
+      nameservers: ['1.1.1.1', 'fe80::1%eth0'],
+      search: ['c.example'],
+      options: ['rotate'],
+    })
     expect(getNameservers(c, 'ipv4')).toEqual(['1.1.1.1'])
     expect(getNameservers(c, 'ipv6')).toEqual(['fe80::1%eth0'])
     expect(nameserversAsCidr(c)).toEqual(['1.1.1.1/32', 'fe80::1/128'])
@@ -91,7 +95,9 @@ describe('embedded resolver resolv.conf (§2.4)', () => {
   })
 
   it('recorded servers win over the file; the user ndots stays alone and is remembered', () => {
-    const rc = embeddedResolvConf('nameserver 10.0.0.2\noptions ndots:5\n', { recorded: [{ address: '127.0.0.53', hostLoopback: true }] })
+    const rc = embeddedResolvConf('nameserver 10.0.0.2\noptions ndots:5\n', {
+      recorded: [{ address: '127.0.0.53', hostLoopback: true }],
+    })
     expect(rc.content).toBe('nameserver 127.0.0.11\noptions ndots:5\n')
     expect(rc.upstreams).toEqual([{ address: '127.0.0.53', hostLoopback: true }])
     expect(rc.ndotsSet).toBe(true)

@@ -1,6 +1,12 @@
 import dnsPacket from 'dns-packet'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { InvalidResolverOptionError, NetworkRecords, Resolver, ResolverStoppedError, SandboxRecords } from '../src/index.js'
+import {
+  InvalidResolverOptionError,
+  NetworkRecords,
+  Resolver,
+  ResolverStoppedError,
+  SandboxRecords,
+} from '../src/index.js'
 import type { DnsRecordSource } from '../src/index.js'
 import { capturingLogger } from '@cnm/test-utils'
 import { noopLogger } from '@cnm/types'
@@ -26,7 +32,11 @@ function sandbox(): { net1: NetworkRecords; net2: NetworkRecords; records: Sandb
   net2.addName('a.b', '172.20.0.7') // a dotted container name on network "c"-like tests below
   const netC = new NetworkRecords('c')
   netC.addName('a.b', '172.21.0.9')
-  const records = new SandboxRecords([{ network: net1, linkAliases: { db: 'name1' } }, { network: net2 }, { network: netC }])
+  const records = new SandboxRecords([
+    { network: net1, linkAliases: { db: 'name1' } },
+    { network: net2 },
+    { network: netC },
+  ])
   return { net1, net2, records }
 }
 
@@ -157,7 +167,10 @@ describe('local answers (dig)', () => {
   })
 
   it('shuffles several addresses', async () => {
-    const r = new Resolver({}, { logger: noopLogger(), records: s.records, listen: { udp: { address: '127.0.0.1', port: 0 } } })
+    const r = new Resolver(
+      {},
+      { logger: noopLogger(), records: s.records, listen: { udp: { address: '127.0.0.1', port: 0 } } },
+    )
     cleanups.push(() => r.stop())
     const firsts = new Set<string>()
     for (let i = 0; i < 40; i++) {
@@ -270,11 +283,14 @@ describe('resolver options', () => {
     const { records } = sandbox()
     const { resolver: a, port } = await startResolver(records)
     cleanups.push(() => a.stop())
-    const b = new Resolver({}, {
-      logger: noopLogger(),
-      records,
-      listen: { udp: { address: '127.0.0.1', port: 0 }, tcp: { address: '127.0.0.1', port } },
-    })
+    const b = new Resolver(
+      {},
+      {
+        logger: noopLogger(),
+        records,
+        listen: { udp: { address: '127.0.0.1', port: 0 }, tcp: { address: '127.0.0.1', port } },
+      },
+    )
     await expect(b.start()).rejects.toMatchObject({ code: 'ERR_RESOLVER_LISTEN' })
     expect(b.addresses()).toEqual({})
     await b.stop()

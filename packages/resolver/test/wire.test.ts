@@ -23,7 +23,9 @@ const parse = (b: Uint8Array): [number, ParsedQuery] => {
 
 describe('wire: query parsing', () => {
   it('parses id, type, class, folded key and EDNS', () => {
-    const [st, q] = parse(query('WeB.Net1', 'AAAA', { id: 77, additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1400 }] }))
+    const [st, q] = parse(
+      query('WeB.Net1', 'AAAA', { id: 77, additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1400 }] }),
+    )
     expect(st).toBe(PARSE_OK)
     expect([q.id, q.qtype, q.qclass, q.edns, q.udpSize, q.ednsVersion]).toEqual([77, 28, 1, true, 1400, 0])
     expect(keyToName(q.key)).toBe('web.net1')
@@ -46,7 +48,12 @@ describe('wire: query parsing', () => {
   it('FORMERR: pointer in the question, label > 63, name > 255, truncated question, two OPT records', () => {
     const ptr = Buffer.concat([query('a').subarray(0, 12), Buffer.from([0xc0, 0x0c, 0, 1, 0, 1])])
     expect(parse(ptr)[0]).toBe(PARSE_FORMERR)
-    const long = Buffer.concat([query('a').subarray(0, 12), Buffer.from([64]), Buffer.alloc(64, 97), Buffer.from([0, 0, 1, 0, 1])])
+    const long = Buffer.concat([
+      query('a').subarray(0, 12),
+      Buffer.from([64]),
+      Buffer.alloc(64, 97),
+      Buffer.from([0, 0, 1, 0, 1]),
+    ])
     expect(parse(long)[0]).toBe(PARSE_FORMERR)
     const labels = Array.from({ length: 5 }, () => Buffer.concat([Buffer.from([60]), Buffer.alloc(60, 97)]))
     const huge = Buffer.concat([query('a').subarray(0, 12), ...labels, Buffer.from([0, 0, 1, 0, 1])])

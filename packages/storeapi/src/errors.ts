@@ -27,8 +27,7 @@ export class StoreUnavailableError extends CnmError<'ERR_STORE_UNAVAILABLE'> {
  */
 export class InvalidKeyError extends CnmError<'ERR_STORE_INVALID_KEY'> {
   constructor(key: unknown, options?: CnmErrorOptions & { reason?: string }) {
-    const shown =
-      typeof key === 'string' ? JSON.stringify(key.length > 80 ? `${key.slice(0, 80)}…` : key) : typeof key
+    const shown = typeof key === 'string' ? JSON.stringify(key.length > 80 ? `${key.slice(0, 80)}…` : key) : typeof key
     const why = options?.reason === undefined ? '' : ` (${options.reason})`
     super('ERR_STORE_INVALID_KEY', 'invalid-argument', `invalid store key: ${shown}${why}`, options)
   }

@@ -51,8 +51,18 @@ describe('key rules', () => {
   it('allows the empty prefix but applies the other rules to prefixes', () => {
     expect(thrown(() => assertValidPrefix(''))).toBeUndefined()
     expect(thrown(() => assertValidPrefix('docker/network/v1.0/'))).toBeUndefined()
-    expect(isCnmError(thrown(() => assertValidPrefix('a//')), 'ERR_STORE_INVALID_KEY')).toBe(true)
-    expect(isCnmError(thrown(() => assertValidPrefix(null)), 'ERR_STORE_INVALID_KEY')).toBe(true)
+    expect(
+      isCnmError(
+        thrown(() => assertValidPrefix('a//')),
+        'ERR_STORE_INVALID_KEY',
+      ),
+    ).toBe(true)
+    expect(
+      isCnmError(
+        thrown(() => assertValidPrefix(null)),
+        'ERR_STORE_INVALID_KEY',
+      ),
+    ).toBe(true)
   })
 
   it('shortens long keys in the error message', () => {

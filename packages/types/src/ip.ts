@@ -127,8 +127,8 @@ export function prefixEquals(a: IpPrefix, b: IpPrefix): boolean {
 }
 
 export function isLinkLocalUnicast(ip: IpAddr): boolean {
-  if (ip.version === 4) return (ip.value >> 16n) === 0xa9fen
-  return (ip.value >> 118n) === 0x3fan
+  if (ip.version === 4) return ip.value >> 16n === 0xa9fen
+  return ip.value >> 118n === 0x3fan
 }
 
 export function isGlobalUnicast(ip: IpAddr): boolean {
@@ -136,5 +136,5 @@ export function isGlobalUnicast(ip: IpAddr): boolean {
     const first = Number(ip.value >> 24n)
     return ip.value !== 0n && ip.value !== 0xffffffffn && first !== 127 && first < 224 && !isLinkLocalUnicast(ip)
   }
-  return ip.value !== 0n && ip.value !== 1n && (ip.value >> 120n) !== 0xffn && !isLinkLocalUnicast(ip)
+  return ip.value !== 0n && ip.value !== 1n && ip.value >> 120n !== 0xffn && !isLinkLocalUnicast(ip)
 }

@@ -30,7 +30,11 @@ export class FreshNamespaceNat implements NatRules {
     const lines = ['*nat', ...chains.map((c) => `:${c} - [0:0]`)]
     for (const c of changes) if (c.op === 'ensure') lines.push(`-A ${c.chain} ${c.rule.join(' ')}`)
     lines.push('COMMIT', '')
-    await run(['nsenter', `--net=${this.#netns}`, '--', 'iptables-restore', '--noflush'], lines.join('\n'), options?.signal)
+    await run(
+      ['nsenter', `--net=${this.#netns}`, '--', 'iptables-restore', '--noflush'],
+      lines.join('\n'),
+      options?.signal,
+    )
     this.#log.trace('installed %d NAT changes in %s', changes.length, this.#netns)
     return { applied: changes.length }
   }
@@ -38,12 +42,17 @@ export class FreshNamespaceNat implements NatRules {
 
 async function run(argv: string[], input: string, signal: AbortSignal | undefined): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['pipe', 'ignore', 'pipe'], ...(signal !== undefined && { signal }) })
+    const child = spawn(argv[0] as string, argv.slice(1), {
+      stdio: ['pipe', 'ignore', 'pipe'],
+      ...(signal !== undefined && { signal }),
+    })
     let err = ''
     child.stderr.on('data', (d: Buffer) => (err += d.toString()))
     child.on('error', reject)
     child.on('close', (code) =>
-      code === 0 ? resolve() : reject(new InternalError(`${argv.join(' ')} exited ${code}: ${err.trim()}`, { code: 'ERR_CLI_NAT' })),
+      code === 0
+        ? resolve()
+        : reject(new InternalError(`${argv.join(' ')} exited ${code}: ${err.trim()}`, { code: 'ERR_CLI_NAT' })),
     )
     child.stdin.on('error', () => undefined)
     child.stdin.end(input)

@@ -39,7 +39,10 @@ export class Router {
   match(method: string, path: string): { handler: Handler; params: Params } {
     let segs: string[]
     try {
-      segs = path.split('/').filter((p) => p !== '').map((s) => decodeURIComponent(s))
+      segs = path
+        .split('/')
+        .filter((p) => p !== '')
+        .map((s) => decodeURIComponent(s))
     } catch (cause) {
       throw new BadRequestError(`malformed path ${path}`, { cause })
     }
@@ -88,7 +91,12 @@ export async function readJsonBody(req: IncomingMessage, limitBytes: number): Pr
   }
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   if (res.headersSent) {
     res.end()
     return

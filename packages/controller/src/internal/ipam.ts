@@ -13,12 +13,7 @@ import {
   type Logger,
   type PoolId,
 } from '@cnm/types'
-import {
-  META_GATEWAY,
-  OPTION_REQUEST_ADDRESS_TYPE,
-  REQUEST_ADDRESS_TYPE_GATEWAY,
-  type Ipam,
-} from '@cnm/ipamapi'
+import { META_GATEWAY, OPTION_REQUEST_ADDRESS_TYPE, REQUEST_ADDRESS_TYPE_GATEWAY, type Ipam } from '@cnm/ipamapi'
 import { InvalidRequestError, NetworkRuleError, NoAddressError } from '../errors.js'
 import type { IpamConfig, NetworkIpamInfo } from '../types.js'
 import type { UndoStack } from './undo.js'
@@ -37,7 +32,10 @@ export function validateIpamConfigs(confs: readonly IpamConfig[], version: IpVer
     } else if (c.subPool !== undefined && c.subPool !== '') {
       throw new InvalidRequestError('a sub-pool needs a pool')
     }
-    for (const [what, v] of [['gateway', c.gateway] as const, ...Object.entries(c.auxAddresses ?? {}).map(([k, a]) => [`aux address ${k}`, a] as const)]) {
+    for (const [what, v] of [
+      ['gateway', c.gateway] as const,
+      ...Object.entries(c.auxAddresses ?? {}).map(([k, a]) => [`aux address ${k}`, a] as const),
+    ]) {
       if (v === undefined || v === '') continue
       let ip: IpAddr
       try {
@@ -105,7 +103,8 @@ export async function allocatePools(
     const aux: Record<string, IpCidr> = {}
     for (const [name, s] of Object.entries(c.auxAddresses ?? {})) {
       const ip = parseIp(s)
-      if (!prefixContains(res.pool, ip)) throw new NetworkRuleError(`aux address ${s} is not in pool ${formatPrefix(res.pool)}`)
+      if (!prefixContains(res.pool, ip))
+        throw new NetworkRuleError(`aux address ${s} is not in pool ${formatPrefix(res.pool)}`)
       try {
         await ipam.requestAddress(res.poolId, {
           preferred: ip,
@@ -118,7 +117,13 @@ export async function allocatePools(
       }
       aux[name] = { ip, prefix: res.pool }
     }
-    out.push({ poolId: res.poolId, addressSpace, pool: res.pool, ...(gateway !== undefined && { gateway }), auxAddresses: aux })
+    out.push({
+      poolId: res.poolId,
+      addressSpace,
+      pool: res.pool,
+      ...(gateway !== undefined && { gateway }),
+      auxAddresses: aux,
+    })
   }
   return out
 }
@@ -172,7 +177,9 @@ export async function assignAddress(
     }
   }
   if (preferred !== undefined) {
-    throw new InvalidRequestError(`requested address ${formatIp(preferred)} does not belong to any of this network's subnets`)
+    throw new InvalidRequestError(
+      `requested address ${formatIp(preferred)} does not belong to any of this network's subnets`,
+    )
   }
   throw new NoAddressError(version)
 }

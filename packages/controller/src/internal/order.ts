@@ -30,7 +30,8 @@ export function compareEndpoints(a: OrderedEndpoint, b: OrderedEndpoint): number
   const ia = a.net.internal ? 1 : 0
   const ib = b.net.internal ? 1 : 0
   if (ia !== ib) return ia - ib
-  const score = (x: OrderedEndpoint): number => (x.ep.join?.gatewayIPv6 !== undefined ? 2 : 0) + (x.ep.join?.gateway !== undefined ? 1 : 0)
+  const score = (x: OrderedEndpoint): number =>
+    (x.ep.join?.gatewayIPv6 !== undefined ? 2 : 0) + (x.ep.join?.gateway !== undefined ? 1 : 0)
   const sa = score(a)
   const sb = score(b)
   if (sa !== sb) return sb - sa
@@ -38,7 +39,10 @@ export function compareEndpoints(a: OrderedEndpoint, b: OrderedEndpoint): number
 }
 
 /** The first endpoint (in order) that has an IPv4 gateway, ignoring null/host networks. */
-export function gatewayEndpoint(ordered: readonly OrderedEndpoint[], special: (networkType: string) => boolean = isSpecialType): EndpointId | undefined {
+export function gatewayEndpoint(
+  ordered: readonly OrderedEndpoint[],
+  special: (networkType: string) => boolean = isSpecialType,
+): EndpointId | undefined {
   for (const o of ordered) {
     if (special(o.net.type)) continue
     if (o.ep.join?.gateway !== undefined) return o.ep.id

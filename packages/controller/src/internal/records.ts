@@ -317,7 +317,11 @@ function bindingFromJSON(j: PortBindingJSON): PortBinding {
 }
 
 function routeToJSON(r: StaticRoute): RouteJSON {
-  return { destination: formatPrefix(r.destination), routeType: r.routeType, ...opt('nextHop', r.nextHop && formatIp(r.nextHop)) }
+  return {
+    destination: formatPrefix(r.destination),
+    routeType: r.routeType,
+    ...opt('nextHop', r.nextHop && formatIp(r.nextHop)),
+  }
 }
 
 function routeFromJSON(j: RouteJSON): StaticRoute {

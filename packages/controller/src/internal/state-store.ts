@@ -60,7 +60,10 @@ export class StateStore {
     const bytes = enc.encode(JSON.stringify(value))
     const idx = this.#index.get(key)
     try {
-      const next = idx === undefined ? await this.store.create(key, bytes, options) : await this.store.update(key, bytes, idx, options)
+      const next =
+        idx === undefined
+          ? await this.store.create(key, bytes, options)
+          : await this.store.update(key, bytes, idx, options)
       this.#index.set(key, next)
     } catch (err) {
       throw wrap(err, idx === undefined ? 'create' : 'update', key)
@@ -112,7 +115,12 @@ export class StateStore {
    * Read-modify-write with compare-and-swap, retried on conflicts (README §9): re-read, re-apply `fn`.
    * `fn` returning undefined deletes the key.
    */
-  async modify<T>(key: string, fn: (current: T | undefined) => T | undefined, retries: number, options?: AbortOptions): Promise<T | undefined> {
+  async modify<T>(
+    key: string,
+    fn: (current: T | undefined) => T | undefined,
+    retries: number,
+    options?: AbortOptions,
+  ): Promise<T | undefined> {
     let lastErr: unknown
     for (let attempt = 0; attempt < Math.max(1, retries); attempt++) {
       const cur = await this.get<T>(key, options)

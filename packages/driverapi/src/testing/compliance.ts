@@ -228,7 +228,14 @@ export function driverComplianceTests<D extends NetworkDriver>(opts: DriverCompl
       const ghostE = generateId() as EndpointId
       const v4 = ipv4(counter + 1000)
       expectKind(
-        await rejectionOf(driver.createEndpoint(ghostN, ghostE, new EndpointInterface({ address: freeAddress(v4, 0) }), endpointConfig())),
+        await rejectionOf(
+          driver.createEndpoint(
+            ghostN,
+            ghostE,
+            new EndpointInterface({ address: freeAddress(v4, 0) }),
+            endpointConfig(),
+          ),
+        ),
         'not-found',
       )
       const { nid } = await newNetwork()
@@ -238,7 +245,10 @@ export function driverComplianceTests<D extends NetworkDriver>(opts: DriverCompl
       ] as const) {
         expectKind(await rejectionOf(driver.deleteEndpoint(n, e)), 'not-found')
         expectKind(await rejectionOf(driver.endpointOperInfo(n, e)), 'not-found')
-        expectKind(await rejectionOf(driver.join(n, e, await sandboxKey(), new JoinInfoRecorder(), sandboxConfig())), 'not-found')
+        expectKind(
+          await rejectionOf(driver.join(n, e, await sandboxKey(), new JoinInfoRecorder(), sandboxConfig())),
+          'not-found',
+        )
         expectKind(await rejectionOf(driver.leave(n, e)), 'not-found')
         expectKind(await rejectionOf(driver.programExternalConnectivity(n, e, sandboxConfig())), 'not-found')
         expectKind(await rejectionOf(driver.revokeExternalConnectivity(n, e)), 'not-found')
@@ -303,7 +313,9 @@ export function driverComplianceTests<D extends NetworkDriver>(opts: DriverCompl
       const { nid, v4 } = await newNetwork()
       const eid = await newEndpoint(nid, new EndpointInterface({ address: freeAddress(v4, 0) }))
       expectKind(
-        await rejectionOf(driver.createEndpoint(nid, eid, new EndpointInterface({ address: freeAddress(v4, 1) }), endpointConfig())),
+        await rejectionOf(
+          driver.createEndpoint(nid, eid, new EndpointInterface({ address: freeAddress(v4, 1) }), endpointConfig()),
+        ),
         'forbidden',
       )
     })
@@ -396,25 +408,33 @@ export function driverComplianceTests<D extends NetworkDriver>(opts: DriverCompl
       for (const eid of eids) await driver.endpointOperInfo(nid, eid)
     })
 
-    if (opts.implementsRestore === true) it('restore keeps the networks it is given usable', async () => {
-      expect(typeof driver.restore).toBe('function')
-      const { nid, n, v4 } = await newNetwork()
-      const address = freeAddress(v4, 0)
-      const iface = new EndpointInterface({ address })
-      const eid = await newEndpoint(nid, iface)
-      await driver.restore?.([
-        {
-          id: nid,
-          config: netConfig(n),
-          ipv4Data: v4,
-          ipv6Data: [],
-          endpoints: [{ id: eid, config: endpointConfig(), address, ...(iface.macAddress !== undefined && { macAddress: iface.macAddress }) }],
-        },
-      ])
-      await driver.endpointOperInfo(nid, eid)
-      await joinEp(nid, eid)
-      await leaveEp(nid, eid)
-    })
+    if (opts.implementsRestore === true)
+      it('restore keeps the networks it is given usable', async () => {
+        expect(typeof driver.restore).toBe('function')
+        const { nid, n, v4 } = await newNetwork()
+        const address = freeAddress(v4, 0)
+        const iface = new EndpointInterface({ address })
+        const eid = await newEndpoint(nid, iface)
+        await driver.restore?.([
+          {
+            id: nid,
+            config: netConfig(n),
+            ipv4Data: v4,
+            ipv6Data: [],
+            endpoints: [
+              {
+                id: eid,
+                config: endpointConfig(),
+                address,
+                ...(iface.macAddress !== undefined && { macAddress: iface.macAddress }),
+              },
+            ],
+          },
+        ])
+        await driver.endpointOperInfo(nid, eid)
+        await joinEp(nid, eid)
+        await leaveEp(nid, eid)
+      })
   })
 }
 
@@ -430,5 +450,3 @@ export function testIpamData(pool: string, aux: Record<string, string> = {}, add
 export function cidr(s: string): IpCidr {
   return parseCidr(s)
 }
-
-

@@ -184,7 +184,13 @@ export class MemoryDriver implements NetworkDriver {
         throw new DriverRequestError(`gateway ${formatCidr(d.gateway)} is outside its pool`)
       }
     }
-    this.state.networks.set(nid, { id: nid, config, ipv4Data: [...ipv4Data], ipv6Data: [...ipv6Data], endpoints: new Map() })
+    this.state.networks.set(nid, {
+      id: nid,
+      config,
+      ipv4Data: [...ipv4Data],
+      ipv6Data: [...ipv6Data],
+      endpoints: new Map(),
+    })
   }
 
   async deleteNetwork(nid: NetworkId, options?: AbortOptions): Promise<void> {
@@ -325,7 +331,8 @@ export class MemoryDriver implements NetworkDriver {
           let port = b.hostPort
           const end = b.hostPortEnd === 0 ? b.hostPort : b.hostPortEnd
           if (port === 0) {
-            while (this.state.hostPorts.has(`${hostIp}:${b.proto}:${this.state.nextEphemeralPort}`)) this.state.nextEphemeralPort++
+            while (this.state.hostPorts.has(`${hostIp}:${b.proto}:${this.state.nextEphemeralPort}`))
+              this.state.nextEphemeralPort++
             port = this.state.nextEphemeralPort++
           } else {
             while (port <= end && this.state.hostPorts.has(`${hostIp}:${b.proto}:${port}`)) port++

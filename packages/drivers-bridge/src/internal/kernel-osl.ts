@@ -10,7 +10,13 @@ import {
   type Logger,
 } from '@cnm/types'
 import type { AddressInfo, Osl } from '@cnm/osl'
-import { PortMapper, type BridgeFirewall, type BridgeNetworkConfig, type PortAllocator, type PortHolder } from '@cnm/iptables'
+import {
+  PortMapper,
+  type BridgeFirewall,
+  type BridgeNetworkConfig,
+  type PortAllocator,
+  type PortHolder,
+} from '@cnm/iptables'
 import type {
   BridgeKernel,
   BridgeSpec,
@@ -86,7 +92,11 @@ export class OslBridgeKernel implements BridgeKernel {
   async init(options?: AbortOptions): Promise<void> {
     if (this.firewall !== undefined) {
       await this.firewall.setupBridgeChains(options)
-      if (this.forwarding) await this.firewall.enableForwarding({ ipv6: this.ip6tables, ...(options?.signal !== undefined && { signal: options.signal }) })
+      if (this.forwarding)
+        await this.firewall.enableForwarding({
+          ipv6: this.ip6tables,
+          ...(options?.signal !== undefined && { signal: options.signal }),
+        })
       return
     }
     if (!this.forwarding) return
@@ -137,11 +147,17 @@ export class OslBridgeKernel implements BridgeKernel {
       // Adopt: replace a different IPv4 address, drop stray global IPv6 addresses, add what is missing.
       const current = (await this.getLink(spec.name, options))?.addresses ?? []
       const plan = tx.on(this.osl.host)
-      const has = (c: IpCidr): boolean => current.some((a) => a.ip.value === c.ip.value && a.ip.version === c.ip.version && a.prefix.bits === c.prefix.bits)
+      const has = (c: IpCidr): boolean =>
+        current.some(
+          (a) => a.ip.value === c.ip.value && a.ip.version === c.ip.version && a.prefix.bits === c.prefix.bits,
+        )
       for (const a of current) {
-        const keep = wanted.some((w) => w.ip.version === a.ip.version && w.ip.value === a.ip.value && w.prefix.bits === a.prefix.bits)
+        const keep = wanted.some(
+          (w) => w.ip.version === a.ip.version && w.ip.value === a.ip.value && w.prefix.bits === a.prefix.bits,
+        )
         const linkLocal6 = a.ip.version === 6 && a.ip.value >> 118n === 0x3fan
-        const drop = (a.ip.version === 4 && spec.ipv4 !== undefined && !keep) || (a.ip.version === 6 && !linkLocal6 && !keep)
+        const drop =
+          (a.ip.version === 4 && spec.ipv4 !== undefined && !keep) || (a.ip.version === 6 && !linkLocal6 && !keep)
         if (drop) plan.deleteAddress(spec.name, formatCidr(a))
       }
       plan.setSysctls(sysctls)

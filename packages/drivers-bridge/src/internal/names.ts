@@ -31,7 +31,9 @@ function hex2(n: number): string {
 export function macFromIpv4(ip: IpAddr): string {
   if (ip.version !== 4) throw new InvalidBridgeOptionError('address', 'a MAC can only be derived from an IPv4 address')
   const v = Number(ip.value)
-  return ['02', '42', hex2((v >>> 24) & 0xff), hex2((v >>> 16) & 0xff), hex2((v >>> 8) & 0xff), hex2(v & 0xff)].join(':')
+  return ['02', '42', hex2((v >>> 24) & 0xff), hex2((v >>> 16) & 0xff), hex2((v >>> 8) & 0xff), hex2(v & 0xff)].join(
+    ':',
+  )
 }
 
 /** `02:42:` + 4 random bytes (the bridge device's MAC). */

@@ -204,9 +204,7 @@ export function ipamComplianceTests(opts: IpamComplianceOptions): void {
         seen.add(formatIp(r.address.ip))
       }
       expect(seen.size).toBe(100)
-      await Promise.all(
-        results.filter((r) => r !== undefined).map((r) => ipam.releaseAddress(p.poolId, r.address.ip)),
-      )
+      await Promise.all(results.filter((r) => r !== undefined).map((r) => ipam.releaseAddress(p.poolId, r.address.ip)))
       await ipam.releasePool(p.poolId)
     })
 

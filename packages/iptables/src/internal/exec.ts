@@ -76,8 +76,14 @@ export function inNetns(netns: string | undefined, argv: readonly string[]): str
 export function isValidNetnsName(name: string): boolean {
   if (typeof name !== 'string') return false
   if (name.startsWith('/')) {
-    // eslint-disable-next-line no-control-regex
-    return name.length <= 4096 && !/[\u0000-\u001f\u007f]/.test(name) && !/(^|\/)\.\.?(\/|$)/.test(name) && !name.includes('//') && !name.endsWith('/')
+    return (
+      name.length <= 4096 &&
+      // eslint-disable-next-line no-control-regex
+      !/[\u0000-\u001f\u007f]/.test(name) &&
+      !/(^|\/)\.\.?(\/|$)/.test(name) &&
+      !name.includes('//') &&
+      !name.endsWith('/')
+    )
   }
   return /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,254}$/.test(name) && name !== '.' && name !== '..'
 }

@@ -53,7 +53,9 @@ export function ownedChains(c: BridgeChains): Array<{ table: 'filter' | 'nat' | 
 
 export function assertInterfaceName(name: unknown, field: string): asserts name is string {
   if (typeof name !== 'string' || !/^[A-Za-z0-9_.:@-]{1,15}$/.test(name) || name === '.' || name === '..') {
-    throw new InvalidFirewallOptionError(`${field} must be an interface name (1-15 characters, no spaces or '/'), got ${JSON.stringify(name)}`)
+    throw new InvalidFirewallOptionError(
+      `${field} must be an interface name (1-15 characters, no spaces or '/'), got ${JSON.stringify(name)}`,
+    )
   }
 }
 
@@ -64,7 +66,9 @@ export function maskedSubnet(cidr: unknown, field: string, family: IpVersion): s
     if (c.ip.version !== family) throw new Error(`not IPv${family}`)
     return formatPrefix(c.prefix)
   } catch (err) {
-    throw new InvalidFirewallOptionError(`${field} must be an IPv${family} CIDR, got ${JSON.stringify(cidr)}`, { cause: err })
+    throw new InvalidFirewallOptionError(`${field} must be an IPv${family} CIDR, got ${JSON.stringify(cidr)}`, {
+      cause: err,
+    })
   }
 }
 
@@ -129,8 +133,20 @@ export function networkRuleChanges(c: BridgeChains, n: NetworkRuleConfig): RuleC
   const out: RuleChange[] = []
   if (n.internal) {
     out.push(
-      { op: 'insert', table: 'filter', chain: c.isolation1, rule: ['!', '-d', n.subnet, '-i', br, '-j', 'DROP'], position: 1 },
-      { op: 'insert', table: 'filter', chain: c.isolation1, rule: ['!', '-s', n.subnet, '-o', br, '-j', 'DROP'], position: 1 },
+      {
+        op: 'insert',
+        table: 'filter',
+        chain: c.isolation1,
+        rule: ['!', '-d', n.subnet, '-i', br, '-j', 'DROP'],
+        position: 1,
+      },
+      {
+        op: 'insert',
+        table: 'filter',
+        chain: c.isolation1,
+        rule: ['!', '-s', n.subnet, '-o', br, '-j', 'DROP'],
+        position: 1,
+      },
     )
   } else {
     const nat = n.hostIp === undefined ? ['-j', 'MASQUERADE'] : ['-j', 'SNAT', '--to-source', n.hostIp]
@@ -141,13 +157,29 @@ export function networkRuleChanges(c: BridgeChains, n: NetworkRuleConfig): RuleC
     if (n.hairpin) {
       // host-originated traffic into the bridge (including 127.0.0.0/8 sources after DNAT of
       // loopback connections, thanks to route_localnet) leaves with the bridge's address
-      out.push({ op: 'ensure', table: 'nat', chain: c.postrouting, rule: ['-o', br, '-m', 'addrtype', '--src-type', 'LOCAL', ...nat] })
+      out.push({
+        op: 'ensure',
+        table: 'nat',
+        chain: c.postrouting,
+        rule: ['-o', br, '-m', 'addrtype', '--src-type', 'LOCAL', ...nat],
+      })
     }
     out.push(
-      { op: 'ensure', table: 'filter', chain: c.forward, rule: ['-o', br, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT'] },
+      {
+        op: 'ensure',
+        table: 'filter',
+        chain: c.forward,
+        rule: ['-o', br, '-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '-j', 'ACCEPT'],
+      },
       { op: 'ensure', table: 'filter', chain: c.forward, rule: ['-o', br, '-j', c.main] },
       { op: 'ensure', table: 'filter', chain: c.forward, rule: ['-i', br, '!', '-o', br, '-j', 'ACCEPT'] },
-      { op: 'insert', table: 'filter', chain: c.isolation1, rule: ['-i', br, '!', '-o', br, '-j', c.isolation2], position: 1 },
+      {
+        op: 'insert',
+        table: 'filter',
+        chain: c.isolation1,
+        rule: ['-i', br, '!', '-o', br, '-j', c.isolation2],
+        position: 1,
+      },
       { op: 'insert', table: 'filter', chain: c.isolation2, rule: ['-o', br, '-j', 'DROP'], position: 1 },
     )
   }
@@ -197,8 +229,16 @@ export function mappingRuleChanges(c: BridgeChains, m: MappingRuleConfig): RuleC
   const dnat = [
     ...(m.hostIp === undefined ? [] : ['-d', m.hostIp]),
     ...(m.hairpin ? [] : ['!', '-i', m.bridge]),
-    '-p', m.proto, '-m', m.proto, '--dport', String(m.hostPort),
-    '-j', 'DNAT', '--to-destination', to,
+    '-p',
+    m.proto,
+    '-m',
+    m.proto,
+    '--dport',
+    String(m.hostPort),
+    '-j',
+    'DNAT',
+    '--to-destination',
+    to,
   ]
   const out: RuleChange[] = [
     { op: 'ensure', table: 'nat', chain: c.main, rule: dnat },
@@ -206,13 +246,42 @@ export function mappingRuleChanges(c: BridgeChains, m: MappingRuleConfig): RuleC
       op: 'ensure',
       table: 'filter',
       chain: c.main,
-      rule: ['-d', m.containerIp, '!', '-i', m.bridge, '-o', m.bridge, '-p', m.proto, '-m', m.proto, '--dport', String(m.containerPort), '-j', 'ACCEPT'],
+      rule: [
+        '-d',
+        m.containerIp,
+        '!',
+        '-i',
+        m.bridge,
+        '-o',
+        m.bridge,
+        '-p',
+        m.proto,
+        '-m',
+        m.proto,
+        '--dport',
+        String(m.containerPort),
+        '-j',
+        'ACCEPT',
+      ],
     },
     {
       op: 'ensure',
       table: 'nat',
       chain: c.postrouting,
-      rule: ['-s', m.containerIp, '-d', m.containerIp, '-p', m.proto, '-m', m.proto, '--dport', String(m.containerPort), '-j', 'MASQUERADE'],
+      rule: [
+        '-s',
+        m.containerIp,
+        '-d',
+        m.containerIp,
+        '-p',
+        m.proto,
+        '-m',
+        m.proto,
+        '--dport',
+        String(m.containerPort),
+        '-j',
+        'MASQUERADE',
+      ],
     },
   ]
   if (m.proto === 'sctp') {

@@ -99,7 +99,9 @@ export class ResidentWriter {
       if (r === 'acked') return { code: 0, stderr: '', failedLine: undefined }
       if (r === 'timeout') {
         this.unusable = 'no acknowledgement from nft monitor'
-        this.cfg.log.error('resident iptables writer: no acknowledgement within the deadline; falling back to one process per change')
+        this.cfg.log.error(
+          'resident iptables writer: no acknowledgement within the deadline; falling back to one process per change',
+        )
         void this.stop()
         return { code: null, stderr: 'resident iptables writer: no acknowledgement', failedLine: undefined }
       }
@@ -213,7 +215,8 @@ export class ResidentWriter {
       }
       if (r !== 'timeout') break
     }
-    const why = this.restore === undefined ? `iptables-restore exited: ${this.stderr.trim()}` : 'nft monitor never acknowledged'
+    const why =
+      this.restore === undefined ? `iptables-restore exited: ${this.stderr.trim()}` : 'nft monitor never acknowledged'
     await this.stop()
     this.unusable = why
     throw new Error(`resident iptables writer unavailable: ${why}`)
@@ -247,7 +250,10 @@ export class ResidentWriter {
   private spawn(argv: readonly string[]): ChildProcessWithoutNullStreams {
     const full = inNetns(this.cfg.netns, argv)
     this.stats.launches++
-    const child = spawn(full[0] as string, full.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: { LC_ALL: 'C', PATH: DEFAULT_PATH } })
+    const child = spawn(full[0] as string, full.slice(1), {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { LC_ALL: 'C', PATH: DEFAULT_PATH },
+    })
     child.stdin.on('error', () => undefined) // EPIPE after an exit: reported through 'exit'
     child.on('error', (e) => {
       this.cfg.log.trace('resident writer process %s failed: %s', argv[0], e.message)
@@ -273,7 +279,9 @@ export class ResidentWriter {
     const m = this.monitor
     this.restore = undefined
     this.monitor = undefined
-    const gone = [r, m].filter((c) => c !== undefined && c.exitCode === null && c.signalCode === null) as ChildProcessWithoutNullStreams[]
+    const gone = [r, m].filter(
+      (c) => c !== undefined && c.exitCode === null && c.signalCode === null,
+    ) as ChildProcessWithoutNullStreams[]
     const exits = gone.map((c) => new Promise<void>((resolve) => c.once('exit', () => resolve())))
     for (const c of gone) refAll(c, true) // keep Node alive until they are gone
     r?.stdin.end()

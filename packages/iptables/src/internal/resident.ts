@@ -72,11 +72,15 @@ class ResidentShell {
   private idleWaiters: Array<() => void> = []
 
   constructor(init: ResidentRunnerInit = {}) {
-    const cfg = { ...DEFAULT_RESIDENT_RUNNER_INIT, ...Object.fromEntries(Object.entries(init).filter(([, v]) => v !== undefined)) }
+    const cfg = {
+      ...DEFAULT_RESIDENT_RUNNER_INIT,
+      ...Object.fromEntries(Object.entries(init).filter(([, v]) => v !== undefined)),
+    }
     if (!Number.isInteger(cfg.idleMs) || cfg.idleMs < 0) {
       throw new InvalidFirewallOptionError(`idleMs must be a non-negative integer, got ${String(cfg.idleMs)}`)
     }
-    if (typeof cfg.shell !== 'string' || !cfg.shell.startsWith('/')) throw new InvalidFirewallOptionError('shell must be an absolute path')
+    if (typeof cfg.shell !== 'string' || !cfg.shell.startsWith('/'))
+      throw new InvalidFirewallOptionError('shell must be an absolute path')
     this.idleMs = cfg.idleMs
     this.shell = cfg.shell
   }
@@ -102,10 +106,12 @@ class ResidentShell {
         reject(new AbortError(undefined, { cause: signal?.reason }))
       }
       signal?.addEventListener('abort', onAbort, { once: true })
-      const done = <T>(fn: (v: T) => void) => (v: T): void => {
-        signal?.removeEventListener('abort', onAbort)
-        fn(v)
-      }
+      const done =
+        <T>(fn: (v: T) => void) =>
+        (v: T): void => {
+          signal?.removeEventListener('abort', onAbort)
+          fn(v)
+        }
       p.resolve = done(resolve)
       p.reject = done(reject)
       this.queue.push(p)
@@ -159,7 +165,11 @@ class ResidentShell {
     if (this.child !== undefined) return this.child
     this.stats.launches++
     // detached: a process group of its own, so an abort can kill the shell and the command it runs
-    const child = spawn(this.shell, [], { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { LC_ALL: 'C', PATH: DEFAULT_PATH } })
+    const child = spawn(this.shell, [], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+      env: { LC_ALL: 'C', PATH: DEFAULT_PATH },
+    })
     this.child = child
     this.out = ''
     this.err = ''
@@ -183,7 +193,13 @@ class ResidentShell {
       this.pump()
     }
     child.on('error', (e) => gone(e))
-    child.on('exit', (code, sig) => gone(new Error(`resident shell exited (${code ?? sig ?? 'unknown'}) while running ${this.current?.argv[0] ?? 'nothing'}`)))
+    child.on('exit', (code, sig) =>
+      gone(
+        new Error(
+          `resident shell exited (${code ?? sig ?? 'unknown'}) while running ${this.current?.argv[0] ?? 'nothing'}`,
+        ),
+      ),
+    )
     return child
   }
 
@@ -233,7 +249,10 @@ class ResidentShell {
 
   /** An idle shell does not keep Node alive; one running a command does. */
   private setRef(child: ChildProcessWithoutNullStreams, on: boolean): void {
-    for (const h of [child, child.stdin, child.stdout, child.stderr] as unknown as Array<{ ref?: () => void; unref?: () => void }>) {
+    for (const h of [child, child.stdin, child.stdout, child.stderr] as unknown as Array<{
+      ref?: () => void
+      unref?: () => void
+    }>) {
       if (on) h.ref?.()
       else h.unref?.()
     }

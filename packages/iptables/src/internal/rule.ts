@@ -46,11 +46,57 @@ export function isBuiltinChain(table: Table, chain: string): boolean {
 
 /** Options that would turn a rule into a different command inside iptables-restore. */
 const COMMAND_FLAGS = new Set([
-  '-A', '--append', '-C', '--check', '-D', '--delete', '-I', '--insert', '-R', '--replace', '-L', '--list',
-  '-S', '--list-rules', '-F', '--flush', '-Z', '--zero', '-N', '--new-chain', '-X', '--delete-chain',
-  '-P', '--policy', '-E', '--rename-chain', '-t', '--table', '-h', '--help', '-V', '--version', '-w', '--wait',
-  '-W', '--wait-interval', '-M', '--modprobe', '-c', '--set-counters', '-n', '--numeric', '-v', '--verbose',
-  '-x', '--exact', '--line-numbers', '-4', '--ipv4', '-6', '--ipv6',
+  '-A',
+  '--append',
+  '-C',
+  '--check',
+  '-D',
+  '--delete',
+  '-I',
+  '--insert',
+  '-R',
+  '--replace',
+  '-L',
+  '--list',
+  '-S',
+  '--list-rules',
+  '-F',
+  '--flush',
+  '-Z',
+  '--zero',
+  '-N',
+  '--new-chain',
+  '-X',
+  '--delete-chain',
+  '-P',
+  '--policy',
+  '-E',
+  '--rename-chain',
+  '-t',
+  '--table',
+  '-h',
+  '--help',
+  '-V',
+  '--version',
+  '-w',
+  '--wait',
+  '-W',
+  '--wait-interval',
+  '-M',
+  '--modprobe',
+  '-c',
+  '--set-counters',
+  '-n',
+  '--numeric',
+  '-v',
+  '--verbose',
+  '-x',
+  '--exact',
+  '--line-numbers',
+  '-4',
+  '--ipv4',
+  '-6',
+  '--ipv6',
 ])
 
 /**
@@ -67,10 +113,13 @@ export function assertRuleArgs(rule: unknown): asserts rule is readonly string[]
     if (arg.length > 256) throw new InvalidRuleError(`rule argument too long (${arg.length} > 256)`)
     // eslint-disable-next-line no-control-regex
     if (/[\u0000-\u001f\u007f"'\\]/.test(arg)) {
-      throw new InvalidRuleError(`rule argument ${JSON.stringify(arg)} contains a control character, quote or backslash`)
+      throw new InvalidRuleError(
+        `rule argument ${JSON.stringify(arg)} contains a control character, quote or backslash`,
+      )
     }
     if (COMMAND_FLAGS.has(arg)) throw new InvalidRuleError(`rule argument ${arg} is a command, not a rule option`)
-    if (arg.startsWith('-') && /\s/.test(arg)) throw new InvalidRuleError(`option ${JSON.stringify(arg)} contains whitespace`)
+    if (arg.startsWith('-') && /\s/.test(arg))
+      throw new InvalidRuleError(`option ${JSON.stringify(arg)} contains whitespace`)
   }
 }
 
@@ -120,15 +169,27 @@ interface Unit {
 }
 
 const GENERIC: Record<string, 's' | 'd' | 'i' | 'o' | 'p'> = {
-  '-s': 's', '--source': 's', '--src': 's',
-  '-d': 'd', '--destination': 'd', '--dst': 'd',
-  '-i': 'i', '--in-interface': 'i',
-  '-o': 'o', '--out-interface': 'o',
-  '-p': 'p', '--protocol': 'p',
+  '-s': 's',
+  '--source': 's',
+  '--src': 's',
+  '-d': 'd',
+  '--destination': 'd',
+  '--dst': 'd',
+  '-i': 'i',
+  '--in-interface': 'i',
+  '-o': 'o',
+  '--out-interface': 'o',
+  '-p': 'p',
+  '--protocol': 'p',
 }
 
 const PROTO_NAMES: Record<string, string> = {
-  '1': 'icmp', '6': 'tcp', '17': 'udp', '132': 'sctp', '58': 'ipv6-icmp', icmpv6: 'ipv6-icmp',
+  '1': 'icmp',
+  '6': 'tcp',
+  '17': 'udp',
+  '132': 'sctp',
+  '58': 'ipv6-icmp',
+  icmpv6: 'ipv6-icmp',
 }
 
 const OPTION_ALIASES: Record<string, string> = {
@@ -172,7 +233,7 @@ export function ruleKey(rule: readonly string[], family: IpVersion): string {
       if (generic[g] !== undefined) fail(`${tok} given twice`)
       const norm = normalizeGeneric(g, value as string, family, fail)
       // iptables-save leaves out what matches everything: `-s 0/0`, `-d ::/0`, `-p all`
-      const matchesAll = (g === 's' || g === 'd') ? norm.endsWith('/0') : g === 'p' && (norm === 'all' || norm === '0')
+      const matchesAll = g === 's' || g === 'd' ? norm.endsWith('/0') : g === 'p' && (norm === 'all' || norm === '0')
       if (!matchesAll || neg) generic[g] = (neg ? '! ' : '') + norm
       neg = false
       continue
@@ -242,14 +303,20 @@ export function ruleKey(rule: readonly string[], family: IpVersion): string {
   return parts.join('\u0001')
 }
 
-function normalizeGeneric(kind: 's' | 'd' | 'i' | 'o' | 'p', value: string, family: IpVersion, fail: (m: string) => never): string {
+function normalizeGeneric(
+  kind: 's' | 'd' | 'i' | 'o' | 'p',
+  value: string,
+  family: IpVersion,
+  fail: (m: string) => never,
+): string {
   switch (kind) {
     case 's':
     case 'd':
       return normalizeAddress(value, family, fail)
     case 'i':
     case 'o':
-      if (!/^[A-Za-z0-9_.:@-]{1,15}\+?$/.test(value) && value !== '+') fail(`invalid interface name ${JSON.stringify(value)}`)
+      if (!/^[A-Za-z0-9_.:@-]{1,15}\+?$/.test(value) && value !== '+')
+        fail(`invalid interface name ${JSON.stringify(value)}`)
       return value
     case 'p': {
       const p = value.toLowerCase()

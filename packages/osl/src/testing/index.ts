@@ -70,7 +70,11 @@ export function fakeOsl<O extends Closable>(
     const idx = lines.findIndex((l) => failures.some((f) => f.pattern.test(l)))
     if (idx >= 0) {
       const f = failures.find((x) => x.pattern.test(lines[idx] as string))
-      const result: ExecResult = { code: 1, stdout: '', stderr: `${f?.message ?? 'failed'}\nCommand failed -:${idx + 1}\n` }
+      const result: ExecResult = {
+        code: 1,
+        stdout: '',
+        stderr: `${f?.message ?? 'failed'}\nCommand failed -:${idx + 1}\n`,
+      }
       return result
     }
     const stdout = args.includes('-json') ? lines.map(() => '[]').join('\n') + '\n' : ''
@@ -101,7 +105,8 @@ export function fakeOsl<O extends Closable>(
     },
     unmount: async (...args) => {
       nativeCalls.push({ op: 'unmount', args })
-      if (!existsSync(args[0])) throw Object.assign(new Error(`umount(${args[0]}): Invalid argument`), { code: 'EINVAL' })
+      if (!existsSync(args[0]))
+        throw Object.assign(new Error(`umount(${args[0]}): Invalid argument`), { code: 'EINVAL' })
     },
     netlink: async (...args) => {
       nativeCalls.push({ op: 'netlink', args })

@@ -171,7 +171,14 @@ export function splitService(name: string): { service: string; protocol: string;
  * Encodes the reply for a local entry. `limit` is the size the reply must fit; when it does not,
  * answers (with their additionals) are dropped from the end and, if `setTc`, TC is set.
  */
-export function encodeLocal(msg: Uint8Array, q: ParsedQuery, e: LocalEntry, limit: number, setTc: boolean, ourUdpSize: number): Buffer {
+export function encodeLocal(
+  msg: Uint8Array,
+  q: ParsedQuery,
+  e: LocalEntry,
+  limit: number,
+  setTc: boolean,
+  ourUdpSize: number,
+): Buffer {
   const qend = q.questionEnd
   const opt = q.edns ? OPT_RR_BYTES : 0
   const base = qend + opt
@@ -199,15 +206,7 @@ export function encodeLocal(msg: Uint8Array, q: ParsedQuery, e: LocalEntry, limi
   }
   const truncated = count < n
   const out = Buffer.allocUnsafe(size)
-  writeHeader(
-    out,
-    q.id,
-    replyFlags(q, e.rcode, truncated && setTc, false),
-    1,
-    count,
-    0,
-    extraCount + (opt > 0 ? 1 : 0),
-  )
+  writeHeader(out, q.id, replyFlags(q, e.rcode, truncated && setTc, false), 1, count, 0, extraCount + (opt > 0 ? 1 : 0))
   out.set(msg.subarray(HEADER_BYTES, qend), HEADER_BYTES)
   let o = qend
   for (let k = 0; k < count; k++) {

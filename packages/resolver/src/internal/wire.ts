@@ -220,7 +220,15 @@ export function replyFlags(q: ParsedQuery, rcode: number, tc: boolean, aa: boole
 }
 
 /** Writes the 12-byte header. */
-export function writeHeader(out: Buffer, id: number, flags: number, qd: number, an: number, ns: number, ar: number): void {
+export function writeHeader(
+  out: Buffer,
+  id: number,
+  flags: number,
+  qd: number,
+  an: number,
+  ns: number,
+  ar: number,
+): void {
   out[0] = id >> 8
   out[1] = id & 0xff
   out[2] = flags >> 8
@@ -401,7 +409,7 @@ export function formatIpv6(b: Uint8Array): string {
   // longest run of zero groups (length >= 2), first one on ties
   let bestStart = -1
   let bestLen = 0
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++
       continue
@@ -417,7 +425,10 @@ export function formatIpv6(b: Uint8Array): string {
   const hex = (x: number): string => x.toString(16)
   if (bestStart < 0) return g.map(hex).join(':')
   const left = g.slice(0, bestStart).map(hex).join(':')
-  const right = g.slice(bestStart + bestLen).map(hex).join(':')
+  const right = g
+    .slice(bestStart + bestLen)
+    .map(hex)
+    .join(':')
   return `${left}::${right}`
 }
 
