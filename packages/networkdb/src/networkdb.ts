@@ -915,8 +915,13 @@ export class NetworkDBNode implements NetworkDB {
     if (existing === undefined && deleting) {
       return network.inSync && reapTimeMs > this.#cfg.reapEntryIntervalMs / 6
     }
-    const type: WatchEventType = deleting ? 'delete' : ev.type === TableEventType.UPDATE ? 'update' : 'create'
-    this.#emit(type, ev.tableName, ev.networkId, ev.key, ev.value, ev.nodeName)
+    // Watchers see what happened to the local entry: a key becoming live is a create, a live entry
+    // getting a newer value is an update (also when a bulk sync carries it as CREATE, or an UPDATE
+    // overtook the CREATE), a live entry going away is a delete. A newer DELETE over a tombstone is not
+    // reported twice.
+    const wasLive = existing !== undefined && !existing.deleting
+    const type: WatchEventType | undefined = deleting ? (wasLive ? 'delete' : undefined) : wasLive ? 'update' : 'create'
+    if (type !== undefined) this.#emit(type, ev.tableName, ev.networkId, ev.key, ev.value, ev.nodeName)
     return network.inSync
   }
 

@@ -349,6 +349,29 @@ describe('networkdb on an in-memory hub', () => {
     expect(seen.slice(2)).toEqual(['update:k2', 'delete:k2'])
   })
 
+  it('watch events follow the local entry: a bulk-sync CREATE over a live entry is an update, an UPDATE for an unknown key a create', async () => {
+    const { dbs, member } = await fakeCluster(2)
+    const [a, b] = dbs as [(typeof dbs)[0], (typeof dbs)[0]]
+    const j = Promise.all([a.joinNetwork('N'), b.joinNetwork('N')])
+    await settle(1_000)
+    await j
+    const onB = collect(b.watch({ table: 't' }))
+    const mb = member(b)
+    const bulk = (events: Uint8Array[]): Uint8Array =>
+      buildBulkSyncMessages({ ltime: 100n, nodeName: 'node0', networks: ['N'], unsolicited: false }, events, 1 << 20)[0]!
+    mb.inject(makeCompound([tableEvent(2, 50n, 'node0', 'u', 'first-seen-as-update')]))
+    mb.inject(bulk([tableEvent(1, 51n, 'node0', 'u', 'newer-via-bulk')]))
+    mb.inject(makeCompound([tableEvent(3, 52n, 'node0', 'u', 'gone')]))
+    mb.inject(bulk([tableEvent(3, 53n, 'node0', 'u', 'gone-again', 100)]))
+    await settle(0)
+    expect(onB.map((e) => `${e.type}:${dec(e.value)}`)).toEqual([
+      'create:first-seen-as-update',
+      'update:newer-via-bulk',
+      'delete:gone',
+    ])
+    expect(b.getEntryInfo('t', 'N', 'u')?.ltime).toBe(53n)
+  })
+
   it('push-pull state: a node that joins the cluster learns existing network memberships', async () => {
     const { dbs, add, seed } = await fakeCluster(1)
     const a = dbs[0]!
