@@ -905,10 +905,12 @@ export class NetworkDBNode implements NetworkDB {
       this.#log.trace('table event %s/%s/%s DELETE without reap time (old peer)', ev.tableName, ev.networkId, ev.key)
       reapTimeMs = this.#cfg.reapEntryIntervalMs
     }
+    // A copy: the decoded value is a view into the received message (up to a 1 MiB bulk-sync chunk).
+    const value = ev.value.slice()
     this.#store.put(ev.networkId, ev.tableName, ev.key, {
       ltime: ev.ltime,
       owner: ev.nodeName,
-      value: ev.value,
+      value,
       deleting,
       reapTimeMs: deleting ? reapTimeMs : 0,
     })
@@ -921,7 +923,7 @@ export class NetworkDBNode implements NetworkDB {
     // reported twice.
     const wasLive = existing !== undefined && !existing.deleting
     const type: WatchEventType | undefined = deleting ? (wasLive ? 'delete' : undefined) : wasLive ? 'update' : 'create'
-    if (type !== undefined) this.#emit(type, ev.tableName, ev.networkId, ev.key, ev.value, ev.nodeName)
+    if (type !== undefined) this.#emit(type, ev.tableName, ev.networkId, ev.key, value, ev.nodeName)
     return network.inSync
   }
 
