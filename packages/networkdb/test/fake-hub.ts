@@ -193,7 +193,16 @@ export class FakeMember implements Memberlist {
     return true
   }
 
+  /** Every best-effort payload sent, for byte-level assertions. */
+  readonly packets: { to: Address; payload: Uint8Array }[] = []
+
+  /** The delegate's push-pull state, as memberlist would send it. */
+  localState(join: boolean): Uint8Array | undefined {
+    return this.#delegate?.localState(join)
+  }
+
   sendBestEffort(to: Address, payload: Uint8Array): void {
+    this.packets.push({ to, payload: payload.slice() })
     this.sent.packets++
     this.#deliver(to, payload)
   }

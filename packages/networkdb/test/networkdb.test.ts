@@ -1,6 +1,6 @@
 import { capturingLogger } from '@cnm/test-utils'
 import { isCnmError } from '@cnm/types'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { buildBulkSyncMessages } from '../src/bulk-sync.js'
 import {
   EntryExistsError,
@@ -422,6 +422,34 @@ describe('networkdb on an in-memory hub', () => {
       expect(db.clusterPeers().map((p) => p.name).sort()).toEqual(['node0-reborn', 'node1', 'node2'])
       expect(db.stats().nodes.failed).toBe(0)
     }
+  })
+
+  it('sends the same bytes as Docker: push-pull state of a fresh node, table gossip of a first CREATE', async () => {
+    const hub = new FakeHub()
+    const { readFileSync } = await import('node:fs')
+    const vector = (id: string): string =>
+      (JSON.parse(readFileSync(new URL(`../../../../shared/vectors/networkdb/${id}.json`, import.meta.url), 'utf8')) as { hex: string }).hex
+    vi.useFakeTimers()
+    const node1 = await createNetworkDB({ nodeId: 'node1', bindAddr: '127.0.0.1', bindPort: 0 }, { createMemberlist: hub.create })
+    const node2 = await createNetworkDB({ nodeId: 'node2', bindAddr: '127.0.0.1', bindPort: 0 }, { createMemberlist: hub.create })
+    onTestFinished(async () => {
+      await Promise.all([node1.shutdown(), node2.shutdown()])
+      vi.useRealTimers()
+    })
+    const m2 = hub.members.get(`127.0.0.1:${node2.address.port}`)!
+    expect(Buffer.from(m2.localState(true)!).toString('hex')).toBe(vector('push-pull-local-state-join-minimal'))
+
+    await node2.join([`127.0.0.1:${node1.address.port}`])
+    const j = Promise.all([node1.joinNetwork('net1'), node2.joinNetwork('net1')])
+    await settle(1_000)
+    await j
+    await settle(1_000)
+    const m1 = hub.members.get(`127.0.0.1:${node1.address.port}`)!
+    m1.packets.length = 0
+    node1.createEntry('tbl1', 'net1', 'key1', enc('value-one'))
+    await settle(500)
+    expect(m1.packets.length).toBeGreaterThan(0)
+    expect(Buffer.from(m1.packets[0]!.payload).toString('hex')).toBe(vector('gossip-compound-one-table-event'))
   })
 
   it('validates its config and stops cleanly', async () => {
