@@ -35,6 +35,8 @@ import {
   makeCompound,
 } from './proto.js'
 import type { NetworkEntryMsg, NetworkEventMsg, NodeEventMsg, TableEventMsg } from './proto.js'
+import { findReincarnated, joinAddress, sample, splitHostPort } from './nodes.js'
+import type { NodeRecord } from './nodes.js'
 import { reapDeadNodes, reapLeavingNetworks, reapTombstones } from './reaper.js'
 import { TableEventQueue } from './table-queue.js'
 import { EntryStore } from './tables.js'
@@ -73,15 +75,6 @@ export interface NetworkDBDeps {
   createMemberlist?: CreateMemberlistFn
 }
 
-interface NodeRecord {
-  name: string
-  addr: string
-  port: number
-  ltime: bigint
-  reapTimeMs: number
-  status: NodeStatus
-}
-
 interface NetworkRecord {
   readonly id: string
   ltime: bigint
@@ -93,26 +86,6 @@ interface NetworkRecord {
   queue: TableEventQueue | undefined
 }
 
-
-function sample<T>(items: readonly T[], m: number): T[] {
-  const copy = [...items]
-  const out: T[] = []
-  while (out.length < m && copy.length > 0) {
-    const i = Math.floor(Math.random() * copy.length)
-    out.push(copy[i] as T)
-    copy[i] = copy[copy.length - 1] as T
-    copy.pop()
-  }
-  return out
-}
-
-function splitHostPort(s: string): { host: string; port: number | undefined } {
-  const v6 = /^\[(.*)\](?::(\d+))?$/.exec(s)
-  if (v6 !== null) return { host: v6[1] ?? '', port: v6[2] === undefined ? undefined : Number(v6[2]) }
-  const i = s.lastIndexOf(':')
-  if (i > 0 && s.indexOf(':') === i) return { host: s.slice(0, i), port: Number(s.slice(i + 1)) }
-  return { host: s, port: undefined }
-}
 
 /** One networkdb node: see spec/cluster.md §2–§7. */
 export class NetworkDBNode implements NetworkDB {
@@ -594,17 +567,12 @@ export class NetworkDBNode implements NetworkDB {
   }
 
   #purgeReincarnation(node: Node): void {
-    for (const status of ['active', 'failed', 'left'] as const) {
-      for (const old of this.#nodes.values()) {
-        if (old.status !== status || old.name === node.name) continue
-        if (old.addr === node.addr && old.port === node.port) {
-          this.#log('node %s is a new incarnation of %s node %s', node.name, status, old.name)
-          this.#changeNodeState(old.name, 'left')
-          return
-        }
-      }
-    }
+    const old = findReincarnated(this.#nodes.values(), node.name, node)
+    if (old === undefined) return
+    this.#log('node %s is a new incarnation of %s node %s', node.name, old.status, old.name)
+    this.#changeNodeState(old.name, 'left')
   }
+
 
   #notifyJoin(node: Node): void {
     this.#emit('create', NODE_TABLE, '', '', new TextEncoder().encode(JSON.stringify({ Addr: node.addr })), node.name)
@@ -648,7 +616,7 @@ export class NetworkDBNode implements NetworkDB {
     const failed = [...this.#nodes.values()].filter((n) => n.status === 'failed')
     const node = sample(failed, 1)[0]
     if (node === undefined) return
-    const addr = node.addr.includes(':') ? `[${node.addr}]:${node.port}` : `${node.addr}:${node.port}`
+    const addr = joinAddress(node.addr, node.port)
     try {
       await this.#ml.join([addr], { signal: this.#ac.signal })
     } catch (err) {
