@@ -1,3 +1,4 @@
+import diagnostics from 'node:diagnostics_channel'
 import { TransmitLimitedQueue, createMemberlist as realCreateMemberlist } from '@cnm/memberlist'
 import type { Address, Broadcast, Delegate, EventDelegate, Memberlist, MemberlistConfig, MemberlistStats, Node } from '@cnm/memberlist'
 import { noopLogger, throwIfAborted } from '@cnm/types'
@@ -56,6 +57,11 @@ import type {
   WatchFilter,
 } from './types.js'
 import { WatchHub } from './watch.js'
+
+/** `{ nodeId, name, status }` whenever a node changes state (active, left, failed). */
+const nodeStateChannel = diagnostics.channel('cnm:networkdb:node-state')
+/** `{ nodeId, peer, networks, entries, messages, unsolicited }` for every bulk sync sent. */
+const bulkSyncChannel = diagnostics.channel('cnm:networkdb:bulk-sync')
 
 /** The pseudo table of node join/leave events. */
 export const NODE_TABLE = 'NodeTable'
@@ -558,6 +564,7 @@ export class NetworkDBNode implements NetworkDB {
       n.reapTimeMs = 0
     }
     this.#log('node %s is now %s', name, status)
+    if (nodeStateChannel.hasSubscribers) nodeStateChannel.publish({ nodeId: this.nodeId, name, status })
     return true
   }
 
@@ -1030,6 +1037,9 @@ export class NetworkDBNode implements NetworkDB {
       throw err
     }
     this.#log.trace('bulk sync of %d entries in %d message(s) sent to %s', entries, messages.length, node)
+    if (bulkSyncChannel.hasSubscribers) {
+      bulkSyncChannel.publish({ nodeId: this.nodeId, peer: node, networks: [...networks], entries, messages: messages.length, unsolicited })
+    }
     if (replied === undefined) return
     let timer: NodeJS.Timeout | undefined
     const onAbort = (): void => release?.()

@@ -1,3 +1,4 @@
+import diagnostics from 'node:diagnostics_channel'
 import { capturingLogger } from '@cnm/test-utils'
 import { isCnmError } from '@cnm/types'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
@@ -206,7 +207,14 @@ describe('networkdb on an in-memory hub', () => {
     await settle(1_000)
     expect(a.getTableByNetwork('t', 'N').size).toBe(2)
 
+    const published: unknown[] = []
+    const onState = (msg: unknown): void => {
+      published.push(msg)
+    }
+    diagnostics.subscribe('cnm:networkdb:node-state', onState)
+    onTestFinished(() => diagnostics.unsubscribe('cnm:networkdb:node-state', onState))
     await closeWithClock(b)
+    expect(published).toContainEqual({ nodeId: 'node0', name: 'node1', status: 'left' })
     const status = (name: string): string | undefined => a.nodes().find((n) => n.name === name)?.status
     expect(status('node1')).toBe('left')
     expect(a.getTableByNetwork('t', 'N').has('b')).toBe(false)
