@@ -5,7 +5,10 @@ import type { NetworkDBConfig } from './types.js'
 
 /** Docker's defaults (spec/cluster.md §1). nodeId and hostname are filled in per instance. */
 export const DEFAULT_NETWORKDB_CONFIG: Readonly<
-  Omit<NetworkDBConfig, 'nodeId' | 'hostname' | 'reapNetworkIntervalMs' | 'memberlist' | 'logger' | 'advertiseAddr' | 'advertisePort'>
+  Omit<
+    NetworkDBConfig,
+    'nodeId' | 'hostname' | 'reapNetworkIntervalMs' | 'memberlist' | 'logger' | 'advertiseAddr' | 'advertisePort'
+  >
 > = Object.freeze({
   bindAddr: '0.0.0.0',
   bindPort: 7946,
@@ -43,9 +46,13 @@ const DURATIONS = [
 ] as const
 
 /** Fills defaults and validates; never mutates `init`. */
-export function resolveConfig(init: Partial<NetworkDBConfig>): Required<Omit<NetworkDBConfig, 'advertiseAddr' | 'advertisePort' | 'memberlist' | 'logger'>> &
+export function resolveConfig(
+  init: Partial<NetworkDBConfig>,
+): Required<Omit<NetworkDBConfig, 'advertiseAddr' | 'advertisePort' | 'memberlist' | 'logger'>> &
   Pick<NetworkDBConfig, 'advertiseAddr' | 'advertisePort' | 'memberlist' | 'logger'> {
-  const defined = Object.fromEntries(Object.entries(init).filter(([, v]) => v !== undefined)) as Partial<NetworkDBConfig>
+  const defined = Object.fromEntries(
+    Object.entries(init).filter(([, v]) => v !== undefined),
+  ) as Partial<NetworkDBConfig>
   const reapEntryIntervalMs = defined.reapEntryIntervalMs ?? DEFAULT_NETWORKDB_CONFIG.reapEntryIntervalMs
   const cfg = {
     ...DEFAULT_NETWORKDB_CONFIG,
@@ -55,7 +62,8 @@ export function resolveConfig(init: Partial<NetworkDBConfig>): Required<Omit<Net
     ...defined,
     keys: [...(defined.keys ?? [])],
   }
-  if (typeof cfg.nodeId !== 'string' || cfg.nodeId === '') throw new InvalidConfigError('nodeId', 'must be a non-empty string')
+  if (typeof cfg.nodeId !== 'string' || cfg.nodeId === '')
+    throw new InvalidConfigError('nodeId', 'must be a non-empty string')
   if (!Number.isInteger(cfg.bindPort) || cfg.bindPort < 0 || cfg.bindPort > 65535)
     throw new InvalidConfigError('bindPort', 'must be an integer 0..65535')
   if (!Number.isInteger(cfg.packetBufferSize) || cfg.packetBufferSize < 64)
@@ -64,7 +72,8 @@ export function resolveConfig(init: Partial<NetworkDBConfig>): Required<Omit<Net
     throw new InvalidConfigError('bulkSyncChunkBytes', 'must be an integer ≥ 1024')
   for (const f of DURATIONS) {
     const v = cfg[f]
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new InvalidConfigError(f, 'must be a positive number of milliseconds')
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+      throw new InvalidConfigError(f, 'must be a positive number of milliseconds')
   }
   return cfg
 }

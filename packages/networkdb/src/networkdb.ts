@@ -1,6 +1,15 @@
 import diagnostics from 'node:diagnostics_channel'
 import { TransmitLimitedQueue, createMemberlist as realCreateMemberlist } from '@cnm/memberlist'
-import type { Address, Broadcast, Delegate, EventDelegate, Memberlist, MemberlistConfig, MemberlistStats, Node } from '@cnm/memberlist'
+import type {
+  Address,
+  Broadcast,
+  Delegate,
+  EventDelegate,
+  Memberlist,
+  MemberlistConfig,
+  MemberlistStats,
+  Node,
+} from '@cnm/memberlist'
 import { noopLogger, throwIfAborted } from '@cnm/types'
 import type { AbortOptions, Logger } from '@cnm/types'
 import { buildBulkSyncMessages } from './bulk-sync.js'
@@ -74,7 +83,9 @@ const COMPOUND_OVERHEAD = 4
 const COMPOUND_HEADER_OVERHEAD = 5
 const RETRANSMIT_MULT = 4
 
-export type CreateMemberlistFn = (config: Partial<MemberlistConfig> & { name: string }) => Memberlist | Promise<Memberlist>
+export type CreateMemberlistFn = (
+  config: Partial<MemberlistConfig> & { name: string },
+) => Memberlist | Promise<Memberlist>
 
 export interface NetworkDBDeps {
   /** Membership layer factory; default `createMemberlist` of `@cnm/memberlist`. */
@@ -91,7 +102,6 @@ interface NetworkRecord {
   /** Local networks only. */
   queue: TableEventQueue | undefined
 }
-
 
 /** One networkdb node: see spec/cluster.md §2–§7. */
 export class NetworkDBNode implements NetworkDB {
@@ -135,7 +145,8 @@ export class NetworkDBNode implements NetworkDB {
     const delegate: Delegate = {
       nodeMeta: () => new Uint8Array(0),
       notifyMsg: (buf) => this.#guard('notifyMsg', () => this.#notifyMsg(buf)),
-      getBroadcasts: (overhead, limit) => this.#guard('getBroadcasts', () => this.#getBroadcasts(overhead, limit)) ?? [],
+      getBroadcasts: (overhead, limit) =>
+        this.#guard('getBroadcasts', () => this.#getBroadcasts(overhead, limit)) ?? [],
       localState: (join) => this.#guard('localState', () => this.#localState(join)) ?? new Uint8Array(0),
       mergeRemoteState: (buf) => this.#guard('mergeRemoteState', () => this.#mergeRemoteState(buf)),
     }
@@ -319,7 +330,8 @@ export class NetworkDBNode implements NetworkDB {
     try {
       await this.#bulkSync(nodes, true, opts?.signal)
     } catch (err) {
-      if (opts?.signal?.aborted !== true) this.#log.error('bulk sync while joining network %s failed: %s', networkId, err)
+      if (opts?.signal?.aborted !== true)
+        this.#log.error('bulk sync while joining network %s failed: %s', networkId, err)
     }
     // Marked in sync even when the sync failed or was cut short (Go does the same); the network is joined.
     record.inSync = true
@@ -537,7 +549,8 @@ export class NetworkDBNode implements NetworkDB {
 
   clusterPeers(): PeerInfo[] {
     const out: PeerInfo[] = []
-    for (const n of this.#nodes.values()) if (n.status === 'active') out.push({ name: n.name, ip: n.addr, port: n.port })
+    for (const n of this.#nodes.values())
+      if (n.status === 'active') out.push({ name: n.name, ip: n.addr, port: n.port })
     return out
   }
 
@@ -579,7 +592,6 @@ export class NetworkDBNode implements NetworkDB {
     this.#log('node %s is a new incarnation of %s node %s', node.name, old.status, old.name)
     this.#changeNodeState(old.name, 'left')
   }
-
 
   #notifyJoin(node: Node): void {
     this.#emit('create', NODE_TABLE, '', '', new TextEncoder().encode(JSON.stringify({ Addr: node.addr })), node.name)
@@ -709,7 +721,8 @@ export class NetworkDBNode implements NetworkDB {
     }
     const networks: NetworkEntryMsg[] = []
     for (const [name, nn] of this.#networks) {
-      for (const n of nn.values()) networks.push({ networkId: n.id, ltime: n.ltime, nodeName: name, leaving: n.leaving })
+      for (const n of nn.values())
+        networks.push({ networkId: n.id, ltime: n.ltime, nodeName: name, leaving: n.leaving })
     }
     return encodeGossip(
       MessageType.PUSH_PULL,
@@ -1038,7 +1051,14 @@ export class NetworkDBNode implements NetworkDB {
     }
     this.#log.trace('bulk sync of %d entries in %d message(s) sent to %s', entries, messages.length, node)
     if (bulkSyncChannel.hasSubscribers) {
-      bulkSyncChannel.publish({ nodeId: this.nodeId, peer: node, networks: [...networks], entries, messages: messages.length, unsolicited })
+      bulkSyncChannel.publish({
+        nodeId: this.nodeId,
+        peer: node,
+        networks: [...networks],
+        entries,
+        messages: messages.length,
+        unsolicited,
+      })
     }
     if (replied === undefined) return
     let timer: NodeJS.Timeout | undefined
@@ -1142,7 +1162,10 @@ export class NetworkDBNode implements NetworkDB {
  * Starts a networkdb node: binds memberlist (UDP and TCP on `bindAddr:bindPort`) and starts the periodic
  * tasks. Call `join()` to meet a cluster and `close()` to leave it.
  */
-export async function createNetworkDB(config: Partial<NetworkDBConfig> = {}, deps: NetworkDBDeps = {}): Promise<NetworkDBNode> {
+export async function createNetworkDB(
+  config: Partial<NetworkDBConfig> = {},
+  deps: NetworkDBDeps = {},
+): Promise<NetworkDBNode> {
   const cfg = resolveConfig(config)
   const db = new NetworkDBNode(cfg)
   await db.start(deps.createMemberlist ?? ((c) => realCreateMemberlist(c)))

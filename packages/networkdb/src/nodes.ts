@@ -17,11 +17,7 @@ export interface NodeRecord {
  * The record a node called `name` at `addr:port` replaces: a node with another name on the same address
  * (active ones first, then failed, then left, as libnetwork's purgeReincarnation looks).
  */
-export function findReincarnated(
-  nodes: Iterable<NodeRecord>,
-  name: string,
-  at: Address,
-): NodeRecord | undefined {
+export function findReincarnated(nodes: Iterable<NodeRecord>, name: string, at: Address): NodeRecord | undefined {
   const list = [...nodes]
   for (const status of ['active', 'failed', 'left'] as const) {
     const old = list.find((n) => n.status === status && n.name !== name && n.addr === at.addr && n.port === at.port)

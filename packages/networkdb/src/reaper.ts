@@ -5,7 +5,12 @@ import type { EntryStore } from './tables.js'
  * `period + elapsed + 1 s` left loses `period + elapsed`, the others are removed. The extra second keeps
  * the residual reap time sent on the wire at ≥ 1 s. Returns the number of entries removed.
  */
-export function reapTombstones(store: EntryStore, networks: readonly string[], periodMs: number, now: () => number): number {
+export function reapTombstones(
+  store: EntryStore,
+  networks: readonly string[],
+  periodMs: number,
+  now: () => number,
+): number {
   const start = now()
   let removed = 0
   for (const nid of networks) {
@@ -44,10 +49,7 @@ export function reapLeavingNetworks(
  * Dead-node reaper pass (every `periodMs`, default 2 h): a left or failed node loses `periodMs` of its
  * reap time and is forgotten when no more than `periodMs` remain. Returns the names forgotten.
  */
-export function reapDeadNodes(
-  nodes: Map<string, { status: string; reapTimeMs: number }>,
-  periodMs: number,
-): string[] {
+export function reapDeadNodes(nodes: Map<string, { status: string; reapTimeMs: number }>, periodMs: number): string[] {
   const gone: string[] = []
   for (const [name, n] of [...nodes]) {
     if (n.status === 'active') continue

@@ -135,7 +135,10 @@ export interface NetworkDB {
   /** Live entries of a table in one network. */
   getTableByNetwork(table: string, networkId: string): Map<string, { value: Uint8Array; owner: string }>
   /** Every entry of a table (tombstones included); stop by returning true. */
-  walkTable(table: string, fn: (networkId: string, key: string, value: Uint8Array, deleting: boolean) => boolean | void): void
+  walkTable(
+    table: string,
+    fn: (networkId: string, key: string, value: Uint8Array, deleting: boolean) => boolean | void,
+  ): void
   watch(filter: WatchFilter, opts?: AbortOptions): TableWatch
   /** Nodes in a network (self included when joined). */
   peers(networkId: string): PeerInfo[]

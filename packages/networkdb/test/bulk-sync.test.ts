@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import { buildBulkSyncMessages } from '../src/bulk-sync.js'
-import { MessageType, decodeBulkSync, decodeCompound, decodeGossip, encodeGossip, encodeTableEvent } from '../src/proto.js'
+import {
+  MessageType,
+  decodeBulkSync,
+  decodeCompound,
+  decodeGossip,
+  encodeGossip,
+  encodeTableEvent,
+} from '../src/proto.js'
 
 const part = (i: number): Uint8Array =>
   encodeGossip(
@@ -19,7 +26,11 @@ const part = (i: number): Uint8Array =>
 
 describe('bulk sync chunking', () => {
   it('one message with an empty compound when there is nothing to send', () => {
-    const [only, ...rest] = buildBulkSyncMessages({ ltime: 8n, nodeName: 'node2', networks: ['net1'], unsolicited: true }, [], 1 << 20)
+    const [only, ...rest] = buildBulkSyncMessages(
+      { ltime: 8n, nodeName: 'node2', networks: ['net1'], unsolicited: true },
+      [],
+      1 << 20,
+    )
     expect(rest).toHaveLength(0)
     // the captured Go message (vector bulk-sync-unsolicited-empty)
     expect(Buffer.from(only as Uint8Array).toString('hex')).toBe('08041215080810011a056e6f64653222046e6574312a020805')
@@ -27,7 +38,11 @@ describe('bulk sync chunking', () => {
 
   it('splits into payloads within the limit; only the last carries unsolicited', () => {
     const parts = Array.from({ length: 1000 }, (_, i) => part(i))
-    const msgs = buildBulkSyncMessages({ ltime: 5n, nodeName: 'node1', networks: ['net1'], unsolicited: true }, parts, 16 * 1024)
+    const msgs = buildBulkSyncMessages(
+      { ltime: 5n, nodeName: 'node1', networks: ['net1'], unsolicited: true },
+      parts,
+      16 * 1024,
+    )
     expect(msgs.length).toBeGreaterThan(5)
     const decoded = msgs.map((m) => {
       const g = decodeGossip(m)
@@ -49,7 +64,11 @@ describe('bulk sync chunking', () => {
 
   it('a solicited reply is solicited in every chunk', () => {
     const parts = Array.from({ length: 300 }, (_, i) => part(i))
-    const msgs = buildBulkSyncMessages({ ltime: 5n, nodeName: 'n', networks: ['net1'], unsolicited: false }, parts, 4096)
+    const msgs = buildBulkSyncMessages(
+      { ltime: 5n, nodeName: 'n', networks: ['net1'], unsolicited: false },
+      parts,
+      4096,
+    )
     expect(msgs.length).toBeGreaterThan(1)
     for (const m of msgs) expect(decodeBulkSync(decodeGossip(m).data).unsolicited).toBe(false)
   })

@@ -118,7 +118,8 @@ export class FakeMember implements Memberlist {
     let ok = 0
     for (const a of addresses) {
       const target = this.#hub.find(a.includes(':') ? a : `${a}:${this.address.port}`)
-      if (target === undefined || target === this || !this.#hub.passes(this, target) || !this.#hub.passes(target, this)) continue
+      if (target === undefined || target === this || !this.#hub.passes(this, target) || !this.#hub.passes(target, this))
+        continue
       // Push-pull with join = true, as memberlist does: node states are merged (join notifications)
       // before the delegate's user state.
       const mine = this.#delegate?.localState(true)

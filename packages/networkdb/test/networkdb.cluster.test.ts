@@ -37,7 +37,13 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 20_000): P
   const end = Date.now() + timeoutMs
   while (!cond()) {
     if (Date.now() > end) {
-      const views = running.map((db) => `${db.nodeId}: ${db.nodes().map((n) => `${n.name}=${n.status}`).join(' ')}`)
+      const views = running.map(
+        (db) =>
+          `${db.nodeId}: ${db
+            .nodes()
+            .map((n) => `${n.name}=${n.status}`)
+            .join(' ')}`,
+      )
       throw new Error(`timed out waiting for ${what}\n${views.join('\n')}`)
     }
     await new Promise((r) => setTimeout(r, 20))
@@ -82,7 +88,12 @@ describe('networkdb over real memberlist on 127.0.0.1', () => {
     expect(c.getTableByNetwork('endpoint_table', 'net1').size).toBe(0)
     expect(c.getEntryInfo('endpoint_table', 'net1', 'ep2')).toBeUndefined()
     expect(onC.filter((e) => e.table !== 'NodeTable')).toEqual([])
-    expect(c.peers('net1').map((p) => p.name).sort()).toEqual(['alpha', 'beta'])
+    expect(
+      c
+        .peers('net1')
+        .map((p) => p.name)
+        .sort(),
+    ).toEqual(['alpha', 'beta'])
 
     // gamma joins late: bulk sync brings it the current state at once
     await c.joinNetwork('net1')
@@ -108,7 +119,12 @@ describe('networkdb over real memberlist on 127.0.0.1', () => {
     expect(status(a, 'beta')).toBe('left')
     expect(a.getTableByNetwork('t', 'n').size).toBe(0)
     expect(a.peers('n').map((p) => p.name)).toEqual(['alpha'])
-    expect(nodeEvents.filter((e) => e.type === 'delete').map((e) => e.owner).sort()).toEqual(['beta', 'gamma'])
+    expect(
+      nodeEvents
+        .filter((e) => e.type === 'delete')
+        .map((e) => e.owner)
+        .sort(),
+    ).toEqual(['beta', 'gamma'])
   })
 
   it('a node that restarts with a new name on the same address replaces the old record (reincarnation)', async () => {

@@ -3,19 +3,8 @@ import { capturingLogger } from '@cnm/test-utils'
 import { isCnmError } from '@cnm/types'
 import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { buildBulkSyncMessages } from '../src/bulk-sync.js'
-import {
-  EntryExistsError,
-  EntryNotFoundError,
-  NetworkNotJoinedError,
-  createNetworkDB,
-} from '../src/index.js'
-import {
-  MessageType,
-  encodeBulkSync,
-  encodeGossip,
-  encodeTableEvent,
-  makeCompound,
-} from '../src/proto.js'
+import { EntryExistsError, EntryNotFoundError, NetworkNotJoinedError, createNetworkDB } from '../src/index.js'
+import { MessageType, encodeBulkSync, encodeGossip, encodeTableEvent, makeCompound } from '../src/proto.js'
 import { FakeHub } from './fake-hub.js'
 import { closeWithClock, collect, dec, enc, fakeCluster, settle } from './helpers.js'
 
@@ -29,14 +18,28 @@ const tableEvent = (
 ): Uint8Array =>
   encodeGossip(
     MessageType.TABLE_EVENT,
-    encodeTableEvent({ type, ltime, nodeName, networkId: 'N', tableName: 't', key, value: enc(value), residualReapTime }),
+    encodeTableEvent({
+      type,
+      ltime,
+      nodeName,
+      networkId: 'N',
+      tableName: 't',
+      key,
+      value: enc(value),
+      residualReapTime,
+    }),
   )
 
 describe('networkdb on an in-memory hub', () => {
   it('cluster membership: every node sees every other one (and itself)', async () => {
     const { dbs } = await fakeCluster(3)
     for (const db of dbs) {
-      expect(db.clusterPeers().map((p) => p.name).sort()).toEqual(['node0', 'node1', 'node2'])
+      expect(
+        db
+          .clusterPeers()
+          .map((p) => p.name)
+          .sort(),
+      ).toEqual(['node0', 'node1', 'node2'])
       expect(db.stats().nodes).toEqual({ active: 3, left: 0, failed: 0 })
     }
   })
@@ -50,8 +53,18 @@ describe('networkdb on an in-memory hub', () => {
     await settle(1_000)
     await joining
     await settle(1_000)
-    expect(a.peers('N').map((p) => p.name).sort()).toEqual(['node0', 'node1'])
-    expect(b.peers('N').map((p) => p.name).sort()).toEqual(['node0', 'node1'])
+    expect(
+      a
+        .peers('N')
+        .map((p) => p.name)
+        .sort(),
+    ).toEqual(['node0', 'node1'])
+    expect(
+      b
+        .peers('N')
+        .map((p) => p.name)
+        .sort(),
+    ).toEqual(['node0', 'node1'])
 
     const onA = collect(a.watch({}))
     const onB = collect(b.watch({ table: 't', networkId: 'N' }))
@@ -190,7 +203,12 @@ describe('networkdb on an in-memory hub', () => {
     b.createEntry('t', 'N', 'k1', enc('one-again'))
     await settle(1_000)
     expect(dec(a.getEntry('t', 'N', 'k1'))).toBe('one-again')
-    expect(a.peers('N').map((p) => p.name).sort()).toEqual(['node0', 'node1'])
+    expect(
+      a
+        .peers('N')
+        .map((p) => p.name)
+        .sort(),
+    ).toEqual(['node0', 'node1'])
     expect(dec(b.getEntry('t', 'N', 'mine'))).toBe('a')
   })
 
@@ -225,7 +243,12 @@ describe('networkdb on an in-memory hub', () => {
     expect(status('node2')).toBe('failed')
     expect(a.getTableByNetwork('t', 'N').size).toBe(0)
     expect(a.stats().nodes).toEqual({ active: 1, left: 1, failed: 1 })
-    expect(nodeTable.filter((e) => e.type === 'delete').map((e) => e.owner).sort()).toEqual(['node1', 'node2'])
+    expect(
+      nodeTable
+        .filter((e) => e.type === 'delete')
+        .map((e) => e.owner)
+        .sort(),
+    ).toEqual(['node1', 'node2'])
     expect(JSON.parse(dec(nodeTable[0]!.value))).toEqual({ Addr: '127.0.0.1' })
 
     await settle(25_000)
@@ -327,7 +350,18 @@ describe('networkdb on an in-memory hub', () => {
     expect(() => mb.inject(encodeGossip(42, new Uint8Array([1, 2, 3])))).not.toThrow()
     expect(() => mb.inject(encodeGossip(MessageType.TABLE_EVENT, new Uint8Array([0x12, 0x09])))).not.toThrow()
     expect(() =>
-      mb.inject(encodeGossip(MessageType.BULK_SYNC, encodeBulkSync({ ltime: 1n, unsolicited: false, nodeName: 'x', networks: [], payload: new Uint8Array([0xff]) }))),
+      mb.inject(
+        encodeGossip(
+          MessageType.BULK_SYNC,
+          encodeBulkSync({
+            ltime: 1n,
+            unsolicited: false,
+            nodeName: 'x',
+            networks: [],
+            payload: new Uint8Array([0xff]),
+          }),
+        ),
+      ),
     ).not.toThrow()
     expect(logger.lines.filter((l) => l.level === 'error').length).toBeGreaterThanOrEqual(3)
     expect(logger.lines.some((l) => l.message.includes('unknown type'))).toBe(true)
@@ -366,7 +400,11 @@ describe('networkdb on an in-memory hub', () => {
     const onB = collect(b.watch({ table: 't' }))
     const mb = member(b)
     const bulk = (events: Uint8Array[]): Uint8Array =>
-      buildBulkSyncMessages({ ltime: 100n, nodeName: 'node0', networks: ['N'], unsolicited: false }, events, 1 << 20)[0]!
+      buildBulkSyncMessages(
+        { ltime: 100n, nodeName: 'node0', networks: ['N'], unsolicited: false },
+        events,
+        1 << 20,
+      )[0]!
     mb.inject(makeCompound([tableEvent(2, 50n, 'node0', 'u', 'first-seen-as-update')]))
     mb.inject(bulk([tableEvent(1, 51n, 'node0', 'u', 'newer-via-bulk')]))
     mb.inject(makeCompound([tableEvent(3, 52n, 'node0', 'u', 'gone')]))
@@ -427,7 +465,12 @@ describe('networkdb on an in-memory hub', () => {
     expect(a2.clusterPeers().map((p) => p.name)).toEqual(['node0-reborn'])
     await settle(61_000 + 10_000)
     for (const db of [b, c, a2]) {
-      expect(db.clusterPeers().map((p) => p.name).sort()).toEqual(['node0-reborn', 'node1', 'node2'])
+      expect(
+        db
+          .clusterPeers()
+          .map((p) => p.name)
+          .sort(),
+      ).toEqual(['node0-reborn', 'node1', 'node2'])
       expect(db.stats().nodes.failed).toBe(0)
     }
   })
@@ -436,10 +479,20 @@ describe('networkdb on an in-memory hub', () => {
     const hub = new FakeHub()
     const { readFileSync } = await import('node:fs')
     const vector = (id: string): string =>
-      (JSON.parse(readFileSync(new URL(`../../../../shared/vectors/networkdb/${id}.json`, import.meta.url), 'utf8')) as { hex: string }).hex
+      (
+        JSON.parse(
+          readFileSync(new URL(`../../../../shared/vectors/networkdb/${id}.json`, import.meta.url), 'utf8'),
+        ) as { hex: string }
+      ).hex
     vi.useFakeTimers()
-    const node1 = await createNetworkDB({ nodeId: 'node1', bindAddr: '127.0.0.1', bindPort: 0 }, { createMemberlist: hub.create })
-    const node2 = await createNetworkDB({ nodeId: 'node2', bindAddr: '127.0.0.1', bindPort: 0 }, { createMemberlist: hub.create })
+    const node1 = await createNetworkDB(
+      { nodeId: 'node1', bindAddr: '127.0.0.1', bindPort: 0 },
+      { createMemberlist: hub.create },
+    )
+    const node2 = await createNetworkDB(
+      { nodeId: 'node2', bindAddr: '127.0.0.1', bindPort: 0 },
+      { createMemberlist: hub.create },
+    )
     onTestFinished(async () => {
       await Promise.all([node1.shutdown(), node2.shutdown()])
       vi.useRealTimers()
@@ -461,8 +514,12 @@ describe('networkdb on an in-memory hub', () => {
   })
 
   it('validates its config and stops cleanly', async () => {
-    await expect(createNetworkDB({ bindPort: 70_000 }, { createMemberlist: new FakeHub().create })).rejects.toThrow(/bindPort/)
-    await expect(createNetworkDB({ gossipIntervalMs: 0 }, { createMemberlist: new FakeHub().create })).rejects.toThrow(/gossipIntervalMs/)
+    await expect(createNetworkDB({ bindPort: 70_000 }, { createMemberlist: new FakeHub().create })).rejects.toThrow(
+      /bindPort/,
+    )
+    await expect(createNetworkDB({ gossipIntervalMs: 0 }, { createMemberlist: new FakeHub().create })).rejects.toThrow(
+      /gossipIntervalMs/,
+    )
     const db = await createNetworkDB({ bindAddr: '127.0.0.1', bindPort: 0 }, { createMemberlist: new FakeHub().create })
     expect(db.nodeId).toMatch(/^[0-9a-f]{12}$/)
     const w = db.watch({})

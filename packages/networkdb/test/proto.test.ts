@@ -72,7 +72,10 @@ function checkTablePart(part: Uint8Array, want: { data: RecordedTableEvent; data
   return encodeGossip(MessageType.TABLE_EVENT, encodeTableEvent(te))
 }
 
-function checkCompound(data: Uint8Array, recorded: { messages: { data: RecordedTableEvent; data_hex?: string }[] }): Uint8Array {
+function checkCompound(
+  data: Uint8Array,
+  recorded: { messages: { data: RecordedTableEvent; data_hex?: string }[] },
+): Uint8Array {
   const c = decodeCompound(data)
   expect(c.messages).toHaveLength(recorded.messages.length)
   const parts = c.messages.map((p, i) => checkTablePart(p, recorded.messages[i] as { data: RecordedTableEvent }))
@@ -197,9 +200,9 @@ describe('proto3 rules', () => {
     })
     expect(hex(te)).toBe('0801' + '22016e' + '32016b')
     expect(hex(encodeGossip(MessageType.COMPOUND, new Uint8Array(0)))).toBe('0805')
-    expect(hex(encodeBulkSync({ ltime: 0n, unsolicited: false, nodeName: 'a', networks: [], payload: new Uint8Array(0) }))).toBe(
-      '1a0161',
-    )
+    expect(
+      hex(encodeBulkSync({ ltime: 0n, unsolicited: false, nodeName: 'a', networks: [], payload: new Uint8Array(0) })),
+    ).toBe('1a0161')
   })
 
   it('round-trips uint64 Lamport times beyond 2^53', () => {
