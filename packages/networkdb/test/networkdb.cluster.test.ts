@@ -99,6 +99,14 @@ describe('networkdb over real memberlist on 127.0.0.1', () => {
     await c.joinNetwork('net1')
     expect(dec(c.getEntry('endpoint_table', 'net1', 'ep2'))).toBe('from-beta')
     expect(c.getEntryInfo('endpoint_table', 'net1', 'ep1')?.deleting).toBe(true)
+
+    // beta leaves the network: its entry is deleted on the others, it is no longer a peer
+    const onA = collect(a.watch({ table: 'endpoint_table' }))
+    b.leaveNetwork('net1')
+    await waitFor('beta gone from net1', () => a.peers('net1').length === 2 && c.peers('net1').length === 2)
+    await waitFor('beta entry deleted on alpha', () => !a.getTableByNetwork('endpoint_table', 'net1').has('ep2'))
+    expect(onA.map((e) => `${e.type}:${e.key}:${e.owner}`)).toEqual(['delete:ep2:beta'])
+    expect(a.peers('net1').map((p) => p.name).sort()).toEqual(['alpha', 'gamma'])
   })
 
   it('graceful close → LEFT on the survivors; shutdown without leave → FAILED', async () => {
