@@ -106,7 +106,12 @@ describe('networkdb over real memberlist on 127.0.0.1', () => {
     await waitFor('beta gone from net1', () => a.peers('net1').length === 2 && c.peers('net1').length === 2)
     await waitFor('beta entry deleted on alpha', () => !a.getTableByNetwork('endpoint_table', 'net1').has('ep2'))
     expect(onA.map((e) => `${e.type}:${e.key}:${e.owner}`)).toEqual(['delete:ep2:beta'])
-    expect(a.peers('net1').map((p) => p.name).sort()).toEqual(['alpha', 'gamma'])
+    expect(
+      a
+        .peers('net1')
+        .map((p) => p.name)
+        .sort(),
+    ).toEqual(['alpha', 'gamma'])
   })
 
   it('graceful close → LEFT on the survivors; shutdown without leave → FAILED', async () => {
