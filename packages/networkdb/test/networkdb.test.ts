@@ -230,7 +230,9 @@ describe('networkdb on an in-memory hub', () => {
       published.push(msg)
     }
     diagnostics.subscribe('cnm:networkdb:node-state', onState)
-    onTestFinished(() => diagnostics.unsubscribe('cnm:networkdb:node-state', onState))
+    onTestFinished(() => {
+      diagnostics.unsubscribe('cnm:networkdb:node-state', onState)
+    })
     await closeWithClock(b)
     expect(published).toContainEqual({ nodeId: 'node0', name: 'node1', status: 'left' })
     const status = (name: string): string | undefined => a.nodes().find((n) => n.name === name)?.status
