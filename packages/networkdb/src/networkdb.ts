@@ -935,7 +935,8 @@ export class NetworkDBNode implements NetworkDB {
 
   /** Bulk sync of the networks in common with each of `nodes` (all = every one, else up to 2 random). */
   async #bulkSync(nodes: readonly string[], all: boolean, signal?: AbortSignal): Promise<string[]> {
-    const candidates = (all ? [...nodes] : sample(nodes, 2)).filter((n) => n !== this.nodeId)
+    const others = nodes.filter((n) => n !== this.nodeId)
+    const candidates = all ? others : sample(others, 2)
     if (candidates.length === 0) return []
     if (all) {
       // In parallel: a slow or silent peer does not hold up the others. Peers with the same networks in
