@@ -11,6 +11,7 @@ export {
 } from './errors.js'
 export { LamportClock } from './clock.js'
 export * as proto from './proto.js'
+export * from './diagnostic/index.js'
 export type {
   EntryInfo,
   NetworkDB,
