@@ -123,6 +123,8 @@ export class NetworkDBNode implements NetworkDB {
   #bootstrap: string[] = []
   readonly #ac = new AbortController()
   readonly #timers: NodeJS.Timeout[] = []
+  /** Eager gossip per network: the pending send, and when the last one went out. */
+  readonly #eager = new Map<string, { timer: NodeJS.Timeout | undefined; last: number }>()
   readonly #tasks = new Set<Promise<unknown>>()
   #busy = { bulkSync: false, reconnect: false, rejoin: false }
   #closed = false
@@ -245,6 +247,8 @@ export class NetworkDBNode implements NetworkDB {
     this.#ac.abort(new NetworkDBClosedError())
     for (const t of this.#timers) clearTimeout(t)
     this.#timers.length = 0
+    for (const e of this.#eager.values()) if (e.timer !== undefined) clearTimeout(e.timer)
+    this.#eager.clear()
     for (const set of this.#bulkSyncWaiters.values()) for (const release of set) release()
     this.#bulkSyncWaiters.clear()
     this.#watch.closeAll()
@@ -500,6 +504,7 @@ export class NetworkDBNode implements NetworkDB {
       }),
     )
     n.queue.queue(`${table}\u0000${nid}\u0000${key}`, raw)
+    this.#gossipSoon(nid)
   }
 
   /**
@@ -687,24 +692,58 @@ export class NetworkDBNode implements NetworkDB {
   #gossip(): void {
     const mine = this.#networks.get(this.nodeId)
     if (mine === undefined) return
-    const budget = this.#cfg.packetBufferSize - COMPOUND_HEADER_OVERHEAD
-    for (const [nid, n] of mine) {
-      if (n.queue === undefined || n.queue.length === 0) continue
-      const members = [...(this.#networkNodes.get(nid) ?? [])].filter((x) => x !== this.nodeId)
-      const targets = sample(members, 3)
-      const msgs = n.queue.getBroadcasts(COMPOUND_OVERHEAD, budget)
-      if (msgs.length === 0) continue
-      const compound = makeCompound(msgs)
-      for (const name of targets) {
-        const node = this.#nodes.get(name)
-        if (node === undefined || node.status !== 'active') continue
-        try {
-          this.#ml.sendBestEffort({ addr: node.addr, port: node.port }, compound)
-        } catch (err) {
-          this.#log.error('gossip to %s for network %s failed: %s', name, nid, err)
-        }
+    for (const nid of mine.keys()) this.#gossipNetwork(nid)
+  }
+
+  /** One gossip round for one network: queued table events to up to 3 random nodes of it. */
+  #gossipNetwork(nid: string): void {
+    const n = this.#networks.get(this.nodeId)?.get(nid)
+    if (n?.queue === undefined || n.queue.length === 0) return
+    const members = [...(this.#networkNodes.get(nid) ?? [])].filter((x) => x !== this.nodeId)
+    const targets = sample(members, 3)
+    if (targets.length === 0) return
+    const msgs = n.queue.getBroadcasts(COMPOUND_OVERHEAD, this.#cfg.packetBufferSize - COMPOUND_HEADER_OVERHEAD)
+    if (msgs.length === 0) return
+    const compound = makeCompound(msgs)
+    for (const name of targets) {
+      const node = this.#nodes.get(name)
+      if (node === undefined || node.status !== 'active') continue
+      try {
+        this.#ml.sendBestEffort({ addr: node.addr, port: node.port }, compound)
+      } catch (err) {
+        this.#log.error('gossip to %s for network %s failed: %s', name, nid, err)
       }
     }
+  }
+
+  #peersIn(nid: string): number {
+    const nodes = this.#networkNodes.get(nid)
+    if (nodes === undefined) return 0
+    return nodes.has(this.nodeId) ? nodes.size - 1 : nodes.size
+  }
+
+  /** Eager gossip: sends a network's new table events now, or as soon as its rate limit allows. */
+  #gossipSoon(nid: string): void {
+    const gap = this.#cfg.eagerGossipIntervalMs
+    if (gap === 0 || this.#closed) return
+    let e = this.#eager.get(nid)
+    if (e === undefined) {
+      e = { timer: undefined, last: -Infinity }
+      this.#eager.set(nid, e)
+    }
+    if (e.timer !== undefined) return
+    const state = e
+    const delay = Math.max(0, state.last + gap - performance.now())
+    state.timer = setTimeout(() => {
+      state.timer = undefined
+      state.last = performance.now()
+      if (this.#closed) return
+      this.#guard('eager gossip', () => this.#gossipNetwork(nid))
+      // a burst larger than one datagram: keep going while some events were never sent
+      const queue = this.#networks.get(this.nodeId)?.get(nid)?.queue
+      if (queue !== undefined && queue.unsent > 0 && this.#peersIn(nid) > 0) this.#gossipSoon(nid)
+    }, delay)
+    state.timer.unref()
   }
 
   #getBroadcasts(overhead: number, limit: number): Uint8Array[] {
@@ -873,6 +912,7 @@ export class NetworkDBNode implements NetworkDB {
     if (n?.queue === undefined) return
     if (isBulkSync && n.queue.length > MAX_QUEUE_LEN_BROADCAST_ON_SYNC) return
     n.queue.queue(`${ev.tableName}\u0000${ev.networkId}\u0000${ev.key}`, encodeGossip(MessageType.TABLE_EVENT, data))
+    this.#gossipSoon(ev.networkId)
   }
 
   /** Applies a remote table event; true when it should be rebroadcast. */

@@ -20,6 +20,7 @@ export class TableEventQueue {
   /** buckets[t] holds entries sent t times, oldest first (dead ones are skipped and compacted lazily). */
   #buckets: QEntry[][] = []
   #deadCount = 0
+  #unsent = 0
 
   constructor(options: { numNodes: () => number; retransmitMult: number }) {
     this.#numNodes = options.numNodes
@@ -30,10 +31,19 @@ export class TableEventQueue {
     return this.#byKey.size
   }
 
+  /** Queued messages not handed out even once yet. */
+  get unsent(): number {
+    return this.#unsent
+  }
+
   /** Queues `message` under `key`, replacing any queued message with the same key. */
   queue(key: string, message: Uint8Array): void {
     const old = this.#byKey.get(key)
-    if (old !== undefined) this.#kill(old)
+    if (old !== undefined) {
+      if (!old.dead && old.transmits === 0) this.#unsent--
+      this.#kill(old)
+    }
+    this.#unsent++
     const entry: QEntry = { key, message, transmits: 0, dead: false }
     this.#byKey.set(key, entry)
     this.#bucket(0).push(entry)
@@ -60,6 +70,7 @@ export class TableEventQueue {
           continue
         }
         used += cost
+        if (entry.transmits === 0) this.#unsent--
         out.push(entry.message)
         entry.dead = true
         this.#deadCount++
@@ -85,6 +96,7 @@ export class TableEventQueue {
     this.#byKey.clear()
     this.#buckets = []
     this.#deadCount = 0
+    this.#unsent = 0
   }
 
   #bucket(t: number): QEntry[] {

@@ -42,4 +42,20 @@ describe('TableEventQueue', () => {
     for (let i = 0; i < 100; i++) expect(q.getBroadcasts(4, 1395).length).toBeGreaterThan(0)
     expect(performance.now() - t0).toBeLessThan(3_000)
   })
+
+  it('counts the messages never handed out', () => {
+    const q = new TableEventQueue({ numNodes: () => 10, retransmitMult: 4 })
+    for (let i = 0; i < 20; i++) q.queue(`k${i}`, msg(100, i))
+    expect(q.unsent).toBe(20)
+    q.queue('k0', msg(100, 99)) // a replacement is still one unsent message
+    expect(q.unsent).toBe(20)
+    q.getBroadcasts(4, 1395)
+    expect(q.unsent).toBe(7)
+    q.queue('k19', msg(100, 98)) // replaces one that was sent: unsent again
+    expect(q.unsent).toBe(8)
+    q.getBroadcasts(4, 1395)
+    expect(q.unsent).toBe(0)
+    q.reset()
+    expect(q.unsent).toBe(0)
+  })
 })
