@@ -49,7 +49,8 @@ async function measure(n) {
   await victim.shutdown()
   let firstSuspectMs = 0
   await waitFor(() => {
-    if (firstSuspectMs === 0 && nodes.some((m) => stateOf(m, victim.name) === 'suspect')) firstSuspectMs = Date.now() - t2
+    if (firstSuspectMs === 0 && nodes.some((m) => stateOf(m, victim.name) === 'suspect'))
+      firstSuspectMs = Date.now() - t2
     return nodes.every((m) => stateOf(m, victim.name) === 'dead')
   }, 60_000)
   const deadEverywhereMs = Date.now() - t2
@@ -61,7 +62,15 @@ async function measure(n) {
   const leftEverywhereMs = Date.now() - t3
   const healthScores = nodes.map((m) => m.healthScore())
   await Promise.all(nodes.map((m) => m.shutdown()))
-  return { nodes: n, convergenceMs, propagationMs, firstSuspectMs, deadEverywhereMs, leftEverywhereMs, maxHealthScore: Math.max(...healthScores) }
+  return {
+    nodes: n,
+    convergenceMs,
+    propagationMs,
+    firstSuspectMs,
+    deadEverywhereMs,
+    leftEverywhereMs,
+    maxHealthScore: Math.max(...healthScores),
+  }
 }
 
 async function reliable() {
@@ -107,6 +116,11 @@ console.log(
     },
     runs,
     reliable: big,
-    timers: { probeIntervalMs: LAN.probeIntervalMs, probeTimeoutMs: LAN.probeTimeoutMs, gossipIntervalMs: LAN.gossipIntervalMs, suspicionMult: LAN.suspicionMult },
+    timers: {
+      probeIntervalMs: LAN.probeIntervalMs,
+      probeTimeoutMs: LAN.probeTimeoutMs,
+      gossipIntervalMs: LAN.gossipIntervalMs,
+      suspicionMult: LAN.suspicionMult,
+    },
   }),
 )

@@ -53,10 +53,7 @@ export class TransmitLimitedQueue {
     if (this.#entries.length === 0) return []
     const max = retransmitLimit(this.#mult, this.#numNodes())
     const order = [...this.#entries].sort(
-      (a, b) =>
-        a.transmits - b.transmits ||
-        b.broadcast.message.length - a.broadcast.message.length ||
-        b.id - a.id,
+      (a, b) => a.transmits - b.transmits || b.broadcast.message.length - a.broadcast.message.length || b.id - a.id,
     )
     const out: Uint8Array[] = []
     let used = 0

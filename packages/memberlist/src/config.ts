@@ -28,6 +28,7 @@ export const DEFAULT_MEMBERLIST_CONFIG: Readonly<MemberlistDefaults> = Object.fr
   disableTcpPings: false,
   awarenessMaxMultiplier: 8,
   handoffQueueDepth: 1024,
+  maxStreamBytes: 256 * 1024 * 1024,
 })
 
 /** A fresh copy of the LAN defaults (a new `keys` array each call). */
@@ -40,10 +41,17 @@ export function defaultConfig(): MemberlistDefaults {
   return defaultLanConfig()
 }
 
-function checkInt(cfg: MemberlistConfig, field: keyof MemberlistConfig, min: number, max = Number.MAX_SAFE_INTEGER): void {
+function checkInt(
+  cfg: MemberlistConfig,
+  field: keyof MemberlistConfig,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): void {
   const v = cfg[field]
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new ConfigError(`config.${field} must be an integer in [${min}, ${max}], got ${typeof v === 'number' ? v : typeof v}`)
+    throw new ConfigError(
+      `config.${field} must be an integer in [${min}, ${max}], got ${typeof v === 'number' ? v : typeof v}`,
+    )
   }
 }
 
@@ -52,9 +60,11 @@ export function resolveConfig(init: Partial<MemberlistConfig> & { name: string }
   const defined = Object.fromEntries(Object.entries(init).filter(([, v]) => v !== undefined))
   const cfg = { ...defaultLanConfig(), ...defined } as MemberlistConfig
   cfg.keys = [...(init.keys ?? [])]
-  if (typeof cfg.name !== 'string' || cfg.name.length === 0) throw new ConfigError('config.name must be a non-empty string')
+  if (typeof cfg.name !== 'string' || cfg.name.length === 0)
+    throw new ConfigError('config.name must be a non-empty string')
   if (Buffer.byteLength(cfg.name) > 65535) throw new ConfigError('config.name is too long')
-  if (typeof cfg.bindAddr !== 'string' || cfg.bindAddr.length === 0) throw new ConfigError('config.bindAddr must be an IP address')
+  if (typeof cfg.bindAddr !== 'string' || cfg.bindAddr.length === 0)
+    throw new ConfigError('config.bindAddr must be an IP address')
   checkInt(cfg, 'bindPort', 0, 65535)
   if (cfg.advertisePort !== undefined) checkInt(cfg, 'advertisePort', 1, 65535)
   checkInt(cfg, 'udpBufferSize', 128, 65507)
@@ -71,6 +81,7 @@ export function resolveConfig(init: Partial<MemberlistConfig> & { name: string }
   checkInt(cfg, 'tcpTimeoutMs', 1)
   checkInt(cfg, 'awarenessMaxMultiplier', 1, 255)
   checkInt(cfg, 'handoffQueueDepth', 1)
+  checkInt(cfg, 'maxStreamBytes', 1024)
   for (const [i, key] of cfg.keys.entries()) {
     if (!(key instanceof Uint8Array) || ![16, 24, 32].includes(key.length)) {
       throw new ConfigError(`config.keys[${i}] must be a 16, 24 or 32-byte key`)

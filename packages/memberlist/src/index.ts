@@ -14,7 +14,14 @@ export type {
   Keyring,
   Memberlist,
 } from './types.js'
-export { createMemberlist, parseJoinAddress, pushPullScaleMs, PROTOCOL_VSN, META_MAX_BYTES, MAX_ENCRYPTED_FRAME_BYTES } from './memberlist.js'
+export {
+  createMemberlist,
+  parseJoinAddress,
+  pushPullScaleMs,
+  PROTOCOL_VSN,
+  META_MAX_BYTES,
+  MAX_ENCRYPTED_FRAME_BYTES,
+} from './memberlist.js'
 export { defaultConfig, defaultLanConfig, DEFAULT_MEMBERLIST_CONFIG } from './config.js'
 export type { MemberlistDefaults } from './config.js'
 export { TransmitLimitedQueue, retransmitLimit } from './broadcast-queue.js'

@@ -167,7 +167,8 @@ export class MemberlistImpl implements Memberlist {
     let meta: Uint8Array = new Uint8Array(0)
     if (this.#cfg.delegate !== undefined) {
       meta = this.#cfg.delegate.nodeMeta(META_MAX_BYTES)
-      if (meta.length > META_MAX_BYTES) throw new ConfigError(`node meta is ${meta.length} bytes, limit ${META_MAX_BYTES}`)
+      if (meta.length > META_MAX_BYTES)
+        throw new ConfigError(`node meta is ${meta.length} bytes, limit ${META_MAX_BYTES}`)
     }
     this.#table.aliveNode(
       {
@@ -188,19 +189,22 @@ export class MemberlistImpl implements Memberlist {
 
   /** Runs `fn` every `intervalMs` after a random first delay; errors are logged. */
   #startLoop(intervalMs: number, fn: () => void): void {
-    const stagger = setTimeout(() => {
-      this.#timers.delete(stagger)
-      if (this.#shutdown) return
-      const tick = setInterval(() => {
-        try {
-          fn()
-        } catch (err) {
-          this.#log.error('periodic task failed: %s', String(err))
-        }
-      }, intervalMs)
-      tick.unref()
-      this.#timers.add(tick)
-    }, Math.floor(Math.random() * intervalMs))
+    const stagger = setTimeout(
+      () => {
+        this.#timers.delete(stagger)
+        if (this.#shutdown) return
+        const tick = setInterval(() => {
+          try {
+            fn()
+          } catch (err) {
+            this.#log.error('periodic task failed: %s', String(err))
+          }
+        }, intervalMs)
+        tick.unref()
+        this.#timers.add(tick)
+      },
+      Math.floor(Math.random() * intervalMs),
+    )
     stagger.unref()
     this.#timers.add(stagger)
   }
@@ -594,7 +598,9 @@ export class MemberlistImpl implements Memberlist {
     this.#stats.streamsAccepted++
     this.#track(
       this.#handleConn(socket, from)
-        .catch((err: unknown) => this.#log('stream from %s:%d failed: %s', from.addr, from.port, (err as Error).message))
+        .catch((err: unknown) =>
+          this.#log('stream from %s:%d failed: %s', from.addr, from.port, (err as Error).message),
+        )
         .finally(() => socket.destroySoon()),
     )
   }
@@ -603,7 +609,7 @@ export class MemberlistImpl implements Memberlist {
     const deadline = Date.now() + this.#cfg.tcpTimeoutMs
     let msg: Message
     try {
-      msg = await readOneMessage(socket, this.keyring, deadline)
+      msg = await readOneMessage(socket, this.keyring, deadline, this.#cfg.maxStreamBytes)
     } catch (err) {
       if (err instanceof StreamEofError || this.#shutdown) return
       this.#stats.dropped++
@@ -635,7 +641,11 @@ export class MemberlistImpl implements Memberlist {
           socket.end()
           return
         }
-        await writeAll(socket, this.#packStream(encodeMessage({ type: 'ack', seqNo: msg.seqNo, payload: null })), deadline)
+        await writeAll(
+          socket,
+          this.#packStream(encodeMessage({ type: 'ack', seqNo: msg.seqNo, payload: null })),
+          deadline,
+        )
         socket.end()
         return
       default:
@@ -683,12 +693,13 @@ export class MemberlistImpl implements Memberlist {
     let reply: Message
     try {
       await writeAll(socket, out, deadline)
-      reply = await readOneMessage(socket, this.keyring, deadline)
+      reply = await readOneMessage(socket, this.keyring, deadline, this.#cfg.maxStreamBytes)
     } finally {
       socket.destroy()
     }
     if (reply.type === 'err') throw new RemoteError(`remote error from ${to.addr}:${to.port}: ${reply.error}`)
-    if (reply.type !== 'pushPull') throw new RemoteError(`${to.addr}:${to.port} answered a push-pull with ${reply.type}`)
+    if (reply.type !== 'pushPull')
+      throw new RemoteError(`${to.addr}:${to.port} answered a push-pull with ${reply.type}`)
     this.#mergeRemoteState(reply)
   }
 
@@ -718,7 +729,10 @@ export class MemberlistImpl implements Memberlist {
     throwIfAborted(opts?.signal)
     if (ok === 0) {
       const detail = [...errors].map(([a, e]) => `${a}: ${e.message}`).join('; ')
-      throw new JoinError(`failed to join any of ${addresses.length} address(es)${detail === '' ? '' : `: ${detail}`}`, errors)
+      throw new JoinError(
+        `failed to join any of ${addresses.length} address(es)${detail === '' ? '' : `: ${detail}`}`,
+        errors,
+      )
     }
     return ok
   }
@@ -835,7 +849,7 @@ export class MemberlistImpl implements Memberlist {
     const socket = await this.#dial(to, deadline)
     try {
       await writeAll(socket, this.#packStream(encodeMessage({ type: 'ping', seqNo, node })), deadline)
-      const reply = await readOneMessage(socket, this.keyring, deadline)
+      const reply = await readOneMessage(socket, this.keyring, deadline, this.#cfg.maxStreamBytes)
       if (reply.type !== 'ack') throw new RemoteError(`unexpected ${reply.type} in reply to a TCP ping`)
       if (reply.seqNo !== seqNo) throw new RemoteError(`TCP ping ack has SeqNo ${reply.seqNo}, expected ${seqNo}`)
       return true

@@ -193,15 +193,19 @@ export class NodeTable {
       while (a.incarnation >= inc) inc = this.nextIncarnation()
       r.incarnation = inc
       host.log('refuting an alive message about us (incarnation %d → %d)', a.incarnation, inc)
-      host.broadcast(r.name, {
-        type: 'alive',
-        incarnation: inc,
-        node: r.name,
-        addr: r.addrBytes,
-        port: r.port,
-        meta: r.meta,
-        vsn: versions,
-      }, onFinished)
+      host.broadcast(
+        r.name,
+        {
+          type: 'alive',
+          incarnation: inc,
+          node: r.name,
+          addr: r.addrBytes,
+          port: r.port,
+          meta: r.meta,
+          vsn: versions,
+        },
+        onFinished,
+      )
     } else {
       host.broadcast(a.node, a, onFinished)
       if (a.vsn.length >= 6) r.vsn = new Uint8Array(a.vsn.subarray(0, 6))
@@ -336,15 +340,17 @@ export class NodeTable {
    * listed node, so one such entry would make a Go peer reject the whole merge.
    */
   localStates(): PushNodeState[] {
-    return this.list.filter((r) => r.incarnation > 0).map((r) => ({
-      name: r.name,
-      addr: r.addrBytes,
-      port: r.port,
-      meta: r.meta,
-      incarnation: r.incarnation,
-      state: STATE_CODES[r.state],
-      vsn: r.name === this.#host.name ? this.#host.localVsn() : r.vsn,
-    }))
+    return this.list
+      .filter((r) => r.incarnation > 0)
+      .map((r) => ({
+        name: r.name,
+        addr: r.addrBytes,
+        port: r.port,
+        meta: r.meta,
+        incarnation: r.incarnation,
+        state: STATE_CODES[r.state],
+        vsn: r.name === this.#host.name ? this.#host.localVsn() : r.vsn,
+      }))
   }
 
   /** Removes dead nodes whose state changed more than `gossipToTheDeadMs` ago, then shuffles the list. */

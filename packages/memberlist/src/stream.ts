@@ -17,7 +17,12 @@ export class StreamEofError extends UnavailableError {
  * the wire decoder's error for malformed input, TimeoutError at the deadline, StreamEofError when the
  * peer closes without sending anything, UnavailableError when it closes mid-message.
  */
-export function readOneMessage(socket: net.Socket, keyring: Keyring, deadline: number): Promise<Message> {
+export function readOneMessage(
+  socket: net.Socket,
+  keyring: Keyring,
+  deadline: number,
+  maxBytes: number,
+): Promise<Message> {
   return new Promise<Message>((resolve, reject) => {
     let buf = Buffer.allocUnsafe(16 * 1024)
     let len = 0
@@ -49,7 +54,7 @@ export function readOneMessage(socket: net.Socket, keyring: Keyring, deadline: n
       len += chunk.length
       let res: { message: Message; consumed: number } | undefined
       try {
-        res = readStreamMessage(buf.subarray(0, len), { keyring })
+        res = readStreamMessage(buf.subarray(0, len), { keyring, maxBytes })
       } catch (err) {
         finish(err)
         return
@@ -57,8 +62,13 @@ export function readOneMessage(socket: net.Socket, keyring: Keyring, deadline: n
       if (res !== undefined) finish(undefined, res.message)
     }
     const onEnd = (): void =>
-      finish(len === 0 ? new StreamEofError() : new UnavailableError('stream ended in the middle of a message', { code: 'ERR_MEMBERLIST_EOF' }))
-    const onError = (err: Error): void => finish(new UnavailableError(`stream error: ${err.message}`, { code: 'ERR_MEMBERLIST_STREAM', cause: err }))
+      finish(
+        len === 0
+          ? new StreamEofError()
+          : new UnavailableError('stream ended in the middle of a message', { code: 'ERR_MEMBERLIST_EOF' }),
+      )
+    const onError = (err: Error): void =>
+      finish(new UnavailableError(`stream error: ${err.message}`, { code: 'ERR_MEMBERLIST_STREAM', cause: err }))
     socket.on('data', onData)
     socket.once('end', onEnd)
     socket.once('close', onEnd)
@@ -76,7 +86,8 @@ export function writeAll(socket: net.Socket, buf: Uint8Array, deadline: number):
       Math.max(0, deadline - Date.now()),
     )
     timer.unref()
-    const onClose = (): void => done(new UnavailableError('stream closed while writing', { code: 'ERR_MEMBERLIST_STREAM' }))
+    const onClose = (): void =>
+      done(new UnavailableError('stream closed while writing', { code: 'ERR_MEMBERLIST_STREAM' }))
     const done = (err?: Error): void => {
       if (settled) return
       settled = true
@@ -87,7 +98,8 @@ export function writeAll(socket: net.Socket, buf: Uint8Array, deadline: number):
     }
     socket.once('close', onClose)
     socket.write(buf, (err) => {
-      if (err !== null && err !== undefined) done(new UnavailableError(`stream write failed: ${err.message}`, { code: 'ERR_MEMBERLIST_STREAM', cause: err }))
+      if (err !== null && err !== undefined)
+        done(new UnavailableError(`stream write failed: ${err.message}`, { code: 'ERR_MEMBERLIST_STREAM', cause: err }))
       else done()
     })
   })

@@ -31,7 +31,6 @@ export function suspicionParams(
   return { k: Math.max(0, k), minMs, maxMs: cfg.suspicionMaxTimeoutMult * minMs }
 }
 
-
 export class Suspicion {
   readonly #k: number
   readonly #minMs: number
@@ -67,10 +66,13 @@ export class Suspicion {
 
   #arm(ms: number): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined
-      this.#onTimeout(this.#n)
-    }, Math.max(0, ms))
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined
+        this.#onTimeout(this.#n)
+      },
+      Math.max(0, ms),
+    )
     this.#timer.unref()
   }
 

@@ -141,7 +141,8 @@ export class Transport {
       return false
     }
     udp.send(buf, to.port, hostOf(to.addr), (err) => {
-      if (err !== null && err !== undefined) this.#init.log.trace('send to %s:%d failed: %s', to.addr, to.port, err.message)
+      if (err !== null && err !== undefined)
+        this.#init.log.trace('send to %s:%d failed: %s', to.addr, to.port, err.message)
     })
     return true
   }
@@ -151,7 +152,9 @@ export class Transport {
     if (this.#closed) throw new UnavailableError('transport is closed', { code: 'ERR_MEMBERLIST_SHUTDOWN' })
     if (this.#init.filter !== undefined && !this.#init.filter(to, 'stream', 'out')) {
       this.#init.onDrop()
-      throw new UnavailableError(`stream to ${to.addr}:${to.port} blocked by filter`, { code: 'ERR_MEMBERLIST_FILTERED' })
+      throw new UnavailableError(`stream to ${to.addr}:${to.port} blocked by filter`, {
+        code: 'ERR_MEMBERLIST_FILTERED',
+      })
     }
     const socket = net.connect({ host: hostOf(to.addr), port: to.port, noDelay: true })
     this.#track(socket)

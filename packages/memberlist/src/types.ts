@@ -76,6 +76,11 @@ export interface MemberlistConfig {
   disableTcpPings: boolean
   awarenessMaxMultiplier: number
   handoffQueueDepth: number
+  /**
+   * Largest plaintext stream message (and largest decompressed stream) accepted, in bytes. Go has no
+   * such bound; encrypted frames are limited to 10 MiB whatever this says. Default 256 MiB.
+   */
+  maxStreamBytes: number
   delegate?: Delegate
   events?: EventDelegate
   logger?: Logger

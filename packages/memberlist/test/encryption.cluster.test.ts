@@ -44,7 +44,12 @@ describe('encrypted cluster', () => {
     expect(err).toBeInstanceOf(JoinError)
     // Their gossip and pings are dropped too: give them time, they never show up.
     await new Promise((r) => setTimeout(r, 600))
-    expect(a!.ml.nodes().map((n) => n.name).sort()).toEqual(['w0', 'w1'])
+    expect(
+      a!.ml
+        .nodes()
+        .map((n) => n.name)
+        .sort(),
+    ).toEqual(['w0', 'w1'])
     expect(a!.ml.stats().dropped).toBeGreaterThan(0)
   })
 

@@ -3,7 +3,15 @@ import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Memberlist } from '../src/index.js'
-import { KeyringImpl, encodeMessage, ipToBytes, lzwDecompress, packStream, readStreamMessage, unpackPacket } from '../src/wire/index.js'
+import {
+  KeyringImpl,
+  encodeMessage,
+  ipToBytes,
+  lzwDecompress,
+  packStream,
+  readStreamMessage,
+  unpackPacket,
+} from '../src/wire/index.js'
 import type { Message } from '../src/wire/index.js'
 import { shutdownAll, startNode, stateOf, waitFor } from './helpers.js'
 
@@ -13,7 +21,9 @@ function vector(id: string): Buffer {
   return Buffer.from(v.hex, 'hex')
 }
 function decompressedHex(id: string): string {
-  const v = JSON.parse(readFileSync(new URL(`${id}.json`, VECTORS), 'utf8')) as { decoded: { compress: { decompressed_hex: string } } }
+  const v = JSON.parse(readFileSync(new URL(`${id}.json`, VECTORS), 'utf8')) as {
+    decoded: { compress: { decompressed_hex: string } }
+  }
   return v.decoded.compress.decompressed_hex
 }
 const K16 = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex')
@@ -148,11 +158,7 @@ describe('interop with recorded Go traffic (real UDP/TCP)', () => {
     const { ml } = await startNode('node1', nodes)
     const peer = await udpPeer()
     send(peer.sock, vector('udp-09-indirect-ping'), ml)
-    await waitFor(
-      () => peer.got.some((b) => unpackPacket(b, {}).messages.some((m) => m.type === 'nack')),
-      3000,
-      'nack',
-    )
+    await waitFor(() => peer.got.some((b) => unpackPacket(b, {}).messages.some((m) => m.type === 'nack')), 3000, 'nack')
     const nack = peer.got.flatMap((b) => unpackPacket(b, {}).messages).find((m) => m.type === 'nack')
     expect(nack).toEqual({ type: 'nack', seqNo: 19 })
   })
@@ -188,7 +194,7 @@ describe('interop with recorded Go traffic (real UDP/TCP)', () => {
     expect(requester.got.flatMap((b) => unpackPacket(b, {}).messages).some((m) => m.type === 'nack')).toBe(false)
   })
 
-  it('our push-pull join request is byte-identical to Go\'s tcp-01 (port aside), and a tcp-02 reply completes the join', async () => {
+  it("our push-pull join request is byte-identical to Go's tcp-01 (port aside), and a tcp-02 reply completes the join", async () => {
     const server = net.createServer()
     const received: Buffer[] = []
     server.on('connection', (sock) => {
@@ -238,7 +244,15 @@ describe('interop with recorded Go traffic (real UDP/TCP)', () => {
         type: 'pushPull',
         join: true,
         nodes: [
-          { name: 'future', addr: ipToBytes('127.0.0.1'), port: 1234, meta: null, incarnation: 1, state: 0, vsn: new Uint8Array([3, 5, 3, 0, 0, 0]) },
+          {
+            name: 'future',
+            addr: ipToBytes('127.0.0.1'),
+            port: 1234,
+            meta: null,
+            incarnation: 1,
+            state: 0,
+            vsn: new Uint8Array([3, 5, 3, 0, 0, 0]),
+          },
         ],
         userState: new Uint8Array(0),
       }),

@@ -23,7 +23,12 @@ describe('memberlist cluster on 127.0.0.1', () => {
     for (const t of c) {
       expect(aliveNames(t.ml)).toEqual(['j0', 'j1', 'j2'])
       expect(t.ml.numMembers()).toBe(3)
-      expect(t.rec.events.filter((e) => e.kind === 'join').map((e) => e.node.name).sort()).toEqual(['j0', 'j1', 'j2'])
+      expect(
+        t.rec.events
+          .filter((e) => e.kind === 'join')
+          .map((e) => e.node.name)
+          .sort(),
+      ).toEqual(['j0', 'j1', 'j2'])
     }
     // Everybody announced itself with incarnation 1.
     expect(c[0]!.ml.nodes().every((n) => n.incarnation === 1)).toBe(true)
@@ -93,7 +98,12 @@ describe('memberlist cluster on 127.0.0.1', () => {
     await waitFor(() => stateOf(c[0]!.ml, 'r2') === 'dead', 10_000, 'r2 dead')
     // FAST.gossipToTheDeadMs = 3000: removed at the next probe-list wrap after that.
     await waitFor(() => stateOf(c[0]!.ml, 'r2') === undefined, 8000, 'r2 removed')
-    expect(c[0]!.ml.nodes().map((n) => n.name).sort()).toEqual(['r0', 'r1'])
+    expect(
+      c[0]!.ml
+        .nodes()
+        .map((n) => n.name)
+        .sort(),
+    ).toEqual(['r0', 'r1'])
   })
 
   it('a partition via the filter hook: both sides mark the other dead, a re-join heals it', async () => {

@@ -118,12 +118,30 @@ describe('lifecycle', () => {
     expect(err).toBeInstanceOf(JoinError)
     expect((err as JoinError).errors.size).toBe(2)
     expect(await a.join([`127.0.0.1:${deadPort}`, `127.0.0.1:${b.address.port}`])).toBe(1)
-    expect(a.members().map((n) => n.name).sort()).toEqual(['a', 'b'])
+    expect(
+      a
+        .members()
+        .map((n) => n.name)
+        .sort(),
+    ).toEqual(['a', 'b'])
   })
 
   it('join honours an aborted signal', async () => {
     const { ml } = await startNode('a', nodes)
-    await expect(ml.join(['127.0.0.1:1'], { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ERR_ABORTED' })
+    await expect(ml.join(['127.0.0.1:1'], { signal: AbortSignal.abort() })).rejects.toMatchObject({
+      code: 'ERR_ABORTED',
+    })
+  })
+
+  it('maxStreamBytes bounds what a plaintext stream may carry', async () => {
+    const { ml: a } = await startNode('a', nodes)
+    const { ml: b, rec } = await startNode('b', nodes, { maxStreamBytes: 4096 })
+    await a.sendReliable(b.address, randomBytes(1000))
+    await waitFor(() => rec.messages.length === 1, 2000, 'small message')
+    await a.sendReliable(b.address, randomBytes(64 * 1024)).catch(() => undefined)
+    await new Promise((r) => setTimeout(r, 300))
+    expect(rec.messages).toHaveLength(1)
+    expect(b.stats().dropped).toBeGreaterThan(0)
   })
 
   it('with keys, sendReliable refuses a frame over 10 MiB', async () => {
@@ -155,7 +173,11 @@ describe('gossip packets', () => {
       vsn: new Uint8Array([1, pmax, 2, 0, 0, 0]),
     })
     const { packPacket } = await import('../src/wire/index.js')
-    sock.send(packPacket([alive], { compress: false, crc: false, keyring: new KeyringImpl(keys) }), ml.address.port, '127.0.0.1')
+    sock.send(
+      packPacket([alive], { compress: false, crc: false, keyring: new KeyringImpl(keys) }),
+      ml.address.port,
+      '127.0.0.1',
+    )
     return { got, port }
   }
 
@@ -213,9 +235,7 @@ describe('gossip packets', () => {
       ml.sendBestEffort({ addr: '127.0.0.1', port: p.port }, big)
     }
     const users = (got: Buffer[]) =>
-      got
-        .map((b) => ({ b, res: unpackPacket(b, {}) }))
-        .filter(({ res }) => res.messages.some((m) => m.type === 'user'))
+      got.map((b) => ({ b, res: unpackPacket(b, {}) })).filter(({ res }) => res.messages.some((m) => m.type === 'user'))
     await waitFor(() => users(p5.got).length === 2 && users(p4.got).length === 2, 2000, 'user packets')
     for (const { b, res } of users(p5.got)) {
       expect(res.crc).toBe(true)
@@ -226,7 +246,11 @@ describe('gossip packets', () => {
       expect([8, 9]).toContain(b[0])
     }
     // 1000 × 'a' shrinks under LZW (type 9), 3 bytes do not (type 8).
-    expect(users(p4.got).map(({ b }) => b[0]).sort()).toEqual([8, 9])
+    expect(
+      users(p4.got)
+        .map(({ b }) => b[0])
+        .sort(),
+    ).toEqual([8, 9])
   })
 
   it('runtime key rotation takes effect for the next packet', async () => {
@@ -237,7 +261,11 @@ describe('gossip packets', () => {
     ml.keyring.addKey(k2)
     ml.keyring.useKey(k2)
     ml.sendBestEffort({ addr: '127.0.0.1', port: peer.port }, new Uint8Array([4, 5, 6]))
-    await waitFor(() => peer.got.some((b) => b.length < 100 && b.length > 0) && peer.got.length >= 2, 2000, 'two packets')
+    await waitFor(
+      () => peer.got.some((b) => b.length < 100 && b.length > 0) && peer.got.length >= 2,
+      2000,
+      'two packets',
+    )
     const users = peer.got
       .map((b) => {
         for (const [name, keys] of [
@@ -265,7 +293,11 @@ describe('gossip packets', () => {
     // A silent peer (pmax 2: no TCP fallback, no nacks).
     await rawPeer(ml, 2)
     await waitFor(() => ml.healthScore() >= 1, 3000, 'health score to rise')
-    await waitFor(() => ml.nodes().some((n) => n.name.startsWith('raw') && n.state === 'dead'), 5000, 'silent peer dead')
+    await waitFor(
+      () => ml.nodes().some((n) => n.name.startsWith('raw') && n.state === 'dead'),
+      5000,
+      'silent peer dead',
+    )
     const raised = ml.healthScore()
     // A peer that answers every ping: successful probes bring the score back down.
     const sock = dgram.createSocket('udp4')
@@ -274,7 +306,8 @@ describe('gossip packets', () => {
     const port = sock.address().port
     sock.on('message', (m, rinfo) => {
       for (const msg of unpackPacket(m, {}).messages) {
-        if (msg.type === 'ping') sock.send(encodeMessage({ type: 'ack', seqNo: msg.seqNo, payload: null }), rinfo.port, rinfo.address)
+        if (msg.type === 'ping')
+          sock.send(encodeMessage({ type: 'ack', seqNo: msg.seqNo, payload: null }), rinfo.port, rinfo.address)
       }
     })
     const { packPacket } = await import('../src/wire/index.js')

@@ -45,7 +45,12 @@ function setup(opts: { left?: boolean } = {}) {
 function alive(node: string, incarnation: number, port = 7001, meta: Uint8Array = new Uint8Array(0)): AliveMessage {
   return { type: 'alive', node, incarnation, addr: ADDR, port, meta, vsn: VSN }
 }
-const suspect = (node: string, incarnation: number, from = 'x'): SuspectMessage => ({ type: 'suspect', node, incarnation, from })
+const suspect = (node: string, incarnation: number, from = 'x'): SuspectMessage => ({
+  type: 'suspect',
+  node,
+  incarnation,
+  from,
+})
 const dead = (node: string, incarnation: number, from = 'x'): DeadMessage => ({ type: 'dead', node, incarnation, from })
 
 describe('NodeTable: alive (§10)', () => {

@@ -284,7 +284,9 @@ export function readBody(type: number, r: MsgpackReader, stream: boolean): Messa
       const v = zeroValues(USER_MSG_HEADER)
       r.struct(USER_MSG_HEADER, v)
       const len = v[0] as number
-      if (len > MAX_STREAM_BYTES) throw new WireError(`user message of ${len} bytes is larger than limit`)
+      if (len > r.maxLength) {
+        throw new WireError(`user message of ${len} bytes is larger than limit`)
+      }
       return { type: 'user', payload: r.take(len) }
     }
     case MessageType.pushPull:

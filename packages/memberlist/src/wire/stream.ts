@@ -50,13 +50,16 @@ export function sealStreamFrame(key: Uint8Array, plain: Uint8Array, nonce?: Uint
 /**
  * Incremental stream reader: call it with everything received so far. Returns undefined while more
  * bytes are needed, else the message and the bytes it used. Throws WireError on malformed input, on an
- * encrypt frame over 10 MiB, and on an encryption mismatch (Go's error texts).
+ * encrypt frame over 10 MiB, and on an encryption mismatch (Go's error texts). `maxBytes` (default
+ * 10 MiB) bounds plaintext messages and decompressed data; Go has no such bound, so a memberlist node
+ * that must take tens of MB over plaintext streams passes a larger one. The encrypt frame limit stays.
  */
 export function readStreamMessage(
   buf: Uint8Array,
-  opts: { keyring?: Keyring | undefined },
+  opts: { keyring?: Keyring | undefined; maxBytes?: number | undefined },
 ): { message: Message; consumed: number } | undefined {
   if (buf.length === 0) return undefined
+  const limit = opts.maxBytes ?? MAX_STREAM_BYTES
   const keys = keysOf(opts.keyring)
   if (buf[0] === MessageType.encrypt) {
     if (keys.length === 0) throw new WireError(ERR_NO_ENCRYPTION)
@@ -66,31 +69,33 @@ export function readStreamMessage(
     if (buf.length < FRAME_HEADER + len) return undefined
     const plain = decryptPayload(keys, buf.subarray(FRAME_HEADER, FRAME_HEADER + len), buf.subarray(0, FRAME_HEADER))
     if (plain.length === 0) throw new WireError('empty decrypted stream message')
-    const message = readPlain(new MsgpackReader(plain, 0, plain.length, false, false), true)
+    const message = readPlain(new MsgpackReader(plain, 0, plain.length, false, false), true, limit)
     return { message, consumed: FRAME_HEADER + len }
   }
   if (keys.length > 0) throw new WireError(ERR_NOT_ENCRYPTED)
   // Plaintext: parse what we have; running out of input means "wait for more". Byte fields are copied so
   // that the caller may reuse its receive buffer.
   const r = new MsgpackReader(buf, 0, buf.length, true, true)
-  r.maxLength = MAX_STREAM_BYTES
+  r.maxLength = limit
   try {
-    const message = readPlain(r, true)
+    const message = readPlain(r, true, limit)
     return { message, consumed: r.pos }
   } catch (err) {
     if (err !== NEED_MORE) throw err
-    if (buf.length > MAX_STREAM_BYTES + 64) throw new WireError('stream message is larger than limit')
+    if (buf.length > limit + 64) throw new WireError('stream message is larger than limit')
     return undefined
   }
 }
 
 /** Type byte, an optional compress wrapper (one level, as Go), then the message body. */
-function readPlain(r: MsgpackReader, allowCompress: boolean): Message {
+function readPlain(r: MsgpackReader, allowCompress: boolean, limit: number): Message {
   const type = r.u8()
   if (type === MessageType.compress && allowCompress) {
-    const data = lzwDecompress(readCompress(r), MAX_STREAM_BYTES)
+    const data = lzwDecompress(readCompress(r), limit)
     if (data.length === 0) throw new WireError('empty decompressed stream message')
-    return readPlain(new MsgpackReader(data, 0, data.length, false, false), false)
+    const inner = new MsgpackReader(data, 0, data.length, false, false)
+    inner.maxLength = limit
+    return readPlain(inner, false, limit)
   }
   const msg = readBody(type, r, true)
   if (msg === undefined) throw new WireError(`Received invalid msgType (${type})`)
