@@ -5,10 +5,6 @@ import js from '@eslint/js'
 import globals from 'globals'
 import tseslint from 'typescript-eslint'
 
-// Packages other engineers are writing right now; lint and format them again once they land
-// (remove them here and in .prettierignore).
-const notYetLinted = ['packages/memberlist/**', 'packages/networkdb/**']
-
 // ---------------------------------------------------------------------------------------------
 // Import rules. ESLint keeps only the last `no-restricted-imports` setting that applies to a file,
 // so every block below builds its full option list through `restrictedImports()`.
@@ -136,14 +132,7 @@ const untypedTsFiles = ['*.ts', 'packages/*/*.ts', 'tools/**/*.ts']
 
 export default tseslint.config(
   {
-    ignores: [
-      '**/node_modules/**',
-      '**/dist/**',
-      '**/build/**',
-      'bench/results/**',
-      'packages/osl/native/**/*.node',
-      ...notYetLinted,
-    ],
+    ignores: ['**/node_modules/**', '**/dist/**', '**/build/**', 'bench/results/**', 'packages/osl/native/**/*.node'],
   },
   js.configs.recommended,
   {

@@ -87,7 +87,9 @@ async function startCluster(n, nid) {
   const deadline = Date.now() + 60_000
   for (;;) {
     const stats = await Promise.all(peers.map((p) => p.call('stats')))
-    const ok = stats.every((s) => s.stats.networks.find((x) => x.networkId === nid)?.peers === n && s.stats.nodes.active === n)
+    const ok = stats.every(
+      (s) => s.stats.networks.find((x) => x.networkId === nid)?.peers === n && s.stats.nodes.active === n,
+    )
     if (ok) break
     if (Date.now() > deadline) throw new Error(`cluster of ${n} did not converge`)
     await sleep(200)
@@ -217,7 +219,15 @@ async function main() {
     bulkSyncEntries: bulk.entries,
     bulkSyncMs: bulk.syncedMs,
   }
-  return { summary, reference: DOCKER, propagation: propagationResults, failure, bulk, loadavg: os.loadavg(), cpus: os.cpus().length }
+  return {
+    summary,
+    reference: DOCKER,
+    propagation: propagationResults,
+    failure,
+    bulk,
+    loadavg: os.loadavg(),
+    cpus: os.cpus().length,
+  }
 }
 
 const cleanup = () => {

@@ -60,7 +60,11 @@ process.on('message', async (msg) => {
       case 'count':
         return reply({ count: db.getTableByNetwork(msg.table, msg.nid).size })
       case 'stats':
-        return reply({ stats: JSON.parse(JSON.stringify(db.stats(), (_k, v) => (typeof v === 'bigint' ? v.toString() : v))), memory: process.memoryUsage(), cpu: process.cpuUsage() })
+        return reply({
+          stats: JSON.parse(JSON.stringify(db.stats(), (_k, v) => (typeof v === 'bigint' ? v.toString() : v))),
+          memory: process.memoryUsage(),
+          cpu: process.cpuUsage(),
+        })
       case 'close':
         for (const w of watchers) w.close()
         await db.close()

@@ -71,8 +71,15 @@ export function resolveConfig(
     throw new InvalidConfigError('packetBufferSize', 'must be an integer ≥ 64')
   if (!Number.isInteger(cfg.bulkSyncChunkBytes) || cfg.bulkSyncChunkBytes < 1024)
     throw new InvalidConfigError('bulkSyncChunkBytes', 'must be an integer ≥ 1024')
-  if (typeof cfg.eagerGossipIntervalMs !== 'number' || !Number.isFinite(cfg.eagerGossipIntervalMs) || cfg.eagerGossipIntervalMs < 0)
-    throw new InvalidConfigError('eagerGossipIntervalMs', 'must be a number of milliseconds ≥ 0 (0 turns eager gossip off)')
+  if (
+    typeof cfg.eagerGossipIntervalMs !== 'number' ||
+    !Number.isFinite(cfg.eagerGossipIntervalMs) ||
+    cfg.eagerGossipIntervalMs < 0
+  )
+    throw new InvalidConfigError(
+      'eagerGossipIntervalMs',
+      'must be a number of milliseconds ≥ 0 (0 turns eager gossip off)',
+    )
   for (const f of DURATIONS) {
     const v = cfg[f]
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)

@@ -28,8 +28,6 @@ import {
   NetworkEventType,
   NodeEventType,
   TableEventType,
-  compoundMessageSize,
-  compoundPartSize,
   decodeBulkSync,
   decodeCompound,
   decodeGossip,

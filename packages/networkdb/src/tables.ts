@@ -25,9 +25,9 @@ export class EntryStore {
 
   put(nid: string, table: string, key: string, e: Entry): void {
     let tables = this.#byNetwork.get(nid)
-    if (tables === undefined) this.#byNetwork.set(nid, (tables = new Map()))
+    if (tables === undefined) this.#byNetwork.set(nid, (tables = new Map<string, Map<string, Entry>>()))
     let t = tables.get(table)
-    if (t === undefined) tables.set(table, (t = new Map()))
+    if (t === undefined) tables.set(table, (t = new Map<string, Entry>()))
     t.set(key, e)
   }
 

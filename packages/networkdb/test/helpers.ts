@@ -23,8 +23,8 @@ export const settle = async (ms: number): Promise<void> => {
 export interface TestCluster {
   hub: FakeHub
   dbs: NetworkDBNode[]
-  add(name: string, extra?: Partial<NetworkDBConfig>): Promise<NetworkDBNode>
-  member(db: NetworkDBNode): FakeMember
+  add: (name: string, extra?: Partial<NetworkDBConfig>) => Promise<NetworkDBNode>
+  member: (db: NetworkDBNode) => FakeMember
   seed: string
 }
 

@@ -50,5 +50,5 @@ export async function waitFor(what: string, cond: () => boolean, timeoutMs = 20_
 }
 
 export const seedOf = (db: NetworkDBNode): string => `${db.address.addr}:${db.address.port}`
-export const status = (db: NetworkDBNode, name: string): string | undefined => db.nodes().find((n) => n.name === name)?.status
-
+export const status = (db: NetworkDBNode, name: string): string | undefined =>
+  db.nodes().find((n) => n.name === name)?.status

@@ -31,7 +31,10 @@ describe('networkdb clusters on 127.0.0.1', () => {
       const red = dbs.filter((_, i) => i % 2 === 1)
       await Promise.all([...blue.map((db) => db.joinNetwork('blue')), ...red.map((db) => db.joinNetwork('red'))])
       await waitFor('network peers', () =>
-        dbs.every((db) => db.peers(blue.includes(db) ? 'blue' : 'red').length === (blue.includes(db) ? blue.length : red.length)),
+        dbs.every(
+          (db) =>
+            db.peers(blue.includes(db) ? 'blue' : 'red').length === (blue.includes(db) ? blue.length : red.length),
+        ),
       )
       const origin = blue[blue.length - 1] as NetworkDBNode
       origin.createEntry('t', 'blue', 'k', enc('v1'))
@@ -75,10 +78,7 @@ describe('networkdb clusters on 127.0.0.1', () => {
     const [a0, a1, , b0, b1] = dbs as [NetworkDBNode, NetworkDBNode, NetworkDBNode, NetworkDBNode, NetworkDBNode]
     await waitFor(
       'each side sees the other failed',
-      () =>
-        dbs.every((db, i) =>
-          dbs.every((other, j) => (i < 3) === (j < 3) || status(db, other.nodeId) === 'failed'),
-        ),
+      () => dbs.every((db, i) => dbs.every((other, j) => i < 3 === j < 3 || status(db, other.nodeId) === 'failed')),
       60_000,
     )
     // the other side's entries went with its nodes; each side keeps writing
@@ -90,8 +90,16 @@ describe('networkdb clusters on 127.0.0.1', () => {
 
     cut = false // nobody calls join: the reconnect loop finds the failed nodes again
     const expected = { e0: 'v0', e2: 'v2', e3: 'v3', e4: 'v4-new', e5: 'v5', 'during-a': 'a', 'during-b': 'b' }
-    await waitFor('6 active again', () => dbs.every((db) => db.stats().nodes.active === 6 && db.stats().nodes.failed === 0), 60_000)
-    await waitFor('entries converged', () => dbs.every((db) => JSON.stringify(sorted(table(db, 'n'))) === JSON.stringify(sorted(expected))), 60_000)
+    await waitFor(
+      '6 active again',
+      () => dbs.every((db) => db.stats().nodes.active === 6 && db.stats().nodes.failed === 0),
+      60_000,
+    )
+    await waitFor(
+      'entries converged',
+      () => dbs.every((db) => JSON.stringify(sorted(table(db, 'n'))) === JSON.stringify(sorted(expected))),
+      60_000,
+    )
     for (const db of dbs) expect(table(db, 'n')).toEqual(expected)
   })
 
@@ -109,7 +117,9 @@ describe('networkdb clusters on 127.0.0.1', () => {
     for (const db of dbs) db.removeKey(k1)
     c.createEntry('t', 'n', 'after', enc('2'))
     a.updateEntry('t', 'n', 'before', enc('1b'))
-    await waitFor('after everywhere', () => dbs.every((db) => table(db, 'n')['after'] === '2' && table(db, 'n')['before'] === '1b'))
+    await waitFor('after everywhere', () =>
+      dbs.every((db) => table(db, 'n')['after'] === '2' && table(db, 'n')['before'] === '1b'),
+    )
     expect(dbs.every((db) => db.stats().nodes.active === 3)).toBe(true)
 
     const stale = await start('stale', { keys: [k1] })
