@@ -968,7 +968,20 @@ export class NetworkDBNode implements NetworkDB {
       return
     }
     if (this.#closed) return
-    this.#track(this.#bulkSyncNode(bsm.networks, bsm.nodeName, false, this.#ac.signal))
+    this.#track(this.#replyBulkSync(bsm.networks, bsm.nodeName, this.#ac.signal))
+  }
+
+  /**
+   * Answers an unsolicited bulk sync. A node that has just joined through another member syncs at once,
+   * often before gossip has told us about it: wait (briefly) until it is known instead of leaving it
+   * waiting for a reply that never comes (it would give up only after bulkSyncTimeoutMs).
+   */
+  async #replyBulkSync(networks: readonly string[], node: string, signal: AbortSignal): Promise<void> {
+    const deadline = performance.now() + Math.min(5_000, this.#cfg.bulkSyncTimeoutMs)
+    while (this.#nodes.get(node)?.status !== 'active' && performance.now() < deadline && !signal.aborted) {
+      await new Promise<void>((resolve) => setTimeout(resolve, 20).unref())
+    }
+    await this.#bulkSyncNode(networks, node, false, signal)
   }
 
   /** Bulk sync of the networks in common with each of `nodes` (all = every one, else up to 2 random). */

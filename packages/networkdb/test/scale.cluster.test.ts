@@ -136,3 +136,21 @@ describe('networkdb clusters on 127.0.0.1', () => {
 function sorted(o: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(o).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
 }
+
+describe('joining a network right after joining the cluster', () => {
+  it('gets the bulk-sync replies of members that have not heard of it yet, without waiting for the timeout', async () => {
+    const dbs = await cluster('j', 3)
+    await Promise.all(dbs.map((db) => db.joinNetwork('n')))
+    await waitFor('network peers', () => dbs.every((db) => db.peers('n').length === 3))
+    dbs.forEach((db, i) => db.createEntry('t', 'n', `e${i}`, enc(`v${i}`)))
+    await waitFor('entries everywhere', () => dbs.every((db) => Object.keys(table(db, 'n')).length === 3))
+    // joins through the last node and syncs with all three at once: the other two learn of it by gossip
+    // only later, and must still answer (or joinNetwork would wait bulkSyncTimeoutMs for them)
+    const late = await start('late', { bulkSyncTimeoutMs: 20_000 })
+    await late.join([seedOf(dbs[2] as NetworkDBNode)])
+    const t0 = performance.now()
+    await late.joinNetwork('n')
+    expect(performance.now() - t0).toBeLessThan(10_000)
+    expect(table(late, 'n')).toEqual({ e0: 'v0', e1: 'v1', e2: 'v2' })
+  })
+})
