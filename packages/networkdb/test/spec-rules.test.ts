@@ -93,8 +93,17 @@ describe('§5.4 node events', () => {
     expect(nodeOf(a, 'node1')?.status).toBe('active')
     expect(a.stats().nodeEventQueue).toBe(0)
 
+    ma.inject(makeCompound([tableEvent(TableEventType.CREATE, 5n, 'node1', 'live', 'l')]))
+    ma.inject(makeCompound([tableEvent(TableEventType.CREATE, 6n, 'node1', 'gone', 'g')]))
+    ma.inject(makeCompound([tableEvent(TableEventType.DELETE, 7n, 'node1', 'gone', 'g', 100)]))
+    const onA = collect(a.watch({ table: 't' }))
     ma.inject(nodeEvent(NodeEventType.LEAVE, 1_200n, 'node1'))
     expect(nodeOf(a, 'node1')).toMatchObject({ status: 'left', ltime: 1_200n, reapTimeMs: 24 * 3_600_000 })
+    // LEFT: every entry of the node is removed at once, Delete for the live ones
+    expect(a.getEntryInfo('t', 'N', 'live')).toBeUndefined()
+    expect(a.getEntryInfo('t', 'N', 'gone')).toBeUndefined()
+    await settle(0)
+    expect(onA.map((e) => `${e.type}:${e.key}:${dec(e.value)}`)).toEqual(['delete:live:l'])
     expect(a.stats().nodeEventQueue).toBe(1)
     expect(a.peers('N').map((p) => p.name)).toEqual(['node0'])
     expect(record(c, a, 'node1', 'N')).toBeUndefined()
