@@ -189,23 +189,9 @@ export class NodeTable {
     if (!bootstrap && isLocal) {
       const versions = host.localVsn()
       if (a.incarnation === r.incarnation && bytesEqual(a.meta, r.meta) && bytesEqual(a.vsn, versions)) return
-      let inc = this.nextIncarnation()
-      while (a.incarnation >= inc) inc = this.nextIncarnation()
-      r.incarnation = inc
-      host.log('refuting an alive message about us (incarnation %d → %d)', a.incarnation, inc)
-      host.broadcast(
-        r.name,
-        {
-          type: 'alive',
-          incarnation: inc,
-          node: r.name,
-          addr: r.addrBytes,
-          port: r.port,
-          meta: r.meta,
-          vsn: versions,
-        },
-        onFinished,
-      )
+      // Go calls refute() here too: max(own + 1, accused + 1) in uint32, and awareness + 1.
+      this.refute(r, a.incarnation)
+      host.log('refuting an alive message about us (incarnation %d → %d)', a.incarnation, r.incarnation)
     } else {
       host.broadcast(a.node, a, onFinished)
       if (a.vsn.length >= 6) r.vsn = new Uint8Array(a.vsn.subarray(0, 6))
