@@ -833,6 +833,8 @@ export class MemberlistImpl implements Memberlist {
         return
       }
       if (await fallback) {
+        // Go returns with its awarenessDelta still at −1: reaching the node over TCP is a successful probe.
+        awarenessDelta = -1
         this.#log('was able to connect to %s over TCP but UDP probes failed, network may be misconfigured', name)
         return
       }

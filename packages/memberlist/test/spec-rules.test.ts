@@ -193,3 +193,258 @@ describe('§8 version ranges', () => {
     expect(verifyProtocol(local, [n('gone', [1, 5, 6, 0, 0, 0], 2)])).toMatch(/'gone' protocol version \(6\)/)
   })
 })
+
+// ------------------------------------------------------------------ real sockets on 127.0.0.1
+
+const nodes: Memberlist[] = []
+const closers: (() => Promise<void>)[] = []
+afterEach(async () => {
+  for (const c of closers.splice(0)) await c()
+  await shutdownAll(nodes)
+})
+
+interface Got {
+  at: number
+  msg: Message
+  parts: number
+}
+
+interface RawPeer {
+  name: string
+  port: number
+  got: Got[]
+  sock: dgram.Socket
+  /** TCP pings received (SeqNo) when a TCP listener was asked for. */
+  tcpPings: number[]
+  send(ml: Memberlist, msgs: Uint8Array[]): void
+}
+
+/**
+ * A hand-built peer: a UDP socket (and optionally a TCP listener on the same port) that records every
+ * message it receives. `ack` decides how it answers a ping (undefined = silent).
+ */
+async function rawPeer(
+  ml: Memberlist | undefined,
+  opts: { name?: string; pmax?: number; ack?: (seqNo: number) => number | undefined; tcpAck?: boolean } = {},
+): Promise<RawPeer> {
+  const sock = dgram.createSocket('udp4')
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()))
+  const port = sock.address().port
+  const name = opts.name ?? `raw${port}`
+  const got: Got[] = []
+  const tcpPings: number[] = []
+  sock.on('message', (m, rinfo) => {
+    const res = unpackPacket(m, {})
+    for (const msg of res.messages) {
+      got.push({ at: Date.now(), msg, parts: res.messages.length })
+      if (msg.type === 'ping' && opts.ack !== undefined) {
+        const seq = opts.ack(msg.seqNo)
+        if (seq !== undefined)
+          sock.send(encodeMessage({ type: 'ack', seqNo: seq, payload: null }), rinfo.port, rinfo.address)
+      }
+    }
+  })
+  let server: net.Server | undefined
+  if (opts.tcpAck === true) {
+    const srv = net.createServer((c) => {
+      let buf = Buffer.alloc(0)
+      c.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d])
+        const r = readStreamMessage(buf, {})
+        if (r?.message.type === 'ping') {
+          tcpPings.push(r.message.seqNo)
+          c.end(packStream(encodeMessage({ type: 'ack', seqNo: r.message.seqNo, payload: null }), { compress: true }))
+        }
+      })
+      c.on('error', () => undefined)
+    })
+    server = srv
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject)
+      srv.listen(port, '127.0.0.1', () => resolve())
+    })
+  }
+  closers.push(async () => {
+    sock.close()
+    if (server !== undefined) await new Promise<void>((r) => server.close(() => r()))
+  })
+  const peer: RawPeer = {
+    name,
+    port,
+    got,
+    sock,
+    tcpPings,
+    send(to, msgs) {
+      sock.send(packPacket(msgs, { compress: false, crc: false }), to.address.port, '127.0.0.1')
+    },
+  }
+  if (ml !== undefined) {
+    peer.send(ml, [
+      encodeMessage({
+        type: 'alive',
+        node: name,
+        incarnation: 1,
+        addr: ipToBytes('127.0.0.1'),
+        port,
+        meta: new Uint8Array(0),
+        vsn: new Uint8Array([1, opts.pmax ?? 5, 2, 0, 0, 0]),
+      }),
+    ])
+    await waitFor(() => stateOf(ml, name) === 'alive', 2000, `${name} known`)
+  }
+  return peer
+}
+
+const ofType = <T extends Message['type']>(g: Got[], type: T): (Got & { msg: Extract<Message, { type: T }> })[] =>
+  g.filter((x) => x.msg.type === type) as (Got & { msg: Extract<Message, { type: T }> })[]
+
+/** Raises the health score by `n` by making `peer` accuse us n times (each refute: awareness + 1). */
+async function raiseAwareness(ml: Memberlist, peer: RawPeer, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const inc = ml.localNode().incarnation
+    peer.send(ml, [encodeMessage({ type: 'suspect', node: ml.name, incarnation: inc, from: peer.name })])
+    await waitFor(() => ml.localNode().incarnation > inc, 2000, 'refute')
+  }
+}
+
+describe('§9 probe loop (real sockets)', () => {
+  it('an alive target gets a bare ping naming it; a suspect target gets [ping, suspect{its inc, it, from = us}]', async () => {
+    const { ml } = await startNode('prober', nodes, { suspicionMult: 100, gossipIntervalMs: 0 })
+    let acks = true
+    const t = await rawPeer(ml, { pmax: 2, ack: (s) => (acks ? s : undefined) })
+    await waitFor(() => ofType(t.got, 'ping').length >= 2, 3000, 'pings')
+    for (const p of ofType(t.got, 'ping')) expect(p.msg.node).toBe(t.name)
+    expect(ofType(t.got, 'suspect')).toEqual([])
+    // Someone else suspects it: our next probe carries the suspicion so that it can refute.
+    acks = false
+    t.send(ml, [encodeMessage({ type: 'suspect', node: t.name, incarnation: 1, from: 'other' })])
+    await waitFor(() => ofType(t.got, 'suspect').length >= 1, 3000, 'suspect piggybacked on the probe')
+    const s = ofType(t.got, 'suspect')[0]!
+    expect(s.msg).toEqual({ type: 'suspect', node: t.name, incarnation: 1, from: 'prober' })
+    expect(s.parts).toBe(2)
+    const ping = t.got[t.got.indexOf(s) - 1]!
+    expect(ping.msg).toMatchObject({ type: 'ping', node: t.name })
+  })
+
+  it('no ack within ProbeTimeout: indirect pings with the same SeqNo to at most 3 alive helpers, Nack = pmax ≥ 4', async () => {
+    const { ml } = await startNode('prober', nodes, {
+      suspicionMult: 100,
+      gossipIntervalMs: 0,
+      probeIntervalMs: 300,
+      probeTimeoutMs: 100,
+    })
+    const ack = (s: number) => s
+    const helpers = [
+      await rawPeer(ml, { pmax: 4, ack }),
+      await rawPeer(ml, { pmax: 5, ack }),
+      await rawPeer(ml, { pmax: 3, ack }),
+      await rawPeer(ml, { pmax: 2, ack }),
+    ]
+    const suspectHelper = await rawPeer(ml, { pmax: 5, ack })
+    suspectHelper.send(ml, [encodeMessage({ type: 'suspect', node: suspectHelper.name, incarnation: 1, from: 'x' })])
+    await waitFor(() => stateOf(ml, suspectHelper.name) === 'suspect', 2000, 'suspect helper')
+    const target = await rawPeer(ml, { pmax: 2 })
+    await waitFor(() => ofType(target.got, 'ping').length >= 1, 5000, 'ping to the target')
+    const ping = ofType(target.got, 'ping')[0]!
+    const forIt = (h: RawPeer) => ofType(h.got, 'indirectPing').filter((g) => g.msg.seqNo === ping.msg.seqNo)
+    await waitFor(() => helpers.filter((h) => forIt(h).length > 0).length === 3, 3000, 'three indirect pings')
+    await new Promise((r) => setTimeout(r, 100))
+    expect(helpers.filter((h) => forIt(h).length > 0)).toHaveLength(3)
+    expect(ofType(suspectHelper.got, 'indirectPing')).toEqual([])
+    for (const [h, pmax] of helpers.map((x, i) => [x, [4, 5, 3, 2][i]!] as const)) {
+      for (const g of forIt(h)) {
+        expect([...g.msg.target]).toEqual([127, 0, 0, 1])
+        expect(g.msg).toMatchObject({
+          type: 'indirectPing',
+          seqNo: ping.msg.seqNo,
+          port: target.port,
+          node: target.name,
+          nack: pmax >= 4,
+        })
+        // Sent after ProbeTimeout, not before.
+        expect(g.at - ping.at).toBeGreaterThanOrEqual(80)
+      }
+    }
+    await waitFor(() => stateOf(ml, target.name) === 'suspect', 3000, 'target suspect')
+  })
+
+  it('an ack with an unknown SeqNo, or one arriving after the probe deadline, is ignored', async () => {
+    const { ml } = await startNode('prober', nodes, { suspicionMult: 100, gossipIntervalMs: 0 })
+    const t = await rawPeer(ml, { pmax: 2 })
+    t.sock.on('message', (m, rinfo) => {
+      for (const msg of unpackPacket(m, {}).messages) {
+        if (msg.type !== 'ping') continue
+        t.sock.send(encodeMessage({ type: 'ack', seqNo: msg.seqNo + 1000, payload: null }), rinfo.port, rinfo.address)
+        const late = encodeMessage({ type: 'ack', seqNo: msg.seqNo, payload: null })
+        setTimeout(() => {
+          try {
+            t.sock.send(late, rinfo.port, rinfo.address)
+          } catch {
+            // the test is over and the socket closed
+          }
+        }, 400).unref() // after the probe deadline: ProbeInterval 200 ms × (1 + 0)
+      }
+    })
+    await waitFor(() => stateOf(ml, t.name) === 'suspect', 3000, 'suspect despite the stray acks')
+  })
+
+  it('TCP fallback ping to a target with pmax ≥ 3 keeps it alive (and counts as a success for awareness); pmax 2 gets none', async () => {
+    const { ml } = await startNode('prober', nodes, { suspicionMult: 100, gossipIntervalMs: 0 })
+    const accuser = await rawPeer(undefined)
+    await raiseAwareness(ml, accuser, 2)
+    expect(ml.healthScore()).toBe(2)
+    const t3 = await rawPeer(ml, { pmax: 3, tcpAck: true })
+    await waitFor(() => t3.tcpPings.length >= 3, 8000, 'three TCP fallback pings')
+    const udpSeqs = ofType(t3.got, 'ping').map((g) => g.msg.seqNo)
+    for (const s of t3.tcpPings) expect(udpSeqs).toContain(s)
+    expect(stateOf(ml, t3.name)).toBe('alive')
+    // Go leaves awarenessDelta at −1 when the TCP fallback reached the node.
+    expect(ml.healthScore()).toBe(0)
+    const t2 = await rawPeer(ml, { pmax: 2, tcpAck: true })
+    await waitFor(() => stateOf(ml, t2.name) === 'suspect', 5000, 'pmax 2 target suspect')
+    expect(t2.tcpPings).toEqual([])
+  })
+
+  it('the probe deadline scales with the health score, ProbeTimeout does not', async () => {
+    const { ml } = await startNode('prober', nodes, { suspicionMult: 100, gossipIntervalMs: 0 })
+    const accuser = await rawPeer(undefined)
+    await raiseAwareness(ml, accuser, 3)
+    const helper = await rawPeer(ml, { pmax: 4, ack: (s) => s })
+    const target = await rawPeer(ml, { pmax: 2 })
+    await waitFor(() => stateOf(ml, target.name) === 'suspect', 8000, 'target suspect')
+    const suspectedAt = Date.now()
+    const ping = ofType(target.got, 'ping')[0]!
+    const ind = ofType(helper.got, 'indirectPing').find((g) => g.msg.seqNo === ping.msg.seqNo)!
+    expect(ind).toBeDefined()
+    // ProbeTimeout (100 ms) unscaled…
+    expect(ind.at - ping.at).toBeLessThan(300)
+    // …while the deadline is ProbeInterval 200 ms × (1 + score), score ≥ 2 here (helper probes lower it).
+    expect(suspectedAt - ping.at).toBeGreaterThanOrEqual(550)
+  })
+
+  it('helper role: nack to the requester only after ProbeTimeout, and only when Nack was asked', async () => {
+    const { ml } = await startNode('helper', nodes, { gossipIntervalMs: 0, probeTimeoutMs: 300 })
+    const req = await rawPeer(undefined)
+    const silent = await rawPeer(undefined)
+    const ind = (seqNo: number, nack: boolean) =>
+      encodeMessage({
+        type: 'indirectPing',
+        seqNo,
+        target: ipToBytes('127.0.0.1'),
+        port: silent.port,
+        node: 'tgt',
+        nack,
+      })
+    const sentAt = Date.now()
+    req.send(ml, [ind(501, true)])
+    req.send(ml, [ind(502, false)])
+    await waitFor(() => ofType(req.got, 'nack').length >= 1, 3000, 'nack')
+    expect(ofType(req.got, 'nack')[0]!.at - sentAt).toBeGreaterThanOrEqual(280)
+    await new Promise((r) => setTimeout(r, 500))
+    expect(ofType(req.got, 'nack').map((g) => g.msg)).toEqual([{ type: 'nack', seqNo: 501 }])
+    // The target was pinged with the helper's own SeqNos, naming the target.
+    const pings = ofType(silent.got, 'ping')
+    expect(pings.map((g) => g.msg.node)).toEqual(['tgt', 'tgt'])
+    expect(pings.map((g) => g.msg.seqNo)).not.toContain(501)
+  })
+})
