@@ -213,6 +213,8 @@ interface RawPeer {
   name: string
   port: number
   got: Got[]
+  /** Every datagram as received (before decryption). */
+  raw: { at: number; buf: Buffer }[]
   sock: dgram.Socket
   /** TCP pings received (SeqNo) when a TCP listener was asked for. */
   tcpPings: number[]
@@ -225,16 +227,25 @@ interface RawPeer {
  */
 async function rawPeer(
   ml: Memberlist | undefined,
-  opts: { name?: string; pmax?: number; ack?: (seqNo: number) => number | undefined; tcpAck?: boolean } = {},
+  opts: {
+    name?: string
+    pmax?: number
+    ack?: (seqNo: number) => number | undefined
+    tcpAck?: boolean
+    keys?: Uint8Array[]
+  } = {},
 ): Promise<RawPeer> {
   const sock = dgram.createSocket('udp4')
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()))
   const port = sock.address().port
   const name = opts.name ?? `raw${port}`
   const got: Got[] = []
+  const raw: { at: number; buf: Buffer }[] = []
   const tcpPings: number[] = []
+  const keyring = new KeyringImpl(opts.keys ?? [])
   sock.on('message', (m, rinfo) => {
-    const res = unpackPacket(m, {})
+    raw.push({ at: Date.now(), buf: m })
+    const res = unpackPacket(m, { keyring })
     for (const msg of res.messages) {
       got.push({ at: Date.now(), msg, parts: res.messages.length })
       if (msg.type === 'ping' && opts.ack !== undefined) {
@@ -272,10 +283,11 @@ async function rawPeer(
     name,
     port,
     got,
+    raw,
     sock,
     tcpPings,
     send(to, msgs) {
-      sock.send(packPacket(msgs, { compress: false, crc: false }), to.address.port, '127.0.0.1')
+      sock.send(packPacket(msgs, { compress: false, crc: false, keyring }), to.address.port, '127.0.0.1')
     },
   }
   if (ml !== undefined) {
@@ -446,5 +458,169 @@ describe('§9 probe loop (real sockets)', () => {
     const pings = ofType(silent.got, 'ping')
     expect(pings.map((g) => g.msg.node)).toEqual(['tgt', 'tgt'])
     expect(pings.map((g) => g.msg.seqNo)).not.toContain(501)
+  })
+})
+
+/** A delegate that always has one 10-byte broadcast and records every getBroadcasts call. */
+function recordingDelegate(): Delegate & { calls: { overhead: number; limit: number }[]; merged: Uint8Array[] } {
+  const d = {
+    calls: [] as { overhead: number; limit: number }[],
+    merged: [] as Uint8Array[],
+    nodeMeta: () => new Uint8Array(0),
+    notifyMsg: () => undefined,
+    getBroadcasts: (overhead: number, limit: number) => {
+      d.calls.push({ overhead, limit })
+      return [new Uint8Array(10).fill(0x55)]
+    },
+    localState: () => new Uint8Array(0),
+    mergeRemoteState: (p: Uint8Array) => {
+      d.merged.push(new Uint8Array(p))
+    },
+  }
+  return d
+}
+
+const KEY = new Uint8Array(16).fill(3)
+const NO_PROBES = { probeIntervalMs: 600_000, pushPullIntervalMs: 0 }
+
+describe('§5.6 byte budgets (real sockets)', () => {
+  for (const keys of [[], [KEY]]) {
+    const enc = keys.length > 0
+    it(`ack piggyback: own queue first, then GetBroadcasts(3, budget − own) with budget 1400 − len(ack) − 4${enc ? ' − 29' : ''}`, async () => {
+      const d = recordingDelegate()
+      const { ml } = await startNode('pb', nodes, { ...NO_PROBES, gossipIntervalMs: 0, delegate: d, keys })
+      const peer = await rawPeer(undefined, { keys })
+      peer.send(ml, [encodeMessage({ type: 'ping', seqNo: 9, node: 'pb' })])
+      await waitFor(() => ofType(peer.got, 'ack').length === 1, 2000, 'ack')
+      const msgs = peer.got.map((g) => g.msg)
+      expect(msgs[0]).toEqual({ type: 'ack', seqNo: 9, payload: null })
+      // [ack, alive about us (our queue), user (the delegate's)], in that order.
+      expect(msgs.map((m) => m.type)).toEqual(['ack', 'alive', 'user'])
+      expect(d.calls).toHaveLength(1)
+      const own = encodeMessage(msgs[1]!).length + 2
+      // Go: 1400 − len(msg) − 2; we also reserve the 2-byte length of the message's own compound part so
+      // that the datagram stays within 1400 bytes.
+      expect(d.calls[0]).toEqual({
+        overhead: 3,
+        limit: 1400 - encodeMessage(msgs[0]!).length - 4 - (enc ? 29 : 0) - own,
+      })
+    })
+
+    it(`gossip tick: GetBroadcasts(3, 1400 − 2 − 5 (hasCrc)${enc ? ' − 29' : ''} − own), one message bare, several as a compound`, async () => {
+      const d = recordingDelegate()
+      const { ml } = await startNode('gt', nodes, { ...NO_PROBES, gossipIntervalMs: 30, delegate: d, keys })
+      const peer = await rawPeer(ml, { pmax: 5, keys })
+      await waitFor(() => peer.raw.length >= 8, 3000, 'gossip packets')
+      const keyring = new KeyringImpl(keys)
+      let bare = 0
+      let compound = 0
+      for (const [i, { buf }] of peer.raw.slice(0, 8).entries()) {
+        const res = unpackPacket(buf, { keyring })
+        expect(res.crc).toBe(true)
+        const types = res.messages.map((m) => m.type)
+        // Own queue (alive messages) first, then exactly one delegate message.
+        expect(types.at(-1)).toBe('user')
+        expect(types.slice(0, -1).every((t) => t === 'alive')).toBe(true)
+        const own = res.messages.slice(0, -1).reduce((n, m) => n + encodeMessage(m).length + 2, 0)
+        expect(d.calls[i]).toEqual({ overhead: 3, limit: 1400 - 2 - 5 - (enc ? 29 : 0) - own })
+        const plain = enc ? null : buf
+        if (res.messages.length === 1) {
+          bare++
+          if (plain !== null) expect(plain[5]).toBe(8)
+        } else {
+          compound++
+          if (plain !== null) expect([7, 9]).toContain(plain[5])
+        }
+      }
+      // Two alives (ours and the peer's, re-broadcast) go 4 times each (n = 2), then the user message alone.
+      expect(compound).toBe(4)
+      expect(bare).toBe(4)
+    })
+  }
+
+  it('gossips to a dead node for gossipToTheDeadMs, then stops', async () => {
+    const d = recordingDelegate()
+    const { ml } = await startNode('gd', nodes, {
+      ...NO_PROBES,
+      gossipIntervalMs: 30,
+      gossipToTheDeadMs: 1500,
+      delegate: d,
+    })
+    const peer = await rawPeer(ml, { pmax: 5 })
+    peer.send(ml, [encodeMessage({ type: 'dead', node: peer.name, incarnation: 1, from: 'x' })])
+    await waitFor(() => stateOf(ml, peer.name) === 'dead', 2000, 'peer dead')
+    const diedAt = Date.now()
+    await new Promise((r) => setTimeout(r, 2500))
+    const after = peer.raw.filter((p) => p.at > diedAt + 100).map((p) => p.at - diedAt)
+    expect(after.some((t) => t > 1000 && t < 1500)).toBe(true)
+    expect(after.filter((t) => t > 1700)).toEqual([])
+  })
+})
+
+describe('§11 leave and §6 push-pull user state (real sockets)', () => {
+  it('leave: dead{own incarnation, From ""} is sent its full 4 × ceil(log10(n + 1)) times before leave resolves', async () => {
+    const { ml } = await startNode('lv', nodes, { gossipIntervalMs: 50 })
+    const peer = await rawPeer(ml, { pmax: 5, ack: (s) => s })
+    const inc = ml.localNode().incarnation
+    await ml.leave(5000)
+    const deads = () => ofType(peer.got, 'dead').filter((g) => g.msg.node === 'lv')
+    await new Promise((r) => setTimeout(r, 50))
+    expect(deads()).toHaveLength(4) // n = 2 → 4 × ceil(log10 3) = 4
+    for (const g of deads()) expect(g.msg).toEqual({ type: 'dead', node: 'lv', incarnation: inc, from: '' })
+    expect(ml.localNode().state).toBe('left')
+    // An alive about ourselves arriving later is ignored.
+    peer.send(ml, [
+      encodeMessage({
+        type: 'alive',
+        node: 'lv',
+        incarnation: inc + 5,
+        addr: ipToBytes('127.0.0.1'),
+        port: ml.address.port,
+        meta: new Uint8Array(0),
+        vsn: VSN,
+      }),
+    ])
+    await new Promise((r) => setTimeout(r, 300))
+    expect(ml.localNode()).toMatchObject({ state: 'left', incarnation: inc })
+    expect(deads()).toHaveLength(4)
+  })
+
+  it('leave gives up at the timeout when the broadcast cannot go out', async () => {
+    const { ml } = await startNode('lt', nodes, { ...NO_PROBES, gossipIntervalMs: 0 })
+    const peer = await rawPeer(ml, { pmax: 5 })
+    const t0 = Date.now()
+    await ml.leave(300)
+    const took = Date.now() - t0
+    expect(took).toBeGreaterThanOrEqual(280)
+    expect(took).toBeLessThan(2000)
+    expect(ofType(peer.got, 'dead')).toEqual([])
+  })
+
+  it('MergeRemoteState runs only when UserStateLen > 0, with the Join flag', async () => {
+    const d = recordingDelegate()
+    const { ml } = await startNode('pp', nodes, { ...NO_PROBES, gossipIntervalMs: 0, delegate: d })
+    const merged: [number[], boolean][] = []
+    d.mergeRemoteState = (p: Uint8Array, join: boolean) => {
+      merged.push([[...p], join])
+    }
+    const push = async (userState: Uint8Array, join: boolean) => {
+      const req = packStream(encodeMessage({ type: 'pushPull', join, nodes: [], userState }), { compress: true })
+      const reply = await new Promise<Buffer>((resolve, reject) => {
+        const chunks: Buffer[] = []
+        const s = net.connect({ host: '127.0.0.1', port: ml.address.port }, () => s.write(req))
+        s.on('data', (c: Buffer) => chunks.push(c))
+        s.on('error', reject)
+        s.on('close', () => resolve(Buffer.concat(chunks)))
+      })
+      expect(readStreamMessage(reply, {})?.message).toMatchObject({ type: 'pushPull', join })
+    }
+    await push(new Uint8Array(0), true)
+    await push(new Uint8Array([1, 2, 3]), false)
+    await push(new Uint8Array([4]), true)
+    await waitFor(() => merged.length === 2, 2000, 'merges')
+    expect(merged).toEqual([
+      [[1, 2, 3], false],
+      [[4], true],
+    ])
   })
 })
