@@ -624,3 +624,76 @@ describe('§11 leave and §6 push-pull user state (real sockets)', () => {
     ])
   })
 })
+
+describe('§5.6 queue replacement, §9 probe skipping, §8 join version check (real sockets)', () => {
+  it('a suspect about X replaces the queued alive about X: the peer never sees that alive', async () => {
+    const { ml } = await startNode('rq', nodes, { ...NO_PROBES, gossipIntervalMs: 30, suspicionMult: 100 })
+    const peer = await rawPeer(ml, { pmax: 5 })
+    const x = encodeMessage({
+      type: 'alive',
+      node: 'x',
+      incarnation: 1,
+      addr: ipToBytes('127.0.0.1'),
+      port: 9,
+      meta: new Uint8Array(0),
+      vsn: VSN,
+    })
+    peer.send(ml, [x, encodeMessage({ type: 'suspect', node: 'x', incarnation: 1, from: 'other' })])
+    // n = 3: every message goes 4 times, spread over the peer and x itself (suspect nodes get gossip too).
+    await waitFor(() => ml.stats().broadcastQueue === 0, 3000, 'queue drained')
+    await new Promise((r) => setTimeout(r, 100))
+    expect(ofType(peer.got, 'alive').filter((g) => g.msg.node === 'x')).toEqual([])
+    const sus = ofType(peer.got, 'suspect').map((g) => g.msg)
+    expect(sus.length).toBeGreaterThan(0)
+    expect(sus.length).toBeLessThanOrEqual(4)
+    for (const m of sus) expect(m).toEqual({ type: 'suspect', node: 'x', incarnation: 1, from: 'other' })
+  })
+
+  it('dead nodes are not probed', async () => {
+    const { ml } = await startNode('pd', nodes, { gossipIntervalMs: 0, probeIntervalMs: 50, probeTimeoutMs: 25 })
+    const live = await rawPeer(ml, { pmax: 2, ack: (s) => s })
+    const gone = await rawPeer(ml, { pmax: 2, ack: (s) => s })
+    gone.send(ml, [encodeMessage({ type: 'dead', node: gone.name, incarnation: 1, from: 'x' })])
+    await waitFor(() => stateOf(ml, gone.name) === 'dead', 2000, 'dead')
+    const before = ofType(gone.got, 'ping').length
+    const liveBefore = ofType(live.got, 'ping').length
+    await new Promise((r) => setTimeout(r, 600))
+    expect(ofType(live.got, 'ping').length).toBeGreaterThan(liveBefore + 3)
+    expect(ofType(gone.got, 'ping')).toHaveLength(before)
+  })
+
+  it('join: a push-pull reply listing an alive node with an incompatible version fails the exchange and merges nothing', async () => {
+    const server = net.createServer((c) => {
+      let buf = Buffer.alloc(0)
+      c.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d])
+        if (readStreamMessage(buf, {}) === undefined) return
+        const reply = encodeMessage({
+          type: 'pushPull',
+          join: true,
+          nodes: [
+            { name: 'new', addr: ipToBytes('127.0.0.1'), port: 1, meta: null, incarnation: 1, state: 0, vsn: VSN },
+            {
+              name: 'future',
+              addr: ipToBytes('127.0.0.1'),
+              port: 2,
+              meta: null,
+              incarnation: 1,
+              state: 0,
+              vsn: new Uint8Array([3, 5, 3, 0, 0, 0]),
+            },
+          ],
+          userState: new Uint8Array(0),
+        })
+        c.end(packStream(reply, { compress: true }))
+      })
+      c.on('error', () => undefined)
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+    closers.push(() => new Promise<void>((r) => server.close(() => r())))
+    const { ml } = await startNode('jv', nodes, NO_PROBES)
+    const port = (server.address() as net.AddressInfo).port
+    await expect(ml.join([`127.0.0.1:${port}`])).rejects.toThrow(/protocol version \(2\) is incompatible: \[3, 5\]/)
+    expect(ml.nodes().map((n) => n.name)).toEqual(['jv'])
+  })
+})
