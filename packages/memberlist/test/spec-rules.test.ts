@@ -699,3 +699,53 @@ describe('§5.6 queue replacement, §9 probe skipping, §8 join version check (r
     expect(ml.nodes().map((n) => n.name)).toEqual(['jv'])
   })
 })
+
+describe('§9 push-pull interval scaling (real sockets)', () => {
+  /** `count` members that all live at one fake peer (UDP acks, TCP push-pull replies); returns connection times. */
+  async function crowd(ml: Memberlist, count: number): Promise<number[]> {
+    const pushes: number[] = []
+    const peer = await rawPeer(undefined, { ack: (s) => s })
+    const server = net.createServer((c) => {
+      let buf = Buffer.alloc(0)
+      c.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d])
+        const r = readStreamMessage(buf, {})
+        if (r?.message.type !== 'pushPull') return
+        pushes.push(Date.now())
+        const reply = encodeMessage({ type: 'pushPull', join: false, nodes: [], userState: new Uint8Array(0) })
+        c.end(packStream(reply, { compress: true }))
+      })
+      c.on('error', () => undefined)
+    })
+    await new Promise<void>((r) => server.listen(peer.port, '127.0.0.1', () => r()))
+    closers.push(() => new Promise<void>((r) => server.close(() => r())))
+    const alives = Array.from({ length: count }, (_, i) =>
+      encodeMessage({
+        type: 'alive',
+        node: `m${i}`,
+        incarnation: 1,
+        addr: ipToBytes('127.0.0.1'),
+        port: peer.port,
+        meta: new Uint8Array(0),
+        vsn: VSN,
+      }),
+    )
+    for (let i = 0; i < alives.length; i += 10) peer.send(ml, alives.slice(i, i + 10))
+    await waitFor(() => ml.numMembers() === count + 1, 2000, 'members')
+    return pushes
+  }
+
+  for (const [others, factor] of [
+    [31, 1],
+    [32, 2],
+  ] as const) {
+    it(`${others + 1} nodes: push-pull every ${factor} × the interval`, async () => {
+      const { ml } = await startNode(`pp${others}`, nodes, { pushPullIntervalMs: 600, gossipIntervalMs: 0 })
+      const pushes = await crowd(ml, others)
+      await waitFor(() => pushes.length >= 3, 8000, 'three push-pulls')
+      const gap = pushes[2]! - pushes[1]!
+      expect(gap).toBeGreaterThanOrEqual(600 * factor - 50)
+      expect(gap).toBeLessThan(600 * factor + 500)
+    })
+  }
+})
