@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { rows, type Envelope } from './diagnostic-replies.js'
 
 const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url))
 const BUILD_HINT = `${BIN} is missing: build it first with \`npx -y pnpm@10.34.9 --filter '@cnm/networkdb...' build\``
@@ -18,37 +19,6 @@ interface Proc {
   stderr: string
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
-
-/** Reply details, loosely typed: each check reads the fields its endpoint has. */
-interface Row {
-  readonly key: string
-  readonly value: string
-  readonly owner: string
-  readonly name: string
-  readonly '-=name': string
-  readonly ip: string
-}
-interface Details {
-  readonly size: number
-  /** Rows of a table; a number in /networkstats. */
-  readonly entries: readonly Row[] | null | number
-  readonly key: string
-  readonly value: string
-  readonly owner: string
-  readonly qlen: number
-  readonly QueueLen: number
-  readonly nodeId: string
-  readonly networkClock: string
-  readonly tableClock: string
-  readonly networks: readonly { readonly networkId: string }[]
-  readonly nodes: { readonly active: number; readonly left: number; readonly failed: number }
-}
-interface Envelope {
-  readonly message: string
-  readonly details: Details
-}
-
-const rows = (d: Details): readonly Row[] => (Array.isArray(d.entries) ? (d.entries as readonly Row[]) : [])
 
 const started: Proc[] = []
 

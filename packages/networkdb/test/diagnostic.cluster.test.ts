@@ -9,6 +9,7 @@ import { createNetworkDB } from '../src/index.js'
 import type { NetworkDB } from '../src/index.js'
 import { startDiagnosticServer } from '../src/diagnostic/index.js'
 import type { DiagnosticServer } from '../src/diagnostic/index.js'
+import { rows, type Envelope } from './diagnostic-replies.js'
 
 const FAST = {
   bindAddr: '127.0.0.1',
@@ -31,37 +32,6 @@ interface Node {
   readonly name: string
   readonly gossip: string
 }
-
-/** Reply details, loosely typed: each check reads the fields its endpoint has. */
-interface Row {
-  readonly key: string
-  readonly value: string
-  readonly owner: string
-  readonly name: string
-  readonly '-=name': string
-  readonly ip: string
-}
-interface Details {
-  readonly size: number
-  /** Rows of a table; a number in /networkstats. */
-  readonly entries: readonly Row[] | null | number
-  readonly key: string
-  readonly value: string
-  readonly owner: string
-  readonly qlen: number
-  readonly QueueLen: number
-  readonly nodeId: string
-  readonly networkClock: string
-  readonly tableClock: string
-  readonly networks: readonly { readonly networkId: string }[]
-  readonly nodes: { readonly active: number; readonly left: number; readonly failed: number }
-}
-interface Envelope {
-  readonly message: string
-  readonly details: Details
-}
-
-const rows = (d: Details): readonly Row[] => (Array.isArray(d.entries) ? (d.entries as readonly Row[]) : [])
 
 const cleanups: (() => Promise<void>)[] = []
 
