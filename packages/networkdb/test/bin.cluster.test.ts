@@ -2,12 +2,11 @@
 // written over HTTP on one and read on the other, graceful SIGTERM seen as a LEFT node on the survivor.
 // Build first (with its dependencies): npx -y pnpm@10.34.9 --filter '@cnm/networkdb...' build
 import { afterEach, describe, expect, it } from 'vitest'
-import { inspect } from 'node:util'
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { rows, type Envelope } from './diagnostic-replies.js'
+import { rows, until, type Envelope } from './diagnostic-replies.js'
 
 const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url))
 const BUILD_HINT = `${BIN} is missing: build it first with \`npx -y pnpm@10.34.9 --filter '@cnm/networkdb...' build\``
@@ -72,22 +71,6 @@ async function http(base: string, path: string): Promise<string> {
 
 async function json(base: string, path: string): Promise<Envelope> {
   return JSON.parse(await http(base, path)) as Envelope
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v !== undefined) return v
-    } catch (err) {
-      last = err
-    }
-    if (Date.now() > end)
-      throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${inspect(last)}`}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
 }
 
 describe('cnm-gossip executable', () => {

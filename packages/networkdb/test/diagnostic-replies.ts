@@ -1,4 +1,6 @@
-// The JSON envelope of the diagnostic server's replies, loosely typed for the tests that read them.
+// The JSON envelope of the diagnostic server's replies, loosely typed for the tests that read them, and
+// the polling helper those tests share.
+import { inspect } from 'node:util'
 
 /** Reply details, loosely typed: each check reads the fields its endpoint has. */
 export interface Row {
@@ -30,3 +32,20 @@ export interface Envelope {
 }
 
 export const rows = (d: Details): readonly Row[] => (Array.isArray(d.entries) ? (d.entries as readonly Row[]) : [])
+
+/** Polls `fn` every 100 ms until it returns a value; the last error, if any, goes into the timeout message. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const end = Date.now() + timeoutMs
+  let last: unknown
+  for (;;) {
+    try {
+      const v = await fn()
+      if (v !== undefined) return v
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() > end)
+      throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${inspect(last)}`}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}

@@ -1,7 +1,6 @@
 // The diagnostic server against real networkdb nodes on 127.0.0.1 (ephemeral ports, shortened timers):
 // every command over HTTP, results checked on the other nodes, Docker's texts for bad input.
 import { afterEach, describe, expect, it } from 'vitest'
-import { inspect } from 'node:util'
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { isCnmError } from '@cnm/types'
@@ -9,7 +8,7 @@ import { createNetworkDB } from '../src/index.js'
 import type { NetworkDB } from '../src/index.js'
 import { startDiagnosticServer } from '../src/diagnostic/index.js'
 import type { DiagnosticServer } from '../src/diagnostic/index.js'
-import { rows, type Envelope } from './diagnostic-replies.js'
+import { rows, until, type Envelope } from './diagnostic-replies.js'
 
 const FAST = {
   bindAddr: '127.0.0.1',
@@ -67,22 +66,6 @@ async function getJson(n: Node, path: string): Promise<Envelope> {
   expect(r.status).toBe(200)
   expect(r.type).toBe('application/json')
   return JSON.parse(r.body) as Envelope
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs
-  let last: unknown
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v !== undefined) return v
-    } catch (err) {
-      last = err
-    }
-    if (Date.now() > end)
-      throw new Error(`timed out waiting for ${what}${last === undefined ? '' : `: ${inspect(last)}`}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
 }
 
 const b64 = (s: string): string => encodeURIComponent(Buffer.from(s).toString('base64'))
